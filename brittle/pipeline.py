@@ -1,0 +1,151 @@
+"""The stages of a brittleness run, in order; each is skipped when its artifact already exists.
+
+data -> pretrain (cache) -> embed (cache) -> reference (cache) -> targets -> score -> search ->
+summarize. Cached stages live in `cache_dir`, keyed by the config they depend on; the rest go to
+the run directory, which is bound to its config (`run_spec.json`) so a rerun resumes it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from brittle.artifacts import StageCache, check_run_dir, save_json, save_npy, save_parquet
+from brittle.counterfactual import CounterfactualTester, TestLog, search_target
+from brittle.data import Dataset
+from brittle.embed import embed
+from brittle.retrain.engine import Retrainer
+from brittle.retrain.perturb import flip_classes
+from brittle.retrain.reference import reference
+from brittle.scorers.base import check_pool_sizes, validate_features
+from brittle.ssl import pretrain
+from brittle.summary import format_table, summarize
+from brittle.targets import select_targets
+
+log = logging.getLogger(__name__)
+
+# Settings that change how a run executes, never what it computes.
+_EXECUTION_KEYS = {"debug", "progress", "device", "cache_dir"}
+
+
+def run_spec(cfg: DictConfig) -> dict:
+    full = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in full.items() if k not in _EXECUTION_KEYS}
+
+
+def load_data(cfg: DictConfig) -> Dataset:
+    data = instantiate(cfg.dataset.loader)
+    log.info("dataset %s: %d train, %d test images of shape %s, %d classes", data.name,
+             len(data.train), len(data.test), tuple(data.train.images.shape[1:]), data.num_classes)
+    return data
+
+
+def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict:
+    """Run (or resume) every stage; returns the summary dict also written to summary.json."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    scorer = instantiate(cfg.scorer)
+    task = instantiate(cfg.task)
+    search = instantiate(cfg.search)
+    check_run_dir(run_dir, run_spec(cfg))
+    cache = StageCache(Path(cfg.cache_dir))
+    data = load_data(cfg)
+    features = None
+    knn = None
+    if getattr(scorer, "needs_features", True):
+        backbone_dir = pretrain(cfg, data, cache)
+        features = embed(cfg, data, backbone_dir, cache)
+        knn = features.knn_accuracy
+    engine = Retrainer.from_config(cfg, data)
+    mean_probs = reference(cfg, engine, cache).mean(0)
+    ref_acc = float((mean_probs.argmax(1) == data.test.labels).mean())
+    targets = stage_targets(cfg, run_dir, data, mean_probs)
+    topk, cost = stage_score(cfg, run_dir, scorer, features, data, targets, search.max_support)
+    flips = flip_classes(mean_probs[targets], data.test.labels[targets]) if task.needs_flip_class else None
+    support, trained = stage_search(cfg, run_dir, engine, task, search, data, targets, topk, flips)
+    extra = {"task": task.name, "method": _method_label(cfg, choices), "choices": choices or {},
+             "reference_accuracy": ref_acc, "knn_accuracy": knn, "score_cost": cost,
+             "n_trainings": int(support["n_trainings"].sum()), "trained_this_run": trained,
+             "search": OmegaConf.to_container(cfg.search, resolve=True)}
+    summary = summarize(run_dir, support, search.max_support, extra)
+    print(format_table(support, summary, data.test.classes), flush=True)
+    print(f"run directory: {run_dir}", flush=True)
+    return summary
+
+
+def stage_targets(cfg: DictConfig, run_dir: Path, data: Dataset, mean_probs: np.ndarray) -> np.ndarray:
+    """Stage: the test indices to estimate support for -> targets.npy int64 [T]."""
+    targets = select_targets(cfg, data.test.labels, mean_probs)
+    path = run_dir / "targets.npy"
+    if not path.exists():
+        save_npy(path, targets)
+    return targets
+
+
+def stage_score(cfg: DictConfig, run_dir: Path, scorer: Any, features: Any, data: Dataset,
+                targets: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
+    """Stage: rank training images per target -> topk.npy int64 [T, k] and its cost record."""
+    path, cost_path = run_dir / "topk.npy", run_dir / "score_cost.json"
+    if path.exists() and cost_path.exists():
+        import json
+        return np.load(path), json.loads(cost_path.read_text())
+    check_pool_sizes(data.train.labels, data.test.labels[targets], k, scorer.label_conditioning)
+    train = features.train if features is not None else np.zeros((len(data.train), 0), np.float32)
+    test = features.test[targets] if features is not None else np.zeros((len(targets), 0), np.float32)
+    if features is not None:
+        validate_features("train", train)
+        validate_features("test", test)
+    tracemalloc.start()
+    start = time.perf_counter()
+    topk = scorer.rank(train, data.train.labels, test, data.test.labels[targets], targets, k)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    cost = {"seconds": seconds, "seconds_per_target": seconds / max(len(targets), 1),
+            "peak_bytes": int(peak), "bytes_stored": int(topk.nbytes + train.nbytes),
+            "n_models": int(getattr(scorer, "n_models", 1 if features is not None else 0))}
+    log.info("scored %d targets in %.2f s (%.3f s per target)", len(targets), seconds,
+             cost["seconds_per_target"])
+    save_npy(path, topk.astype(np.int64))
+    save_json(cost_path, cost)
+    return topk, cost
+
+
+def stage_search(cfg: DictConfig, run_dir: Path, engine: Retrainer, task: Any, search: Any,
+                 data: Dataset, targets: np.ndarray, topk: np.ndarray, flips: np.ndarray | None
+                 ) -> tuple[pd.DataFrame, int]:
+    """Stage: search each target's support -> support.parquet and tests.parquet."""
+    test_log = TestLog(run_dir / "tests.jsonl")
+    tester = CounterfactualTester(engine, task, test_log, int(cfg.seed), int(search.n_test))
+    rows = []
+    for i, target in enumerate(targets):
+        flip = None if flips is None else int(flips[i])
+        start = time.perf_counter()
+        result = search_target(search, tester, int(target), topk[i], flip)
+        row = {"target": int(target), "label": int(data.test.labels[target]),
+               "support": int(result.support), "n_trainings": result.n_tests * int(search.n_test)}
+        if flip is not None:
+            row["flip_class"] = flip
+        rows.append(row)
+        log.info("target %d/%d (test #%d): support %s after %d tests (%.1f s)", i + 1, len(targets),
+                 target, result.support, result.n_tests, time.perf_counter() - start)
+    support = pd.DataFrame(rows)
+    save_parquet(run_dir / "support.parquet", support)
+    save_parquet(run_dir / "tests.parquet", test_log.frame())
+    return support, tester.trained
+
+
+def _method_label(cfg: DictConfig, choices: dict[str, str] | None) -> str:
+    if choices:
+        scorer = choices.get("scorer", "?")
+        if scorer in ("random",):
+            return scorer
+        return f"{scorer} {choices.get('backbone', '')}".strip()
+    return str(cfg.scorer._target_).rsplit(".", 1)[-1]

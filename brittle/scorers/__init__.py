@@ -1,0 +1,1 @@
+"""Attribution scorers: each ranks training images per target and returns the top-k matrix."""
