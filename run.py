@@ -27,12 +27,23 @@ def main(cfg: DictConfig) -> None:
     try:
         from brittle.pipeline import run
         run(cfg, Path(hc.runtime.output_dir), choices)
-    except BrittleError as exc:
-        if cfg.get("debug", False):
+    except Exception as exc:
+        user_error = _user_error(exc)
+        if user_error is None or cfg.get("debug", False):
             raise
-        logging.getLogger("brittle").error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        logging.getLogger("brittle").error("%s", user_error)
+        print(f"error: {user_error}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def _user_error(exc: BaseException | None) -> BrittleError | None:
+    """The BrittleError behind `exc`, also when Hydra's instantiate wrapped it."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, BrittleError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 if __name__ == "__main__":

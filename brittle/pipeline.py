@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from brittle.artifacts import StageCache, check_run_dir, save_json, save_npy, save_parquet
+from brittle.config import resolve_device
 from brittle.counterfactual import CounterfactualTester, TestLog, search_target
 from brittle.data import Dataset
 from brittle.embed import embed
@@ -50,10 +51,11 @@ def load_data(cfg: DictConfig) -> Dataset:
 def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict:
     """Run (or resume) every stage; returns the summary dict also written to summary.json."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    resolve_device(cfg)  # a bad device fails now, not after pretraining
     scorer = instantiate(cfg.scorer)
     task = instantiate(cfg.task)
     search = instantiate(cfg.search)
+    run_dir.mkdir(parents=True, exist_ok=True)
     check_run_dir(run_dir, run_spec(cfg))
     cache = StageCache(Path(cfg.cache_dir))
     data = load_data(cfg)

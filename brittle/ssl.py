@@ -73,6 +73,8 @@ class MoCo(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self._running:
             self.epoch_losses.append(float(np.mean(self._running)))
+            log.info("pretrain epoch %d/%d: loss %.4f", len(self.epoch_losses), self.max_epochs,
+                     self.epoch_losses[-1])
         self._running = []
 
     def configure_optimizers(self) -> Any:

@@ -1,0 +1,35 @@
+"""The command line: bad input gets one clear line and a non-zero exit, no traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _run(*args: str, tmp) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run.py", f"hydra.run.dir={tmp}/run",
+                           f"cache_dir={tmp}/cache", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_unknown_group_option_lists_the_valid_ones(tmp_path):
+    p = _run("scorer=nosuch", tmp=tmp_path)
+    assert p.returncode != 0
+    assert "nosuch" in p.stderr and "esvm" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("search.budget=-3", "search.budget=-3 is out of range"),
+    ("device=tpu", "device=tpu is not valid"),
+    ("dataset=cifar10", "dataset.root is not set"),
+])
+def test_bad_values_fail_in_one_line_before_any_work(override, needle, tmp_path):
+    p = _run(override, tmp=tmp_path)
+    assert p.returncode == 2, p.stderr[-2000:]
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], p.stderr[-2000:]
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "cache" / "pretrain").exists()  # failed before any expensive stage

@@ -1,0 +1,78 @@
+"""A tiny real run on digits: the output contract, the stage cache, resume, and determinism."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brittle.pipeline import run
+from tests.conftest import TINY, make_cfg
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    cfg = make_cfg(TINY, cache_dir=base / "cache")
+    summary = run(cfg, base / "run")
+    return base, cfg, summary
+
+
+def test_contract_files(first_run):
+    base, cfg, summary = first_run
+    run_dir = base / "run"
+    for name in ("summary.json", "support.parquet", "tests.parquet", "topk.npy", "targets.npy", "cdf.png"):
+        assert (run_dir / name).exists(), name
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    for key in ("auc", "n_targets", "n_flipped", "max_support", "cdf"):
+        assert key in on_disk
+    assert on_disk["n_targets"] == 2 and on_disk["max_support"] == 16 and 0 <= on_disk["auc"] <= 1
+    topk, targets = np.load(run_dir / "topk.npy"), np.load(run_dir / "targets.npy")
+    assert topk.dtype == np.int64 and topk.shape == (2, 16) and targets.shape == (2,)
+    support = pd.read_parquet(run_dir / "support.parquet")
+    assert list(support.columns) == ["target", "label", "support", "n_trainings"]
+    assert support["target"].tolist() == targets.tolist()
+    tests = pd.read_parquet(run_dir / "tests.parquet")
+    assert {"target", "k", "seed", "correct", "margin"} <= set(tests.columns)
+    assert len(tests) == support["n_trainings"].sum()
+    # a flipped test means the majority of its models misclassify: margins agree with `correct`
+    assert ((tests["margin"] > 0) == tests["correct"]).all()
+    # found supports are consistent with the logged tests of that target
+    for row in support.itertuples():
+        t = tests[tests.target == row.target]
+        if row.support >= 0:
+            assert t[t.k == row.support]["correct"].mean() <= 0.5
+
+
+def test_second_run_hits_every_cache_and_retrains_nothing(first_run, caplog):
+    base, cfg, summary = first_run
+    caplog.set_level("INFO")
+    again = run(cfg, base / "run")
+    assert again["trained_this_run"] == 0
+    assert "computing" not in caplog.text and "cache hit: pretrain" in caplog.text
+    assert again["auc"] == summary["auc"]
+    # a new run directory with a different scorer reuses pretraining, embedding and references
+    caplog.clear()
+    run(make_cfg(TINY + ["scorer=l2"], cache_dir=base / "cache"), base / "run_l2")
+    assert "computing pretrain" not in caplog.text and "computing reference" not in caplog.text
+
+
+def test_same_seed_gives_identical_tables(first_run, tmp_path):
+    base, _, _ = first_run
+    cfg = make_cfg(TINY, cache_dir=tmp_path / "cache")  # fresh cache: everything recomputed
+    run(cfg, tmp_path / "run")
+    for name in ("support.parquet", "tests.parquet"):
+        a = pd.read_parquet(base / "run" / name).drop(columns=["seconds"], errors="ignore")
+        b = pd.read_parquet(tmp_path / "run" / name).drop(columns=["seconds"], errors="ignore")
+        pd.testing.assert_frame_equal(a, b)
+    assert np.array_equal(np.load(base / "run" / "topk.npy"), np.load(tmp_path / "run" / "topk.npy"))
+
+
+def test_mislabel_records_flip_class(first_run):
+    base, _, _ = first_run
+    cfg = make_cfg(TINY + ["task=mislabel", "scorer=random"], cache_dir=base / "cache")
+    summary = run(cfg, base / "run_mislabel")
+    support = pd.read_parquet(base / "run_mislabel" / "support.parquet")
+    assert "flip_class" in support.columns and (support["flip_class"] != support["label"]).all()
+    assert summary["task"] == "mislabel"
