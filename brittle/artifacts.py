@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from brittle import CACHE_SCHEMA, __version__
 from brittle.errors import BrittleError
@@ -133,6 +133,7 @@ class StageCache:
             if hit is not None:
                 log.info("cache hit (after wait): %s %s", stage, hit)
                 return hit
+            _collect_garbage(final.parent)
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
             try:
                 log.info("computing %s -> %s", stage, final)
@@ -151,6 +152,23 @@ class StageCache:
     @staticmethod
     def meta(directory: Path) -> dict:
         return json.loads((Path(directory) / "meta.json").read_text())
+
+
+def _collect_garbage(stage_dir: Path) -> None:
+    """Remove temp directories of killed writers: those whose key's lock nobody holds."""
+    for tmp in stage_dir.glob(".*"):
+        key = tmp.name[1:].split(".", 1)[0]
+        if not tmp.is_dir() or not key:
+            continue
+        lock = FileLock(str(stage_dir / f"{key}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # its writer is alive
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            lock.release()
 
 
 def check_run_dir(run_dir: Path, run_spec: dict) -> None:

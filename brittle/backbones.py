@@ -44,10 +44,16 @@ def resnet18_cifar(in_channels: int = 3) -> nn.Module:
 def load_backbone_weights(net: nn.Module, path: Path) -> nn.Module:
     """Load a state dict saved by the pretrain stage; a mismatch names the offending keys."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    result = net.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                  if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or mismatched:
         raise BrittleError(
             f"checkpoint {path} does not fit backbone {type(net).__name__}: "
-            f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+            f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys "
+            f"{unexpected[:3]}, {len(mismatched)} shape mismatches {mismatched[:2]}"
         )
+    net.load_state_dict(state)
     return net
