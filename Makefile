@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all clean-cache
+.PHONY: install run test test-all bench clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# benchmarks print ratios measured side by side in one run (not part of the tests)
+bench: $(STAMP)
+	$(PY) bench/esvm.py
 
 clean-cache:
 	rm -rf .cache/brittle

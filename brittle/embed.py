@@ -32,6 +32,7 @@ class Embeddings:
     test: np.ndarray
     knn_accuracy: float
     directory: Path
+    seconds: float  # pretraining + embedding time, as recorded when they were computed
 
 
 def normalized(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
@@ -88,6 +89,7 @@ def embed(cfg: DictConfig, data: Dataset, backbone_dir: Path, cache: StageCache)
 
     out = cache.get_or_compute("embed", spec, compute)
     meta = StageCache.meta(out)
+    seconds = float(meta.get("seconds", 0.0)) + float(StageCache.meta(backbone_dir).get("seconds", 0.0))
     return Embeddings(np.load(out / "train.npy"), np.load(out / "test.npy"),
-                      float(meta["knn_accuracy"]), out)
+                      float(meta["knn_accuracy"]), out, seconds)
 

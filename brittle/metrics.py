@@ -25,3 +25,28 @@ def support_auc(supports: np.ndarray, max_support: int) -> float:
         return 0.0
     found = (s >= 0) & (s <= max_support)
     return float(np.where(found, (max_support - s) / max_support, 0.0).mean())
+
+
+def sparsify_top(scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Keep the `fraction` largest-magnitude scores of each row of scores [T, N], zero the rest."""
+    if fraction >= 1.0:
+        return scores
+    keep = max(1, int(round(fraction * scores.shape[1])))
+    out = np.zeros_like(scores)
+    idx = np.argpartition(-np.abs(scores), keep - 1, axis=1)[:, :keep]
+    np.put_along_axis(out, idx, np.take_along_axis(scores, idx, axis=1), axis=1)
+    return out
+
+
+def lds(masks: np.ndarray, margins: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Linear Datamodeling Score per target: Spearman(margins[:, t], masks @ scores[t]).
+
+    masks bool [m, N], margins [m, T] (the targets' margins), scores [T, N] -> float [T].
+    """
+    from scipy.stats import spearmanr
+
+    predicted = masks.astype(np.float64) @ scores.T.astype(np.float64)  # [m, T]
+    out = np.empty(scores.shape[0])
+    for t in range(scores.shape[0]):
+        out[t] = spearmanr(margins[:, t], predicted[:, t]).statistic
+    return out

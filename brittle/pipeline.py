@@ -6,9 +6,9 @@ the run directory, which is bound to its config (`run_spec.json`) so a rerun res
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from brittle.artifacts import StageCache, check_run_dir, save_json, save_npy, save_parquet
 from brittle.config import resolve_device
+from brittle.costs import Meter
 from brittle.counterfactual import CounterfactualTester, TestLog, search_target
 from brittle.data import Dataset
 from brittle.embed import embed
 from brittle.retrain.engine import Retrainer
 from brittle.retrain.perturb import flip_classes
 from brittle.retrain.reference import reference
-from brittle.scorers.base import check_pool_sizes, validate_features
+from brittle.metrics import sparsify_top
+from brittle.scorers.base import ScoreContext, check_pool_sizes, rank_from_scores, validate_features
 from brittle.ssl import pretrain
 from brittle.summary import format_table, summarize
 from brittle.targets import select_targets
@@ -41,6 +43,16 @@ def run_spec(cfg: DictConfig) -> dict:
     return {k: v for k, v in full.items() if k not in _EXECUTION_KEYS}
 
 
+_SCORE_OPTIONS = ("save_scores", "sparsify_top", "chunk")
+
+
+def build_scorer(cfg: DictConfig) -> tuple[Any, dict]:
+    """The scorer object, and the pipeline's own options found in the scorer group."""
+    node = OmegaConf.to_container(cfg.scorer, resolve=True)
+    options = {k: node.pop(k) for k in _SCORE_OPTIONS if k in node}
+    return instantiate(node), options
+
+
 def load_data(cfg: DictConfig) -> Dataset:
     data = instantiate(cfg.dataset.loader)
     log.info("dataset %s: %d train, %d test images of shape %s, %d classes", data.name,
@@ -52,7 +64,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     """Run (or resume) every stage; returns the summary dict also written to summary.json."""
     run_dir = Path(run_dir)
     resolve_device(cfg)  # a bad device fails now, not after pretraining
-    scorer = instantiate(cfg.scorer)
+    scorer, score_options = build_scorer(cfg)
     task = instantiate(cfg.task)
     search = instantiate(cfg.search)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +81,8 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     mean_probs = reference(cfg, engine, cache).mean(0)
     ref_acc = float((mean_probs.argmax(1) == data.test.labels).mean())
     targets = stage_targets(cfg, run_dir, data, mean_probs)
-    topk, cost = stage_score(cfg, run_dir, scorer, features, data, targets, search.max_support)
+    ctx = ScoreContext(cfg, data, engine, cache, run_dir)
+    topk, cost = stage_score(cfg, run_dir, scorer, features, ctx, targets, search.max_support, score_options)
     flips = flip_classes(mean_probs[targets], data.test.labels[targets]) if task.needs_flip_class else None
     support, trained = stage_search(cfg, run_dir, engine, task, search, data, targets, topk, flips)
     extra = {"task": task.name, "method": _method_label(cfg, choices), "choices": choices or {},
@@ -91,33 +104,52 @@ def stage_targets(cfg: DictConfig, run_dir: Path, data: Dataset, mean_probs: np.
     return targets
 
 
-def stage_score(cfg: DictConfig, run_dir: Path, scorer: Any, features: Any, data: Dataset,
-                targets: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
-    """Stage: rank training images per target -> topk.npy int64 [T, k] and its cost record."""
+def stage_score(cfg: DictConfig, run_dir: Path, scorer: Any, features: Any, ctx: ScoreContext,
+                targets: np.ndarray, k: int, options: dict) -> tuple[np.ndarray, dict]:
+    """Stage: rank training images per target -> topk.npy int64 [T, k], its cost record, and
+    (scorer.save_scores) scores.npy float32 [T, N_train] for LDS, sparsified to the top fraction."""
     path, cost_path = run_dir / "topk.npy", run_dir / "score_cost.json"
     if path.exists() and cost_path.exists():
-        import json
         return np.load(path), json.loads(cost_path.read_text())
-    check_pool_sizes(data.train.labels, data.test.labels[targets], k, scorer.label_conditioning)
+    data = ctx.data
+    query_labels = data.test.labels[targets]
+    check_pool_sizes(data.train.labels, query_labels, k, scorer.label_conditioning)
     train = features.train if features is not None else np.zeros((len(data.train), 0), np.float32)
     test = features.test[targets] if features is not None else np.zeros((len(targets), 0), np.float32)
     if features is not None:
         validate_features("train", train)
         validate_features("test", test)
-    tracemalloc.start()
-    start = time.perf_counter()
-    topk = scorer.rank(train, data.train.labels, test, data.test.labels[targets], targets, k)
-    seconds = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    topk, kept = [], []
+    chunk = int(options.get("chunk", 1024))
+    with Meter() as meter:
+        if hasattr(scorer, "prepare"):
+            scorer.prepare(ctx)
+        for lo in range(0, len(targets), chunk):
+            sl = slice(lo, lo + chunk)
+            scores = scorer.scores(train, data.train.labels, test[sl], query_labels[sl], targets[sl])
+            topk.append(rank_from_scores(scores, k))
+            if options.get("save_scores"):
+                dense = np.where(np.isfinite(scores), scores, 0.0)
+                kept.append(sparsify_top(dense, float(options.get("sparsify_top", 1.0))).astype(np.float32))
+    topk_arr = np.concatenate(topk)
+    # what a user must keep to score new targets: features or the method's own models/features
+    stored = topk_arr.nbytes + (train.nbytes if features is not None else 0) + \
+        int(getattr(scorer, "bytes_stored", 0))
+    if kept:
+        save_npy(run_dir / "scores.npy", np.concatenate(kept))
+    seconds = meter.seconds
     cost = {"seconds": seconds, "seconds_per_target": seconds / max(len(targets), 1),
-            "peak_bytes": int(peak), "bytes_stored": int(topk.nbytes + train.nbytes),
+            "peak_bytes": int(meter.peak_bytes), "cuda_peak_bytes": int(meter.cuda_peak_bytes),
+            "bytes_stored": int(stored),
+            # training of the models the method needs (cached stages count once, when built)
+            "models_seconds": float(getattr(scorer, "models_seconds", 0.0))
+            + (features.seconds if features is not None else 0.0),
             "n_models": int(getattr(scorer, "n_models", 1 if features is not None else 0))}
     log.info("scored %d targets in %.2f s (%.3f s per target)", len(targets), seconds,
              cost["seconds_per_target"])
-    save_npy(path, topk.astype(np.int64))
+    save_npy(path, topk_arr)
     save_json(cost_path, cost)
-    return topk, cost
+    return topk_arr, cost
 
 
 def stage_search(cfg: DictConfig, run_dir: Path, engine: Retrainer, task: Any, search: Any,

@@ -8,7 +8,7 @@ from sklearn.svm import LinearSVC
 
 from brittle.data import load_digits
 from brittle.errors import BrittleError
-from brittle.scorers.base import check_pool_sizes
+from brittle.scorers.base import check_pool_sizes, rank
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm import ExemplarSVM
 from brittle.scorers.random import RandomOrder
@@ -27,7 +27,8 @@ def digits_features():
 
 
 SCORERS = {
-    "esvm": lambda: ExemplarSVM(),
+    "esvm": lambda: ExemplarSVM(backend="sklearn"),
+    "esvm_torch": lambda: ExemplarSVM(backend="torch"),
     "l2": lambda: Distance("l2"),
     "cosine": lambda: Distance("cosine"),
     "random": lambda: RandomOrder(seed=0),
@@ -37,7 +38,7 @@ SCORERS = {
 @pytest.mark.parametrize("name", sorted(SCORERS))
 def test_topk_matrix_is_valid(name, digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    topk = SCORERS[name]().rank(train, train_y, queries, query_y, qid, K)
+    topk = rank(SCORERS[name](), train, train_y, queries, query_y, qid, K)
     assert topk.shape == (len(queries), K) and topk.dtype == np.int64
     for row, label in zip(topk, query_y):
         assert len(set(row.tolist())) == K  # no duplicates
@@ -47,7 +48,7 @@ def test_topk_matrix_is_valid(name, digits_features):
 def test_esvm_equals_reference_recipe(digits_features):
     """The sklearn backend reproduces the paper's recipe, written out here independently."""
     train, train_y, queries, query_y, qid = digits_features
-    ours = ExemplarSVM().rank(train, train_y, queries, query_y, qid, K)
+    ours = rank(ExemplarSVM(backend="sklearn"), train, train_y, queries, query_y, qid, K)
     for t, (q, label) in enumerate(zip(queries, query_y)):
         same = np.where(train_y == label)[0]
         X = np.concatenate((q[None], train[same]))
@@ -61,8 +62,8 @@ def test_esvm_equals_reference_recipe(digits_features):
 
 def test_esvm_is_not_just_nearest_neighbours(digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    esvm = ExemplarSVM().rank(train, train_y, queries, query_y, qid, K)
-    l2 = Distance("l2").rank(train, train_y, queries, query_y, qid, K)
+    esvm = rank(ExemplarSVM(backend="sklearn"), train, train_y, queries, query_y, qid, K)
+    l2 = rank(Distance("l2"), train, train_y, queries, query_y, qid, K)
     overlap = np.mean([len(set(a) & set(b)) / K for a, b in zip(esvm, l2)])
     assert 0.2 < overlap < 1.0  # related rankings, yet different
 
@@ -70,7 +71,7 @@ def test_esvm_is_not_just_nearest_neighbours(digits_features):
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_distance_matches_scipy(metric, digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    ours = Distance("l2" if metric == "euclidean" else metric).rank(train, train_y, queries, query_y, qid, K)
+    ours = rank(Distance("l2" if metric == "euclidean" else metric), train, train_y, queries, query_y, qid, K)
     for t, (q, label) in enumerate(zip(queries, query_y)):
         same = np.where(train_y == label)[0]
         d = cdist(q[None].astype(np.float64), train[same].astype(np.float64), metric=metric)[0]
@@ -81,15 +82,15 @@ def test_distance_matches_scipy(metric, digits_features):
 
 def test_unconditioned_ranks_all_classes(digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    topk = Distance("l2", label_conditioning=False).rank(train, train_y, queries, query_y, qid, 300)
+    topk = rank(Distance("l2", label_conditioning=False), train, train_y, queries, query_y, qid, 300)
     assert any((train_y[row] != label).any() for row, label in zip(topk, query_y))
 
 
 def test_random_is_seeded_per_target(digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    a = RandomOrder(seed=1).rank(train, train_y, queries, query_y, qid, K)
-    b = RandomOrder(seed=1).rank(train, train_y, queries[:3], query_y[:3], qid[:3], K)
-    c = RandomOrder(seed=2).rank(train, train_y, queries, query_y, qid, K)
+    a = rank(RandomOrder(seed=1), train, train_y, queries, query_y, qid, K)
+    b = rank(RandomOrder(seed=1), train, train_y, queries[:3], query_y[:3], qid[:3], K)
+    c = rank(RandomOrder(seed=2), train, train_y, queries, query_y, qid, K)
     assert np.array_equal(a[:3], b) and not np.array_equal(a, c)
 
 
@@ -98,3 +99,25 @@ def test_max_support_larger_than_class_is_an_error(digits_features):
     with pytest.raises(BrittleError, match="search.max_support=200 is larger than class"):
         check_pool_sizes(train_y, query_y, 200, conditioned=True)
     check_pool_sizes(train_y, query_y, 200, conditioned=False)
+
+
+def test_torch_backend_agrees_with_sklearn_reference(digits_features):
+    """Batched Newton-CG reaches the reference optimum: same top-k, close decision values."""
+    train, train_y, queries, query_y, qid = digits_features
+    ref, fast = ExemplarSVM(backend="sklearn"), ExemplarSVM(backend="torch")
+    for q, label in zip(queries, query_y):
+        neg = train[train_y == label]
+        a, b = ref.decision_values(q, neg), fast.decision_values(q, neg)
+        assert np.abs(a - b).max() < 5e-3 * np.abs(a).max()
+    a = rank(ref, train, train_y, queries, query_y, qid, K)
+    b = rank(fast, train, train_y, queries, query_y, qid, K)
+    overlap = [len(set(x) & set(y)) / K for x, y in zip(a, b)]
+    assert min(overlap) >= 0.96 and np.mean(overlap) >= 0.99
+
+
+def test_torch_backend_unconditioned(digits_features):
+    train, train_y, queries, query_y, qid = digits_features
+    topk = rank(ExemplarSVM(backend="torch", label_conditioning=False), train, train_y, queries, query_y, qid, K)
+    assert topk.shape == (len(queries), K)
+    # the exemplar's own class dominates its top ranks even when all classes compete
+    assert np.mean([(train_y[row[:10]] == label).mean() for row, label in zip(topk, query_y)]) > 0.8

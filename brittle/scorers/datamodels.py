@@ -1,0 +1,102 @@
+"""Datamodels scorer (Ilyas et al.): per-target linear models of the margin on training masks.
+
+Either fitted here on the subset-model bank (masks [m, N] -> target margins), with an L1
+penalty chosen on held-out models, or loaded from released weights: a `.pt` file holding
+`weight` [N_train, N_test] (as MadryLab publishes for CIFAR-10). Training images are ranked by
+their weight, largest first: removing them lowers the target's margin the most.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from brittle.bank import subset_bank
+from brittle.errors import BrittleError
+from brittle.scorers.base import ScoreContext, restrict_to_pools
+
+log = logging.getLogger(__name__)
+
+
+def fit_datamodel(masks: np.ndarray, margins: np.ndarray, n_alphas: int = 12,
+                  val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, float, float]:
+    """Lasso weights [N] (and bias) for margins [m] on masks [m, N]; the penalty is the one
+    with the lowest squared error on held-out models, then refitted on all of them."""
+    from sklearn.linear_model import Lasso, lasso_path
+
+    x = masks.astype(np.float64)
+    y = margins.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    n_val = max(1, int(round(val_fraction * len(y))))
+    val, fit = order[:n_val], order[n_val:]
+    mu_x, mu_y = x[fit].mean(0), y[fit].mean()
+    xc, yc = x[fit] - mu_x, y[fit] - mu_y
+    top = max(float(np.abs(xc.T @ yc).max()) / len(yc), 1e-12)
+    grid = np.geomspace(top, top * 1e-3, n_alphas)
+    alphas, coefs, _ = lasso_path(xc, yc, alphas=grid)
+    pred = (x[val] - mu_x) @ coefs + mu_y                      # [n_val, n_alphas]
+    err = ((pred - y[val, None]) ** 2).mean(0)
+    best = float(alphas[int(np.argmin(err))])
+    model = Lasso(alpha=best, max_iter=5000).fit(x, y)
+    return model.coef_, float(model.intercept_), best
+
+
+class Datamodels:
+    """Rank by datamodel weights, fitted on a bank of `n_models` alpha-subset models or loaded."""
+
+    def __init__(self, n_models: int = 200, alpha: float = 0.5, weights: str | None = None,
+                 label_conditioning: bool = True, seed: int = 0):
+        self.n_models, self.alpha, self.weights = int(n_models), float(alpha), weights
+        self.label_conditioning, self.seed = label_conditioning, int(seed)
+        self._bank = None
+        self._released: np.ndarray | None = None
+        if weights is not None:
+            self.n_models = 0  # unknown: the publisher's bank
+        self.needs_features = False
+
+    def prepare(self, ctx: ScoreContext) -> None:
+        if self.weights is not None:
+            self._released = load_released_weights(Path(self.weights), len(ctx.data.train), len(ctx.data.test))
+        else:
+            self._bank = subset_bank(ctx.cfg, ctx.engine, ctx.cache, self.n_models, self.alpha)
+            self.bytes_stored = self._bank.masks.nbytes + self._bank.margins.nbytes
+            self.models_seconds = self._bank.seconds
+
+    def weights_for(self, query_ids: np.ndarray) -> np.ndarray:
+        """Datamodel weights [T, N_train] of the given test indices."""
+        if self._released is not None:
+            return self._released[:, query_ids].T
+        if self._bank is None:
+            raise RuntimeError("Datamodels.prepare must run before ranking")
+        out = []
+        for t in query_ids:
+            coef, _, alpha = fit_datamodel(self._bank.masks, self._bank.margins[:, t], seed=self.seed)
+            log.debug("datamodel for test #%d: alpha %.3g, %d non-zero", t, alpha, int((coef != 0).sum()))
+            out.append(coef)
+        return np.stack(out)
+
+    def scores(self, train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray,
+               query_labels: np.ndarray, query_ids: np.ndarray) -> np.ndarray:
+        return restrict_to_pools(self.weights_for(np.asarray(query_ids)), train_labels, query_labels,
+                                 self.label_conditioning)
+
+
+def load_released_weights(path: Path, n_train: int, n_test: int) -> np.ndarray:
+    """`weight` [N_train, N_test] from a released datamodels `.pt` file, checked against the data."""
+    import torch
+
+    if not path.exists():
+        raise BrittleError(f"scorer.weights={path} does not exist; give a .pt file with a 'weight' "
+                           f"tensor [n_train, n_test]")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    weight = blob.get("weight") if isinstance(blob, dict) else None
+    if weight is None:
+        raise BrittleError(f"scorer.weights={path} has no 'weight' entry (keys: "
+                           f"{sorted(blob) if isinstance(blob, dict) else type(blob).__name__})")
+    weight = np.asarray(weight, dtype=np.float32)
+    if weight.shape != (n_train, n_test):
+        raise BrittleError(f"scorer.weights={path} has weight of shape {weight.shape}, but the "
+                           f"dataset has {n_train} train and {n_test} test images")
+    return weight

@@ -1,0 +1,131 @@
+"""Model-based scorers (Grad-Cos, TRAK, Datamodels) and the LDS on real digits models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brittle.artifacts import StageCache
+from brittle.bank import subset_bank
+from brittle.metrics import lds, sparsify_top
+from brittle.pipeline import load_data
+from brittle.retrain.engine import Retrainer
+from brittle.scorers.base import ScoreContext, rank
+from brittle.scorers.datamodels import Datamodels, fit_datamodel
+from brittle.scorers.gradcos import GradCos
+from brittle.scorers.random import RandomOrder
+from brittle.scorers.trak import Trak
+from tests.conftest import make_cfg
+
+K = 40
+QUERIES = np.array([3, 40, 77, 111, 150, 190, 222, 260, 300, 340])
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    base = tmp_path_factory.mktemp("models")
+    cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
+    data = load_data(cfg)
+    return ScoreContext(cfg, data, Retrainer.from_config(cfg, data), StageCache(base / "cache"), base)
+
+
+@pytest.fixture(scope="module")
+def bank(ctx):
+    return subset_bank(ctx.cfg, ctx.engine, ctx.cache, n_models=60, alpha=0.5)
+
+
+def _valid(topk, ctx, conditioned=True):
+    labels = ctx.data.test.labels[QUERIES]
+    assert topk.shape == (len(QUERIES), K) and topk.dtype == np.int64
+    for row, label in zip(topk, labels):
+        assert len(set(row.tolist())) == K
+        if conditioned:
+            assert (ctx.data.train.labels[row] == label).all()
+
+
+def _rank(scorer, ctx):
+    d = ctx.data
+    empty = np.zeros((len(d.train), 0), np.float32)
+    return rank(scorer, empty, d.train.labels, np.zeros((len(QUERIES), 0)), d.test.labels[QUERIES], QUERIES, K)
+
+
+def test_bank_shapes_and_alpha(bank, ctx):
+    assert bank.masks.shape == (60, len(ctx.data.train)) and bank.margins.shape == (60, len(ctx.data.test))
+    assert np.allclose(bank.masks.mean(1), 0.5, atol=0.01)
+    assert (bank.margins > 0).mean() > 0.85  # half-data MLPs still get most digits right
+
+
+def test_gradcos_valid_and_unconditioned(ctx):
+    scorer = GradCos()
+    scorer.prepare(ctx)
+    _valid(_rank(scorer, ctx), ctx, conditioned=False)
+    # the most gradient-aligned training images are mostly of the target's class anyway
+    topk = _rank(scorer, ctx)
+    same = np.mean([(ctx.data.train.labels[r[:10]] == lab).mean()
+                    for r, lab in zip(topk, ctx.data.test.labels[QUERIES])])
+    assert same > 0.7
+
+
+def test_trak_beats_random_on_lds(ctx, bank):
+    trak = Trak(n_models=3, proj_dim=256)
+    trak.prepare(ctx)
+    _valid(_rank(trak, ctx), ctx)
+    trak_scores = trak.dense_scores(QUERIES)
+    rand_scores = np.stack([np.random.default_rng(q).standard_normal(len(ctx.data.train)) for q in QUERIES])
+    margins = bank.margins[:, QUERIES]
+    lds_trak = lds(bank.masks, margins, trak_scores)
+    lds_rand = lds(bank.masks, margins, rand_scores)
+    assert lds_trak.mean() > lds_rand.mean() + 0.1, (lds_trak.mean(), lds_rand.mean())
+
+
+def test_datamodels_from_bank_valid(ctx, bank):
+    dm = Datamodels(n_models=60, alpha=0.5)
+    dm.prepare(ctx)
+    _valid(_rank(dm, ctx), ctx)
+    assert dm.bytes_stored > 0 and dm.models_seconds > 0
+
+
+def test_datamodels_recover_known_weights():
+    rng = np.random.default_rng(0)
+    m, n = 600, 80
+    theta = np.zeros(n)
+    theta[rng.choice(n, 8, replace=False)] = rng.uniform(0.5, 2.0, 8) * rng.choice([-1, 1], 8)
+    masks = rng.random((m, n)) < 0.5
+    margins = masks @ theta + 0.3 + 0.05 * rng.standard_normal(m)
+    coef, bias, alpha = fit_datamodel(masks, margins)
+    assert np.corrcoef(coef, theta)[0, 1] > 0.99
+    assert set(np.argsort(-coef)[:4]) == set(np.argsort(-theta)[:4])
+    assert abs(bias - 0.3) < 0.1 and alpha > 0
+
+
+def test_released_weights_are_loaded_and_checked(ctx, tmp_path):
+    import torch
+
+    from brittle.errors import BrittleError
+    n_train, n_test = len(ctx.data.train), len(ctx.data.test)
+    w = torch.randn(n_train, n_test)
+    torch.save({"weight": w}, tmp_path / "dm.pt")
+    dm = Datamodels(weights=str(tmp_path / "dm.pt"))
+    dm.prepare(ctx)
+    topk = _rank(dm, ctx)
+    _valid(topk, ctx)
+    t0, label = QUERIES[0], ctx.data.test.labels[QUERIES[0]]
+    pool = np.flatnonzero(ctx.data.train.labels == label)
+    assert np.array_equal(topk[0], pool[np.argsort(-w[pool, t0].numpy(), kind="stable")[:K]])
+    torch.save({"weight": w[:10]}, tmp_path / "bad.pt")
+    with pytest.raises(BrittleError, match="has weight of shape"):
+        Datamodels(weights=str(tmp_path / "bad.pt")).prepare(ctx)
+
+
+def test_lds_known_answers():
+    rng = np.random.default_rng(1)
+    masks = rng.random((200, 30)) < 0.5
+    tau = rng.standard_normal((3, 30))
+    margins = masks @ tau.T  # an exactly linear bank
+    assert np.allclose(lds(masks, margins, tau), 1.0)
+    assert np.allclose(lds(masks, margins, -tau), -1.0)
+    assert abs(lds(masks, margins, RandomOrder(0).scores(None, np.zeros(30), None, np.zeros(3), np.arange(3))).mean()) < 0.3
+
+
+def test_sparsify_keeps_top_fraction_by_magnitude():
+    s = np.array([[0.1, -5.0, 3.0, 0.2, -0.05]])
+    assert sparsify_top(s, 0.4).tolist() == [[0.0, -5.0, 3.0, 0.0, 0.0]]
