@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all bench clean-cache
+.PHONY: install run test test-all bench figures clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-all: $(STAMP)
 # benchmarks print ratios measured side by side in one run (not part of the tests)
 bench: $(STAMP)
 	$(PY) bench/esvm.py
+
+# tables, figures and figures/report.md from every run under outputs/ and multirun/
+figures: $(STAMP)
+	$(PY) -m brittle.figures
 
 clean-cache:
 	rm -rf .cache/brittle

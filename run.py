@@ -40,6 +40,9 @@ def check_group_choices(argv: list[str]) -> str | None:
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v}
+    job_num = hc.job.get("num")
+    if job_num is not None and cfg.device == "auto":
+        cfg.device = gpu_for_job(int(job_num))
     try:
         from brittle.pipeline import run
         run(cfg, Path(hc.runtime.output_dir), choices)
@@ -50,6 +53,14 @@ def main(cfg: DictConfig) -> None:
         logging.getLogger("brittle").error("%s", user_error)
         print(f"error: {user_error}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def gpu_for_job(job_num: int, n_gpus: int | None = None) -> str:
+    """On a multi-GPU node, jobs of a local sweep take GPUs round-robin (job i -> cuda:i mod n)."""
+    if n_gpus is None:
+        import torch
+        n_gpus = torch.cuda.device_count()
+    return f"cuda:{job_num % n_gpus}" if n_gpus > 1 else "auto"
 
 
 def _user_error(exc: BaseException | None) -> BrittleError | None:

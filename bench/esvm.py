@@ -25,6 +25,7 @@ from brittle.config import register_resolvers  # noqa: E402
 from brittle.data import balanced_subset  # noqa: E402
 from brittle.embed import embed, features  # noqa: E402
 from brittle.pipeline import load_data  # noqa: E402
+from brittle.scorers.base import rank  # noqa: E402
 from brittle.scorers.esvm import ExemplarSVM  # noqa: E402
 from brittle.ssl import pretrain  # noqa: E402
 
@@ -44,10 +45,10 @@ def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarr
     ids = np.arange(len(queries))
     ref, fast = ExemplarSVM(backend="sklearn"), ExemplarSVM(backend="torch")
     start = time.perf_counter()
-    a = ref.rank(train, train_y, queries, query_y, ids, k)
+    a = rank(ref, train, train_y, queries, query_y, ids, k)
     t_ref = (time.perf_counter() - start) / len(queries)
     start = time.perf_counter()
-    b = fast.rank(train, train_y, queries, query_y, ids, k)
+    b = rank(fast, train, train_y, queries, query_y, ids, k)
     t_fast = (time.perf_counter() - start) / len(queries)
     overlap = np.array([len(set(x) & set(y)) / k for x, y in zip(a, b)])
     print(f"{name:<22} {train.shape[0]:>6} x {train.shape[1]:<4} queries {len(queries):>4}  "
@@ -78,22 +79,20 @@ def cifar_features(n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
         from brittle.backbones import load_backbone_weights
         net = load_backbone_weights(instantiate(small.backbone.net), ckpt / "backbone.pt")
-        q = pick(data.test.labels, n_queries)
         mean, std = list(small.dataset.normalize.mean), list(small.dataset.normalize.std)
         start = time.perf_counter()
-        np.save(tmp / "train.npy", features(net, data.train.images, mean, std, torch.device("cpu")))
-        np.save(tmp / "queries.npy", features(net, data.test.images[q], mean, std, torch.device("cpu")))
-        np.save(tmp / "query_ids.npy", q)
+        for name, images in (("train", data.train.images), ("test", data.test.images)):
+            np.save(tmp / f"{name}.npy", features(net, images, mean, std, torch.device("cpu")))
         return {"seconds": time.perf_counter() - start}
 
-    out = cache.get_or_compute("bench-cifar-embed", {"ckpt": str(ckpt), "queries": n_queries}, compute)
-    q = np.load(out / "query_ids.npy")
-    return np.load(out / "train.npy"), data.train.labels, np.load(out / "queries.npy"), data.test.labels[q]
+    out = cache.get_or_compute("bench-cifar-embed-all", {"ckpt": str(ckpt)}, compute)
+    q = pick(data.test.labels, n_queries)
+    return np.load(out / "train.npy"), data.train.labels, np.load(out / "test.npy")[q], data.test.labels[q]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=30, help="test queries per case (balanced)")
+    parser.add_argument("--queries", type=int, default=100, help="test queries per case (balanced)")
     args = parser.parse_args()
 
     cfg = cfg_for([])

@@ -23,7 +23,8 @@ from brittle.retrain.trainer import logits
 
 log = logging.getLogger(__name__)
 
-_BANK_STREAM = 9_000_017
+# Seed streams keep banks apart: the LDS must be measured on models a datamodel never saw.
+BANK_STREAMS = {"datamodels": 9_000_017, "lds": 9_000_029}
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,14 @@ def margins_of(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def subset_bank(cfg: DictConfig, engine: Retrainer, cache: StageCache, n_models: int,
-                alpha: float) -> Bank:
-    """Stage: train `n_models` models on random `alpha`-subsets (cached)."""
+                alpha: float, purpose: str = "datamodels") -> Bank:
+    """Stage: train `n_models` models on random `alpha`-subsets (cached); `purpose` picks an
+    independent seed stream ('datamodels' to fit on, 'lds' to evaluate on)."""
     if not 0 < alpha < 1:
         raise BrittleError(f"bank alpha={alpha} is out of range; use 0 < alpha < 1")
     if n_models < 2:
         raise BrittleError(f"bank n_models={n_models} is out of range; use >= 2")
-    spec = {**reference_spec(cfg), "n_models": int(n_models), "alpha": float(alpha)}
+    spec = {**reference_spec(cfg), "n_models": int(n_models), "alpha": float(alpha), "purpose": purpose}
 
     def compute(tmp: Path) -> dict:
         n = engine.train_x.shape[0]
@@ -56,7 +58,7 @@ def subset_bank(cfg: DictConfig, engine: Retrainer, cache: StageCache, n_models:
         margins = np.zeros((n_models, len(engine.test_y)), dtype=np.float32)
         start = time.perf_counter()
         for j in range(n_models):
-            seed = model_seed(cfg.seed, _BANK_STREAM, j)
+            seed = model_seed(cfg.seed, BANK_STREAMS[purpose], j)
             rng = np.random.default_rng(seed)
             keep = np.sort(rng.choice(n, size=int(round(alpha * n)), replace=False))
             masks[j, keep] = True

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -18,8 +19,8 @@ def run_name(override_dirname: str) -> str:
     if not override_dirname:
         return "default"
     name = re.sub(r"[^A-Za-z0-9=,._+-]", "_", override_dirname)
-    if len(name) > 120:
-        name = name[:100] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    if len(name) > 200:  # file names stop at 255 bytes: keep a readable head and a unique tail
+        name = name[:180] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return name
 
 
@@ -31,7 +32,10 @@ def dataset_spec(cfg: DictConfig, include_test: bool = True) -> dict:
     """The dataset loader's arguments that decide its content (train split only if asked)."""
     loader = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
     drop = _NON_SEMANTIC_DATASET_KEYS | (set() if include_test else {"test_subset"})
-    return {k: v for k, v in loader.items() if k not in drop}
+    spec = {k: v for k, v in loader.items() if k not in drop}
+    if spec.get("root"):  # the same data named by another relative path is the same data
+        spec["root"] = str(Path(spec["root"]).expanduser().resolve())
+    return spec
 
 
 def resolve_device(cfg: DictConfig) -> torch.device:

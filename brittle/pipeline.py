@@ -23,6 +23,7 @@ from brittle.costs import Meter
 from brittle.counterfactual import CounterfactualTester, TestLog, search_target
 from brittle.data import Dataset
 from brittle.embed import embed
+from brittle.evaluate import stage_lds
 from brittle.retrain.engine import Retrainer
 from brittle.retrain.perturb import flip_classes
 from brittle.retrain.reference import reference
@@ -82,13 +83,17 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     ref_acc = float((mean_probs.argmax(1) == data.test.labels).mean())
     targets = stage_targets(cfg, run_dir, data, mean_probs)
     ctx = ScoreContext(cfg, data, engine, cache, run_dir)
+    if cfg.eval.name == "lds":
+        score_options["save_scores"] = True
     topk, cost = stage_score(cfg, run_dir, scorer, features, ctx, targets, search.max_support, score_options)
     flips = flip_classes(mean_probs[targets], data.test.labels[targets]) if task.needs_flip_class else None
-    support, trained = stage_search(cfg, run_dir, engine, task, search, data, targets, topk, flips)
+    lds_mean = stage_lds(cfg, run_dir, engine, cache, targets)
+    support, trained, rounds = stage_search(cfg, run_dir, engine, task, search, data, targets, topk, flips)
     extra = {"task": task.name, "method": _method_label(cfg, choices), "choices": choices or {},
              "reference_accuracy": ref_acc, "knn_accuracy": knn, "score_cost": cost,
              "n_trainings": int(support["n_trainings"].sum()), "trained_this_run": trained,
-             "search": OmegaConf.to_container(cfg.search, resolve=True)}
+             "n_rounds": rounds,
+             "search": OmegaConf.to_container(cfg.search, resolve=True), "lds": lds_mean}
     summary = summarize(run_dir, support, search.max_support, extra)
     print(format_table(support, summary, data.test.classes), flush=True)
     print(f"run directory: {run_dir}", flush=True)
@@ -154,11 +159,12 @@ def stage_score(cfg: DictConfig, run_dir: Path, scorer: Any, features: Any, ctx:
 
 def stage_search(cfg: DictConfig, run_dir: Path, engine: Retrainer, task: Any, search: Any,
                  data: Dataset, targets: np.ndarray, topk: np.ndarray, flips: np.ndarray | None
-                 ) -> tuple[pd.DataFrame, int]:
-    """Stage: search each target's support -> support.parquet and tests.parquet."""
+                 ) -> tuple[pd.DataFrame, int, int]:
+    """Stage: search each target's support -> support.parquet and tests.parquet; also returns
+    the models trained in this process and the sequential search rounds."""
     test_log = TestLog(run_dir / "tests.jsonl")
     tester = CounterfactualTester(engine, task, test_log, int(cfg.seed), int(search.n_test))
-    rows = []
+    rows, rounds = [], 0
     for i, target in enumerate(targets):
         flip = None if flips is None else int(flips[i])
         start = time.perf_counter()
@@ -168,12 +174,13 @@ def stage_search(cfg: DictConfig, run_dir: Path, engine: Retrainer, task: Any, s
         if flip is not None:
             row["flip_class"] = flip
         rows.append(row)
+        rounds += result.n_rounds
         log.info("target %d/%d (test #%d): support %s after %d tests (%.1f s)", i + 1, len(targets),
                  target, result.support, result.n_tests, time.perf_counter() - start)
     support = pd.DataFrame(rows)
     save_parquet(run_dir / "support.parquet", support)
     save_parquet(run_dir / "tests.parquet", test_log.frame())
-    return support, tester.trained
+    return support, tester.trained, rounds
 
 
 def _method_label(cfg: DictConfig, choices: dict[str, str] | None) -> str:

@@ -1,4 +1,4 @@
-"""Self-supervised pretraining of a feature backbone: MoCo v2 (lightly) in a Lightning module.
+"""Pretraining of a feature backbone in Lightning: MoCo v2 (lightly), or supervised for the baseline.
 
 The pretrain stage trains the configured backbone on the *training* images only (no labels), and
 stores the backbone's state dict plus the per-epoch loss curve in the stage cache.
@@ -84,20 +84,54 @@ class MoCo(pl.LightningModule):
         return [optim], [sched]
 
 
-class TwoViews(torch.utils.data.Dataset):
-    """uint8 images [N, C, H, W] -> two augmented views per image (a lightly transform)."""
+class Supervised(pl.LightningModule):
+    """The same backbone trained with labels (cross-entropy through a linear head), on the first
+    augmented view; the paper's "supervised features" baseline. SGD, cosine schedule."""
 
-    def __init__(self, images: np.ndarray, transform: Any):
-        self.images, self.transform = images, transform
+    uses_labels = True
+
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, num_classes: int,
+                 base_lr: float = 0.1, weight_decay: float = 5e-4):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, num_classes)
+        self.max_epochs, self.weight_decay = max_epochs, weight_decay
+        self.lr = base_lr * batch_size / 128
+        self.epoch_losses: list[float] = []
+        self._running: list[float] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x0, _, y = batch
+        loss = nn.functional.cross_entropy(self.head(self.backbone(x0).flatten(1)), y)
+        self.log("train_loss_supervised", loss, prog_bar=True)
+        self._running.append(float(loss.detach()))
+        return loss
+
+    on_train_epoch_end = MoCo.on_train_epoch_end
+
+    def configure_optimizers(self) -> Any:
+        optim = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, max(1, self.max_epochs))
+        return [optim], [sched]
+
+
+class TwoViews(torch.utils.data.Dataset):
+    """uint8 images [N, C, H, W] -> two augmented views per image (a lightly transform), plus the
+    label when labels are given (supervised pretraining)."""
+
+    def __init__(self, images: np.ndarray, transform: Any, labels: np.ndarray | None = None):
+        self.images, self.transform, self.labels = images, transform, labels
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple:
         img = self.images[i]
         pil = Image.fromarray(img[0]) if img.shape[0] == 1 else Image.fromarray(img.transpose(1, 2, 0))
         views = self.transform(pil)
-        return views[0], views[1]
+        if self.labels is None:
+            return views[0], views[1]
+        return views[0], views[1], int(self.labels[i])
 
 
 def pretrain_spec(cfg: DictConfig) -> dict:
@@ -120,7 +154,8 @@ def _pretrain_into(cfg: DictConfig, train: ImageSet, out: Path) -> dict:
     model = instantiate(bcfg.method, backbone=net, max_epochs=int(bcfg.epochs),
                         batch_size=int(bcfg.batch_size))
     transform = instantiate(cfg.dataset.ssl_transform)
-    loader = DataLoader(TwoViews(train.images, transform), batch_size=int(bcfg.batch_size),
+    labels = train.labels if getattr(model, "uses_labels", False) else None
+    loader = DataLoader(TwoViews(train.images, transform, labels), batch_size=int(bcfg.batch_size),
                         shuffle=True, drop_last=len(train) > int(bcfg.batch_size),
                         num_workers=int(bcfg.num_workers), persistent_workers=int(bcfg.num_workers) > 0)
     trainer = pl.Trainer(max_epochs=int(bcfg.epochs), accelerator=_accelerator(cfg), devices=1,
@@ -130,6 +165,9 @@ def _pretrain_into(cfg: DictConfig, train: ImageSet, out: Path) -> dict:
     start = time.perf_counter()
     trainer.fit(model, loader)
     seconds = time.perf_counter() - start
+    if trainer.interrupted or trainer.current_epoch < int(bcfg.epochs):
+        # never cache a backbone whose training was cut short (e.g. a scheduler's SIGTERM)
+        raise RuntimeError(f"pretraining stopped at epoch {trainer.current_epoch} of {int(bcfg.epochs)}")
     torch.save(net.state_dict(), out / "backbone.pt")
     losses = model.epoch_losses
     (out / "curve.csv").write_text("epoch,loss\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(losses)))

@@ -13,6 +13,16 @@ from brittle.errors import BrittleError
 
 
 def select_targets(cfg: DictConfig, test_labels: np.ndarray, mean_probs: np.ndarray) -> np.ndarray:
+    """Sorted test indices int64 [T] of this shard (`targets.shard` of `targets.num_shards`)."""
+    chosen = _all_targets(cfg, test_labels, mean_probs)
+    shard, num = int(cfg.targets.get("shard", 0)), int(cfg.targets.get("num_shards", 1))
+    if num < 1 or not 0 <= shard < num:
+        raise BrittleError(f"targets.shard={shard} with targets.num_shards={num} is out of range; "
+                           f"use num_shards >= 1 and 0 <= shard < num_shards")
+    return chosen[shard::num]
+
+
+def _all_targets(cfg: DictConfig, test_labels: np.ndarray, mean_probs: np.ndarray) -> np.ndarray:
     """Sorted test indices int64 [T]: `targets.indices` if given, else `targets.n` balanced picks."""
     tcfg = cfg.targets
     n_test = len(test_labels)

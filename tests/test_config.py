@@ -23,7 +23,11 @@ def test_option_composes_and_resolves(group, option):
     # resolving every interpolation catches dangling references between groups
     from omegaconf import OmegaConf
     OmegaConf.to_container(cfg, resolve=True)
-    if group in ("scorer", "task", "search"):
+    if group == "scorer":
+        from brittle.pipeline import build_scorer
+        scorer, options = build_scorer(cfg)
+        assert hasattr(scorer, "scores") and set(options) <= {"save_scores", "sparsify_top", "chunk"}
+    if group in ("task", "search"):
         assert instantiate(cfg[group]) is not None
     if group == "arch":
         model = instantiate(cfg.arch.model, in_shape=[cfg.dataset.channels, cfg.dataset.image_size,

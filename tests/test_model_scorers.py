@@ -129,3 +129,13 @@ def test_lds_known_answers():
 def test_sparsify_keeps_top_fraction_by_magnitude():
     s = np.array([[0.1, -5.0, 3.0, 0.2, -0.05]])
     assert sparsify_top(s, 0.4).tolist() == [[0.0, -5.0, 3.0, 0.0, 0.0]]
+
+
+def test_lds_agrees_with_direct_rank_correlation_on_real_bank(bank, ctx):
+    from scipy.stats import rankdata
+    scores = np.random.default_rng(0).standard_normal((len(QUERIES), len(ctx.data.train)))
+    ours = lds(bank.masks, bank.margins[:, QUERIES], scores)
+    for t, q in enumerate(QUERIES):
+        pred = np.array([scores[t][m].sum() for m in bank.masks])
+        direct = np.corrcoef(rankdata(bank.margins[:, q]), rankdata(pred))[0, 1]
+        assert np.isclose(ours[t], direct)

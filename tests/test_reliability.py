@@ -137,3 +137,17 @@ def test_kill_9_during_pretraining_leaves_no_half_artifact(tmp_path):
     cfg = make_cfg(TINY, cache_dir=tmp_path / "cache")  # the next run recomputes and cleans up
     run(cfg, tmp_path / "again")
     assert not list(pre.glob(".*"))
+
+
+def test_trak_without_traker_installed(monkeypatch):
+    from brittle.scorers.trak import Trak
+    monkeypatch.setitem(sys.modules, "trak", None)  # import trak -> ImportError
+    with pytest.raises(BrittleError, match=r"scorer=trak needs the traker package: pip install -e '\.\[trak\]'"):
+        Trak()
+
+
+def test_bad_shard_settings():
+    cfg = make_cfg(["targets.shard=3", "targets.num_shards=2"])
+    labels = np.repeat(np.arange(10), 36)
+    with pytest.raises(BrittleError, match="targets.shard=3 with targets.num_shards=2 is out of range"):
+        select_targets(cfg, labels, np.eye(10)[labels])

@@ -64,3 +64,29 @@ def test_trace_matches_reference_sequence():
 def test_out_of_range_settings_are_errors(kwargs):
     with pytest.raises(BrittleError, match="out of range"):
         Bisection(**kwargs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(K=st.integers(8, 5000), B=st.integers(1, 10), width=st.integers(2, 7), data=st.data())
+def test_parallel_reaches_bisection_resolution_in_fewer_rounds(K, B, width, data):
+    from brittle.search import Parallel
+    t = data.draw(st.integers(1, K))
+    bis = Bisection(budget=B, n_test=1, max_support=K).run(step_oracle(t, []))
+    par = Parallel(width=width, budget=B, n_test=1, max_support=K).run(step_oracle(t, []))
+    res = math.ceil(K / 2 ** B)
+    assert t <= par.support <= t + res and t <= bis.support <= t + res
+    assert par.n_rounds <= bis.n_rounds
+    if B >= 4 and K >= 2 ** B:
+        assert par.n_rounds < bis.n_rounds
+
+
+@settings(max_examples=200, deadline=None)
+@given(K=st.integers(1, 5000), B=st.integers(0, 10), data=st.data())
+def test_grid_returns_first_flipping_size(K, B, data):
+    from brittle.search import Grid
+    t = data.draw(st.integers(0, K + 5))
+    g = Grid(budget=B, n_test=1, max_support=K)
+    r = g.run(step_oracle(t, []))
+    flips = [s for s in g.grid() if s >= t]
+    assert r.support == (flips[0] if flips else NOT_FOUND)
+    assert g.grid()[-1] == K

@@ -20,7 +20,7 @@ import torch
 
 @dataclass(frozen=True)
 class NewtonSettings:
-    tol: float = 1e-4        # stop when ||grad|| <= tol * ||grad at w=0||, per target
+    tol: float = 1e-6        # stop when ||grad|| <= tol * ||grad at w=0||, per target
     max_newton: int = 60
     cg_tol: float = 0.1      # inexact Newton: CG residual relative to ||grad||
     max_cg: int = 100
@@ -39,7 +39,7 @@ def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,
     n_neg = xn.shape[0]
     c_pos = C * (n_neg + 1) / 2.0
     c_neg = C * (n_neg + 1) / (2.0 * n_neg)
-    w = torch.zeros_like(xp)
+    w = _least_squares_start(xp, xn, c_pos, c_neg)
     g0 = None
     done = torch.zeros(xp.shape[0], dtype=torch.bool, device=xp.device)
     for _ in range(settings.max_newton):
@@ -49,8 +49,8 @@ def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,
         rp = (1.0 - zp).clamp_min(0.0)
         grad = w + 2.0 * c_neg * (rn @ xn) - 2.0 * c_pos * rp[:, None] * xp
         gnorm = grad.norm(dim=1)
-        if g0 is None:
-            g0 = gnorm.clamp_min(1e-30)
+        if g0 is None:  # the tolerance is relative to the gradient at w = 0, as in liblinear
+            g0 = (2.0 * c_neg * xn.sum(0)[None, :] - 2.0 * c_pos * xp).norm(dim=1).clamp_min(1e-30)
         done |= gnorm <= settings.tol * g0
         if bool(done.all()):
             break
@@ -66,6 +66,20 @@ def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,
         step = _line_search(w, d, zn, zp, xn, xp, c_pos, c_neg, settings.line_iters)
         w = w + step[:, None] * d
     return w @ xn.T
+
+
+def _least_squares_start(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float) -> torch.Tensor:
+    """The minimiser [T, D+1] of f with every hinge active (a least-squares problem): most
+    negatives sit on the margin at the optimum, so this starts Newton close to it. One Cholesky
+    of I + 2 c_neg X~^T X~ per negative set; each target's positive term by Sherman-Morrison."""
+    eye = torch.eye(xn.shape[1], dtype=torch.float64, device=xn.device)
+    chol = torch.linalg.cholesky(eye + 2.0 * c_neg * (xn.double().T @ xn.double()))
+    xp64 = xp.double()
+    rhs = 2.0 * c_pos * xp64 - 2.0 * c_neg * xn.double().sum(0)[None, :]
+    a = torch.cholesky_solve(rhs.T, chol).T               # M^-1 rhs
+    u = torch.cholesky_solve(xp64.T, chol).T              # M^-1 x_p
+    coef = 2.0 * c_pos * (xp64 * a).sum(1) / (1.0 + 2.0 * c_pos * (xp64 * u).sum(1))
+    return (a - coef[:, None] * u).to(xp.dtype)
 
 
 def _conjugate_gradient(hess_vec, b: torch.Tensor, tol: torch.Tensor, max_iter: int) -> torch.Tensor:

@@ -1,0 +1,168 @@
+"""Aggregation: run directories -> tidy tables (figures/runs.parquet, figures/summary.csv).
+
+    python -m brittle.aggregate [PATHS ...] [--out figures]
+
+Reads what the runs stored (their Hydra choices, summary.json, support.parquet, score costs);
+recomputes nothing. A directory without a finished summary is named in a warning and skipped.
+Runs of different sweeps may sit in one folder: each is identified by its own recorded config.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from brittle.artifacts import canonical
+
+log = logging.getLogger("brittle.aggregate")
+
+DEFAULT_PATHS = ("outputs", "multirun")
+METHOD_NAMES = {"esvm": "ESVM", "l2": "L2", "cosine": "Cosine", "random": "Random",
+                "gradcos": "Grad-Cos", "trak": "TRAK", "datamodels": "Datamodels"}
+BACKBONE_NAMES = {"moco_small": "MoCo", "moco_r18": "MoCo", "supervised_small": "Supervised",
+                  "supervised_r18": "Supervised"}
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Every directory under `paths` that a brittle run wrote into (it holds run_spec.json)."""
+    found = set()
+    for root in paths:
+        if (root / "run_spec.json").exists():
+            found.add(root.resolve())
+        if root.is_dir():
+            found.update(p.parent.resolve() for p in root.rglob("run_spec.json"))
+    return sorted(found)
+
+
+def method_label(choices: dict, n_models: int) -> str:
+    """Readable method name with the number of models it used, e.g. 'ESVM MoCo (1)', 'TRAK (5)'."""
+    scorer = choices.get("scorer", "?")
+    name = METHOD_NAMES.get(scorer, scorer)
+    if scorer in ("esvm", "l2", "cosine"):
+        backbone = choices.get("backbone", "")
+        name = f"{name} {BACKBONE_NAMES.get(backbone, backbone)}".strip()
+    return f"{name} ({n_models})"
+
+
+def _choices(run_dir: Path, summary: dict) -> dict:
+    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    if hydra_file.exists():
+        runtime = yaml.safe_load(hydra_file.read_text()).get("hydra", {}).get("runtime", {})
+        choices = {k: v for k, v in (runtime.get("choices") or {}).items()
+                   if not k.startswith("hydra") and v is not None}
+        if choices:
+            return choices
+    return dict(summary.get("choices") or {})
+
+
+def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
+    """(one summary row, per-target rows) of a finished run, or None when it is incomplete."""
+    summary_file, support_file = run_dir / "summary.json", run_dir / "support.parquet"
+    if not summary_file.exists() or not support_file.exists():
+        return None
+    summary = json.loads(summary_file.read_text())
+    spec = json.loads((run_dir / "run_spec.json").read_text())
+    choices = _choices(run_dir, summary)
+    cost = summary.get("score_cost") or {}
+    n_models = int(cost.get("n_models", 0))
+    row = {
+        "run": str(run_dir), "method": method_label(choices, n_models),
+        "scorer": choices.get("scorer"), "backbone": choices.get("backbone"),
+        "task": summary.get("task"), "arch": choices.get("arch"), "dataset": choices.get("dataset"),
+        "search": choices.get("search"), "seed": spec.get("seed"),
+        "auc": summary["auc"], "n_targets": summary["n_targets"], "n_flipped": summary["n_flipped"],
+        "max_support": summary["max_support"], "n_trainings": summary.get("n_trainings"),
+        "lds": summary.get("lds"), "n_models": n_models,
+        "score_seconds": cost.get("seconds"), "models_seconds": cost.get("models_seconds"),
+        "bytes_stored": cost.get("bytes_stored"), "peak_bytes": cost.get("peak_bytes"),
+        "shard": (spec.get("targets") or {}).get("shard"),
+        "num_shards": (spec.get("targets") or {}).get("num_shards"),
+    }
+    logical = {**spec, "targets": {k: v for k, v in (spec.get("targets") or {}).items() if k != "shard"}}
+    row["logical_run"] = hashlib.sha1(canonical(logical).encode()).hexdigest()[:12]
+    support = pd.read_parquet(support_file)
+    for key in ("run", "method", "scorer", "backbone", "task", "arch", "dataset", "max_support"):
+        support[key] = row[key]
+    return row, support
+
+
+def aggregate(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-run summary, per-target tidy table) of every finished run under `paths`."""
+    rows, supports = [], []
+    for run_dir in find_runs(paths):
+        loaded = load_run(run_dir)
+        if loaded is None:
+            log.warning("skipping incomplete run %s (no summary.json/support.parquet yet)", run_dir)
+            continue
+        rows.append(loaded[0])
+        supports.append(loaded[1])
+    summary = pd.DataFrame(rows)
+    tidy = pd.concat(supports, ignore_index=True) if supports else pd.DataFrame()
+    if not summary.empty and (summary["num_shards"].fillna(1) > 1).any():
+        summary, tidy = merge_shards(summary, tidy)
+    return summary, tidy
+
+
+def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join the shards of one logical run (same config but targets.shard) into one row; warn
+    about missing shards and drop duplicates (the first directory of a shard wins)."""
+    from brittle.metrics import support_auc
+
+    merged_rows, keep_runs = [], []
+    for logical, group in summary.groupby("logical_run", sort=False):
+        num = int(group["num_shards"].fillna(1).iloc[0])
+        if num <= 1:  # not sharded: every directory is a run of its own
+            merged_rows += group.to_dict("records")
+            keep_runs += list(group["run"])
+            continue
+        first = group.drop_duplicates("shard", keep="first")
+        for shard, dup in group[group.duplicated("shard", keep="first")].groupby("shard"):
+            log.warning("duplicate shard %d of %s: keeping %s, ignoring %s", shard, logical,
+                        first[first["shard"] == shard]["run"].iloc[0], list(dup["run"]))
+        missing = sorted(set(range(num)) - set(first["shard"].astype(int)))
+        if missing:
+            log.warning("run %s (%s) is missing shards %s of %d", logical, first["run"].iloc[0], missing, num)
+        supports = tidy[tidy["run"].isin(first["run"])]
+        row = first.iloc[0].to_dict()
+        k = int(row["max_support"])
+        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None, n_targets=len(supports),
+                   n_flipped=int((supports["support"] >= 0).sum()), auc=support_auc(supports["support"], k),
+                   n_trainings=int(first["n_trainings"].sum()), shards_missing=len(missing))
+        merged_rows.append(row)
+        keep_runs += list(first["run"])
+        tidy.loc[tidy["run"].isin(first["run"]), "run"] = row["run"]
+    tidy = tidy[tidy["run"].isin(keep_runs) | tidy["run"].isin([r["run"] for r in merged_rows])]
+    return pd.DataFrame(merged_rows), tidy.reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Collect brittle runs into tidy tables.")
+    parser.add_argument("paths", nargs="*", type=Path, help="run or sweep directories "
+                        f"(default: {' '.join(DEFAULT_PATHS)})")
+    parser.add_argument("--out", type=Path, default=Path("figures"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    paths = args.paths or [Path(p) for p in DEFAULT_PATHS if Path(p).exists()]
+    summary, tidy = aggregate(paths)
+    if summary.empty:
+        print(f"error: no finished runs under {[str(p) for p in paths]}", file=sys.stderr)
+        return 2
+    from brittle.artifacts import atomic_path
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "runs.parquet") as tmp:
+        tidy.to_parquet(tmp, index=False)
+    with atomic_path(args.out / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    print(summary[["method", "task", "arch", "auc", "n_flipped", "n_targets"]].to_string(index=False))
+    print(f"{len(summary)} runs -> {args.out}/runs.parquet, {args.out}/summary.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

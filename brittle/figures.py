@@ -1,0 +1,251 @@
+"""Figures and the report from the aggregated tables (the paper's Fig 1, 3, 4, 7 and Tables 1, 2).
+
+    python -m brittle.figures [PATHS ...] [--out figures] [--baseline "Random (0)"]
+
+Writes PNG and PDF per figure, `auc.md`, and `report.md` embedding them with the commands that
+produced the runs. Reads only what the runs stored.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import yaml  # noqa: E402
+
+from brittle.aggregate import DEFAULT_PATHS, aggregate  # noqa: E402
+from brittle.artifacts import atomic_path  # noqa: E402
+from brittle.metrics import support_cdf  # noqa: E402
+
+log = logging.getLogger("brittle.figures")
+
+
+def _save(fig: plt.Figure, out: Path, name: str) -> str:
+    for ext in ("png", "pdf"):
+        with atomic_path(out / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, bbox_inches="tight", dpi=130)
+    plt.close(fig)
+    return f"{name}.png"
+
+
+def _palette(methods: list[str]) -> dict[str, tuple]:
+    return dict(zip(methods, sns.color_palette("tab10", n_colors=max(len(methods), 3))))
+
+
+def cdf_figure(tidy: pd.DataFrame, out: Path) -> str:
+    """Support CDF per method, one panel per task (paper Fig 3)."""
+    tasks = sorted(tidy["task"].unique())
+    methods = sorted(tidy["method"].unique())
+    colors = _palette(methods)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.9), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        part = tidy[tidy["task"] == task]
+        for method, group in part.groupby("method"):
+            k_max = int(group["max_support"].max())
+            ks, fs = zip(*support_cdf(group["support"].to_numpy(), k_max))
+            ax.step(ks, fs, where="post", color=colors[method], lw=2, label=method)
+        ax.set(xlim=(0, int(part["max_support"].max())), ylim=(0, 1),
+               xlabel=f"support size k ({'removed' if task == 'remove' else 'mislabelled'} images)",
+               ylabel="fraction of targets flipped within k", title=f"task: {task}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right", title="method (models)")
+    fig.tight_layout()
+    return _save(fig, out, "support_cdf")
+
+
+def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> str | None:
+    """Per target: is each method's support smaller, equal or larger than the baseline's (Fig 4)."""
+    rows = []
+    for task, part in tidy.groupby("task"):
+        methods = sorted(part["method"].unique())
+        base = baseline if baseline in methods else None
+        if base is None:
+            base = next((m for m in methods if m.startswith("Random")), methods[0])
+        ref = part[part["method"] == base].set_index("target")["support"]
+        for method in methods:
+            if method == base:
+                continue
+            mine = part[part["method"] == method].set_index("target")["support"]
+            common = ref.index.intersection(mine.index)
+            k = int(part["max_support"].max()) + 1  # NOT_FOUND ranks above every found size
+            a = mine[common].replace(-1, k)
+            b = ref[common].replace(-1, k)
+            rows.append({"task": task, "method": method, "baseline": base, "smaller": int((a < b).sum()),
+                         "equal": int((a == b).sum()), "larger": int((a > b).sum())})
+    if not rows:
+        return None
+    table = pd.DataFrame(rows)
+    tasks = sorted(table["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 0.6 + 0.45 * table.groupby("task").size().max()),
+                             squeeze=False)
+    colors = {"smaller": "#2a9d8f", "equal": "#bbbbbb", "larger": "#e76f51"}
+    for ax, task in zip(axes[0], tasks):
+        part = table[table["task"] == task].set_index("method")
+        left = np.zeros(len(part))
+        for col in ("smaller", "equal", "larger"):
+            ax.barh(part.index, part[col], left=left, color=colors[col], label=col)
+            left += part[col].to_numpy()
+        ax.set(xlabel="targets", title=f"{task}: support vs {part['baseline'].iloc[0]}")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, out, "per_target_comparison")
+
+
+def auc_table(summary: pd.DataFrame, out: Path) -> tuple[str, str | None]:
+    """AUC arch x method per task, as markdown (Table 2) and a heatmap."""
+    lines, heat = [], None
+    for task, part in summary.groupby("task"):
+        pivot = part.pivot_table(index="arch", columns="method", values="auc", aggfunc="mean")
+        lines += [f"**{task}** (AUC, higher = smaller supports)", "", pivot.round(3).to_markdown(), ""]
+        if heat is None and pivot.size > 0:
+            fig, ax = plt.subplots(figsize=(1.6 + 1.3 * pivot.shape[1], 1.2 + 0.5 * pivot.shape[0]))
+            sns.heatmap(pivot, annot=True, fmt=".3f", cmap="viridis", vmin=0, vmax=1, ax=ax,
+                        cbar_kws={"label": "AUC"})
+            ax.set(title=f"AUC of the support CDF ({task})", xlabel="method (models)", ylabel="retrained arch")
+            plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+            heat = _save(fig, out, "auc_heatmap")
+    text = "\n".join(lines)
+    (out / "auc.md").write_text(text + "\n")
+    return text, heat
+
+
+def cost_figure(summary: pd.DataFrame, out: Path) -> str:
+    """Wall time (scoring + models it needs) against storage per method, log axes (Fig 1)."""
+    per = summary.groupby("method").agg(seconds=("score_seconds", "max"), models=("models_seconds", "max"),
+                                        stored=("bytes_stored", "max")).reset_index()
+    per["total"] = per["seconds"].fillna(0) + per["models"].fillna(0)
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    colors = _palette(sorted(per["method"]))
+    for row in per.itertuples():
+        ax.scatter(max(row.total, 1e-3), max(row.stored, 1) / 1e6, s=70, color=colors[row.method])
+        ax.annotate(row.method, (max(row.total, 1e-3), max(row.stored, 1) / 1e6), fontsize=8,
+                    xytext=(5, 4), textcoords="offset points")
+    ax.set(xscale="log", yscale="log", xlabel="wall time: models + scoring (s)",
+           ylabel="storage to score new targets (MB)", title="cost per method")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _save(fig, out, "cost")
+
+
+def lds_figure(summary: pd.DataFrame, out: Path) -> str | None:
+    part = summary.dropna(subset=["lds"])
+    if part.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(5.6, 0.8 + 0.45 * part["method"].nunique()))
+    sns.barplot(part, y="method", x="lds", hue="method", legend=False, ax=ax)
+    ax.set(xlabel="Linear Datamodeling Score (mean over targets)", ylabel="", title="LDS per method")
+    ax.axvline(0, color="black", lw=0.8)
+    fig.tight_layout()
+    return _save(fig, out, "lds")
+
+
+def _images_of(run_dir: Path):
+    """The dataset of a run, rebuilt from its saved Hydra config (cached decode, no recompute)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from brittle.config import register_resolvers
+    register_resolvers()
+    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    return instantiate(cfg.dataset.loader)
+
+
+def topk_figure(summary: pd.DataFrame, out: Path, n_show: int = 10) -> str | None:
+    """A target and its top training images under each method (Fig 7)."""
+    runs = summary[summary["task"] == sorted(summary["task"].unique())[0]].drop_duplicates("method")
+    runs = runs[[(Path(r) / ".hydra" / "config.yaml").exists() for r in runs["run"]]]
+    if runs.empty:
+        return None
+    targets = [set(np.load(Path(r) / "targets.npy").tolist()) for r in runs["run"]]
+    common = sorted(set.intersection(*targets))
+    if not common:
+        return None
+    target = common[0]
+    data = _images_of(Path(runs["run"].iloc[0]))
+
+    def show(ax, img, title):
+        ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0),
+                  cmap="gray" if img.shape[0] == 1 else None)
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+
+    fig, axes = plt.subplots(len(runs), n_show + 1, figsize=(1.1 * (n_show + 1), 1.25 * len(runs) + 0.3),
+                             squeeze=False)
+    for row, run in zip(axes, runs.itertuples()):
+        pos = list(np.load(Path(run.run) / "targets.npy")).index(target)
+        top = np.load(Path(run.run) / "topk.npy")[pos][:n_show]
+        show(row[0], data.test.images[target], f"target #{target}")
+        row[0].text(-0.15, 0.5, run.method, transform=row[0].transAxes, ha="right", va="center", fontsize=8)
+        for i, idx in enumerate(top):
+            show(row[i + 1], data.train.images[idx], f"{i + 1}: {data.train.classes[data.train.labels[idx]]}")
+    fig.suptitle(f"top-{n_show} training images for test #{target} "
+                 f"(class {data.test.classes[data.test.labels[target]]})", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out, "topk_images")
+
+
+def _commands(summary: pd.DataFrame) -> list[str]:
+    out = []
+    for run in summary["run"]:
+        overrides = Path(run) / ".hydra" / "overrides.yaml"
+        args = yaml.safe_load(overrides.read_text()) if overrides.exists() else []
+        out.append("python run.py " + " ".join(args or []))
+    return sorted(set(out))
+
+
+def write_report(paths: list[Path], out: Path, baseline: str | None) -> Path:
+    summary, tidy = aggregate(paths)
+    if summary.empty:
+        raise SystemExit(f"error: no finished runs under {[str(p) for p in paths]}")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "runs.parquet") as tmp:
+        tidy.to_parquet(tmp, index=False)
+    with atomic_path(out / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    sns.set_theme(style="whitegrid", context="paper")
+    figs = {"Support CDF (paper Fig 3)": cdf_figure(tidy, out),
+            "Per-target comparison (paper Fig 4)": comparison_figure(tidy, out, baseline),
+            "Cost (paper Fig 1)": cost_figure(summary, out),
+            "Top training images (paper Fig 7)": topk_figure(summary, out),
+            "LDS (paper Table 1)": lds_figure(summary, out)}
+    auc_md, heat = auc_table(summary, out)
+    figs["AUC heatmap (paper Table 2)"] = heat
+    cols = ["method", "task", "arch", "dataset", "auc", "n_flipped", "n_targets", "n_trainings",
+            "score_seconds", "bytes_stored"]
+    lines = ["# brittle report", "", f"{len(summary)} runs from {', '.join(str(p) for p in paths)}.", "",
+             "## AUC (Table 2 layout)", "", auc_md, "## Runs", "",
+             summary[cols].round(4).to_markdown(index=False), ""]
+    for title, name in figs.items():
+        if name:
+            lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    lines += ["## Commands", "", "```bash", *_commands(summary), "```", ""]
+    report = out / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text("\n".join(lines))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Figures and report from brittle runs.")
+    parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("figures"))
+    parser.add_argument("--baseline", default=None, help="method label to compare against "
+                        "(default: the random baseline)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    paths = args.paths or [Path(p) for p in DEFAULT_PATHS if Path(p).exists()]
+    report = write_report(paths, args.out, args.baseline)
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Aggregation and figures over a real (tiny) Hydra sweep, a killed run, and mixed sweeps."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from brittle.aggregate import aggregate, main as aggregate_main
+from brittle.figures import write_report
+from tests.conftest import ROOT, TINY
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sweep")
+    cmd = [sys.executable, "run.py", "-m", "scorer=esvm,random", "task=remove,mislabel", "eval=lds",
+           "eval.n_models=12", f"hydra.sweep.dir={base}/multirun", f"cache_dir={base}/cache", *TINY]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (p.stdout + p.stderr).count("computing pretrain") == 1  # the sweep pretrained once
+    return base
+
+
+def test_aggregate_collects_every_job(sweep):
+    summary, tidy = aggregate([sweep / "multirun"])
+    assert len(summary) == 4 and set(summary["task"]) == {"remove", "mislabel"}
+    assert set(summary["method"]) == {"ESVM MoCo (1)", "Random (0)"}
+    assert summary["lds"].notna().all()
+    assert len(tidy) == 4 * 2 and {"target", "support", "method", "task"} <= set(tidy.columns)
+
+
+def test_killed_run_is_named_and_skipped_and_mixed_sweeps_merge(sweep, tmp_path, caplog):
+    mixed = tmp_path / "mixed"
+    shutil.copytree(sweep / "multirun", mixed / "sweep_a")
+    shutil.copytree(sweep / "multirun", mixed / "sweep_b")  # another sweep in the same folder
+    killed = next(p for p in (mixed / "sweep_b").iterdir()
+                  if (p / ".hydra" / "overrides.yaml").exists() and "scorer=random" in (p / ".hydra" / "overrides.yaml").read_text())
+    (killed / "summary.json").unlink()  # as if killed before summarizing
+    caplog.set_level("WARNING")
+    summary, _ = aggregate([mixed])
+    assert len(summary) == 7
+    assert f"skipping incomplete run {killed.resolve()}" in caplog.text
+
+
+def test_report_and_figures(sweep, tmp_path):
+    report = write_report([sweep / "multirun"], tmp_path / "figures", baseline=None)
+    text = report.read_text()
+    for name in ("support_cdf", "per_target_comparison", "cost", "topk_images", "lds", "auc_heatmap"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5000, name
+        assert (tmp_path / "figures" / f"{name}.pdf").exists()
+        assert f"({name}.png)" in text
+    assert "python run.py -m" not in text and "python run.py " in text  # per-job commands
+    assert pd.read_csv(tmp_path / "figures" / "summary.csv").shape[0] == 4
+
+
+def test_aggregate_cli_errors_on_empty(tmp_path):
+    assert aggregate_main([str(tmp_path), "--out", str(tmp_path / "f")]) == 2
