@@ -40,23 +40,43 @@ def _palette(methods: list[str]) -> dict[str, tuple]:
     return dict(zip(methods, sns.color_palette("tab10", n_colors=max(len(methods), 3))))
 
 
+def dedupe(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One run per (setting, task, method): the last directory wins when a method was run twice
+    with the same dataset and arch (named in a warning); adds the `setting` column."""
+    summary = summary.copy()
+    summary["setting"] = summary["dataset"].astype(str) + " / " + summary["arch"].astype(str)
+    key = ["setting", "task", "method"]
+    dup = summary[summary.duplicated(key, keep="last")]
+    for run in dup["run"]:
+        log.warning("figures: %s repeats a (dataset, arch, task, method) of a later run; using the later", run)
+    summary = summary.drop_duplicates(key, keep="last")
+    tidy = tidy[tidy["run"].isin(summary["run"])].merge(summary[["run", "setting"]], on="run")
+    return summary.reset_index(drop=True), tidy.reset_index(drop=True)
+
+
 def cdf_figure(tidy: pd.DataFrame, out: Path) -> str:
-    """Support CDF per method, one panel per task (paper Fig 3)."""
-    tasks = sorted(tidy["task"].unique())
+    """Support CDF per method, one panel per (setting, task) (paper Fig 3)."""
+    panels = sorted(tidy[["setting", "task"]].drop_duplicates().itertuples(index=False))
     methods = sorted(tidy["method"].unique())
     colors = _palette(methods)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.9), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        part = tidy[tidy["task"] == task]
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (setting, task) in zip(axes.flat, panels):
+        part = tidy[(tidy["task"] == task) & (tidy["setting"] == setting)]
         for method, group in part.groupby("method"):
             k_max = int(group["max_support"].max())
             ks, fs = zip(*support_cdf(group["support"].to_numpy(), k_max))
             ax.step(ks, fs, where="post", color=colors[method], lw=2, label=method)
         ax.set(xlim=(0, int(part["max_support"].max())), ylim=(0, 1),
                xlabel=f"support size k ({'removed' if task == 'remove' else 'mislabelled'} images)",
-               ylabel="fraction of targets flipped within k", title=f"task: {task}")
+               ylabel="fraction of targets flipped within k", title=f"{setting}, task: {task}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right", title="method (models)")
+    handles = [plt.Line2D([], [], color=colors[m], lw=2) for m in methods]
+    fig.legend(handles, methods, title="method (models)", loc="center left", bbox_to_anchor=(1.0, 0.5),
+               fontsize=8, frameon=False)
     fig.tight_layout()
     return _save(fig, out, "support_cdf")
 
@@ -64,7 +84,7 @@ def cdf_figure(tidy: pd.DataFrame, out: Path) -> str:
 def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> str | None:
     """Per target: is each method's support smaller, equal or larger than the baseline's (Fig 4)."""
     rows = []
-    for task, part in tidy.groupby("task"):
+    for (setting, task), part in tidy.groupby(["setting", "task"]):
         methods = sorted(part["method"].unique())
         base = baseline if baseline in methods else None
         if base is None:
@@ -78,7 +98,7 @@ def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> st
             k = int(part["max_support"].max()) + 1  # NOT_FOUND ranks above every found size
             a = mine[common].replace(-1, k)
             b = ref[common].replace(-1, k)
-            rows.append({"task": task, "method": method, "baseline": base, "smaller": int((a < b).sum()),
+            rows.append({"task": f"{setting}, {task}", "method": method, "baseline": base, "smaller": int((a < b).sum()),
                          "equal": int((a == b).sum()), "larger": int((a > b).sum())})
     if not rows:
         return None
@@ -94,7 +114,9 @@ def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> st
             ax.barh(part.index, part[col], left=left, color=colors[col], label=col)
             left += part[col].to_numpy()
         ax.set(xlabel="targets", title=f"{task}: support vs {part['baseline'].iloc[0]}")
-        ax.legend(fontsize=8, loc="lower right")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
+    fig.legend(handles, [f"{k} support" for k in colors], loc="lower center", ncol=3, fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, -0.06))
     fig.tight_layout()
     return _save(fig, out, "per_target_comparison")
 
@@ -102,16 +124,20 @@ def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> st
 def auc_table(summary: pd.DataFrame, out: Path) -> tuple[str, str | None]:
     """AUC arch x method per task, as markdown (Table 2) and a heatmap."""
     lines, heat = [], None
-    for task, part in summary.groupby("task"):
+    for (dataset, task), part in summary.groupby(["dataset", "task"]):
         pivot = part.pivot_table(index="arch", columns="method", values="auc", aggfunc="mean")
-        lines += [f"**{task}** (AUC, higher = smaller supports)", "", pivot.round(3).to_markdown(), ""]
-        if heat is None and pivot.size > 0:
-            fig, ax = plt.subplots(figsize=(1.6 + 1.3 * pivot.shape[1], 1.2 + 0.5 * pivot.shape[0]))
-            sns.heatmap(pivot, annot=True, fmt=".3f", cmap="viridis", vmin=0, vmax=1, ax=ax,
-                        cbar_kws={"label": "AUC"})
-            ax.set(title=f"AUC of the support CDF ({task})", xlabel="method (models)", ylabel="retrained arch")
-            plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-            heat = _save(fig, out, "auc_heatmap")
+        lines += [f"**{dataset}, {task}** (AUC, higher = smaller supports)", "", pivot.round(3).to_markdown(), ""]
+    first = summary["dataset"].iloc[0]
+    both = summary[summary["dataset"] == first].pivot_table(index=["task", "arch"], columns="method",
+                                                            values="auc", aggfunc="mean")
+    if both.size > 0:
+        both.index = [f"{task} / {arch}" for task, arch in both.index]
+        fig, ax = plt.subplots(figsize=(1.8 + 1.3 * both.shape[1], 1.4 + 0.55 * both.shape[0]))
+        sns.heatmap(both, annot=True, fmt=".3f", cmap="viridis", vmin=0, vmax=1, ax=ax,
+                    cbar_kws={"label": "AUC (higher = smaller supports)"})
+        ax.set(title=f"AUC of the support CDF ({first})", xlabel="method (models)", ylabel="task / retrained arch")
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+        heat = _save(fig, out, "auc_heatmap")
     text = "\n".join(lines)
     (out / "auc.md").write_text(text + "\n")
     return text, heat
@@ -124,10 +150,14 @@ def cost_figure(summary: pd.DataFrame, out: Path) -> str:
     per["total"] = per["seconds"].fillna(0) + per["models"].fillna(0)
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     colors = _palette(sorted(per["method"]))
-    for row in per.itertuples():
-        ax.scatter(max(row.total, 1e-3), max(row.stored, 1) / 1e6, s=70, color=colors[row.method])
-        ax.annotate(row.method, (max(row.total, 1e-3), max(row.stored, 1) / 1e6), fontsize=8,
-                    xytext=(5, 4), textcoords="offset points")
+    per["x"] = per["total"].clip(lower=1e-3)
+    per["y"] = per["stored"].fillna(1).clip(lower=1) / 1e6
+    # methods that cost the same (e.g. ESVM and L2 on one backbone) share one point and one label
+    per["spot"] = list(zip(np.round(np.log10(per["x"]), 1), np.round(np.log10(per["y"]), 1)))
+    for _, group in per.groupby("spot", sort=False):
+        x, y = group["x"].iloc[0], group["y"].iloc[0]
+        ax.scatter(x, y, s=70, color=colors[group["method"].iloc[0]])
+        ax.annotate(" = ".join(group["method"]), (x, y), fontsize=8, xytext=(6, 4), textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="wall time: models + scoring (s)",
            ylabel="storage to score new targets (MB)", title="cost per method")
     ax.grid(alpha=0.3, which="both")
@@ -160,7 +190,8 @@ def _images_of(run_dir: Path):
 
 def topk_figure(summary: pd.DataFrame, out: Path, n_show: int = 10) -> str | None:
     """A target and its top training images under each method (Fig 7)."""
-    runs = summary[summary["task"] == sorted(summary["task"].unique())[0]].drop_duplicates("method")
+    first = summary.sort_values(["setting", "task"]).iloc[0]
+    runs = summary[(summary["task"] == first["task"]) & (summary["setting"] == first["setting"])]
     runs = runs[[(Path(r) / ".hydra" / "config.yaml").exists() for r in runs["run"]]]
     if runs.empty:
         return None
@@ -210,6 +241,7 @@ def write_report(paths: list[Path], out: Path, baseline: str | None) -> Path:
         tidy.to_parquet(tmp, index=False)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
+    summary, tidy = dedupe(summary, tidy)
     sns.set_theme(style="whitegrid", context="paper")
     figs = {"Support CDF (paper Fig 3)": cdf_figure(tidy, out),
             "Per-target comparison (paper Fig 4)": comparison_figure(tidy, out, baseline),
