@@ -39,7 +39,9 @@ class ImageSet:
         return int(self.labels.shape[0])
 
     def subset(self, index: np.ndarray) -> "ImageSet":
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        # lazily decoded images (dataset=imagefolder) select files, arrays select rows
+        images = self.images.take(index) if hasattr(self.images, "files") else self.images[index]
+        return ImageSet(images, self.labels[index], self.classes)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,8 @@ def _iter_tree(source: Path) -> Iterator[tuple[str, bytes]]:
                     if data is not None:
                         yield member.name, data.read()
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise BrittleError(f"dataset.root={source} is not a readable tar archive ({exc}); "
+        reason = " ".join(str(exc).split())  # tarfile's message spans lines; the error is one line
+        raise BrittleError(f"dataset.root={source} is not a readable tar archive ({reason}); "
                            f"give a .tar.gz of a train/ test/ class-folder tree") from None
 
 

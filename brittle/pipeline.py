@@ -1,7 +1,7 @@
 """The stages of a brittleness run, in order; each is skipped when its artifact already exists.
 
-data -> pretrain (cache) -> embed (cache) -> reference (cache) -> targets -> score -> search ->
-summarize. Cached stages live in `cache_dir`, keyed by the config they depend on; the rest go to
+data -> reference (cache) -> targets -> pretrain (cache) -> embed (cache) -> score -> search ->
+summarize (the cheap stages first, so that bad settings fail before pretraining). Cached stages live in `cache_dir`, keyed by the config they depend on; the rest go to
 the run directory, which is bound to its config (`run_spec.json`) so a rerun resumes it.
 """
 from __future__ import annotations
@@ -72,16 +72,19 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     check_run_dir(run_dir, run_spec(cfg))
     cache = StageCache(Path(cfg.cache_dir))
     data = load_data(cfg)
+    # cheap checks and stages first, so bad settings fail before pretraining starts
+    check_pool_sizes(data.train.labels, np.unique(data.test.labels), search.max_support,
+                     scorer.label_conditioning)
+    engine = Retrainer.from_config(cfg, data)
+    mean_probs = reference(cfg, engine, cache).mean(0)
+    ref_acc = float((mean_probs.argmax(1) == data.test.labels).mean())
+    targets = stage_targets(cfg, run_dir, data, mean_probs)
     features = None
     knn = None
     if getattr(scorer, "needs_features", True):
         backbone_dir = pretrain(cfg, data, cache)
         features = embed(cfg, data, backbone_dir, cache)
         knn = features.knn_accuracy
-    engine = Retrainer.from_config(cfg, data)
-    mean_probs = reference(cfg, engine, cache).mean(0)
-    ref_acc = float((mean_probs.argmax(1) == data.test.labels).mean())
-    targets = stage_targets(cfg, run_dir, data, mean_probs)
     ctx = ScoreContext(cfg, data, engine, cache, run_dir)
     if cfg.eval.name == "lds":
         score_options["save_scores"] = True
@@ -146,6 +149,7 @@ def stage_score(cfg: DictConfig, run_dir: Path, scorer: Any, features: Any, ctx:
     cost = {"seconds": seconds, "seconds_per_target": seconds / max(len(targets), 1),
             "peak_bytes": int(meter.peak_bytes), "cuda_peak_bytes": int(meter.cuda_peak_bytes),
             "bytes_stored": int(stored),
+            "embed_images_per_second": features.images_per_second if features is not None else None,
             # training of the models the method needs (cached stages count once, when built)
             "models_seconds": float(getattr(scorer, "models_seconds", 0.0))
             + (features.seconds if features is not None else 0.0),

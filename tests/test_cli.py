@@ -25,6 +25,7 @@ def test_unknown_group_option_lists_the_valid_ones(tmp_path):
     ("search.budget=-3", "search.budget=-3 is out of range"),
     ("device=tpu", "device=tpu is not valid"),
     ("dataset=cifar10", "dataset.root is not set"),
+    ("search.max_support=400", "search.max_support=400 is larger than class 0's 142 training images"),
 ])
 def test_bad_values_fail_in_one_line_before_any_work(override, needle, tmp_path):
     p = _run(override, tmp=tmp_path)

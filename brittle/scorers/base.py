@@ -67,9 +67,11 @@ def check_pool_sizes(train_labels: np.ndarray, query_labels: np.ndarray, k: int,
                 f"images; use search.max_support <= {size}")
 
 
-def validate_features(name: str, feats: np.ndarray) -> None:
-    if not np.isfinite(feats).all():
-        bad = int((~np.isfinite(feats)).any(axis=1).sum())
+def validate_features(name: str, feats: np.ndarray, chunk: int = 8192) -> None:
+    """Refuse NaN/inf features; reads in chunks so memory-mapped embeddings stay on disk."""
+    bad = sum(int((~np.isfinite(np.asarray(feats[i:i + chunk]))).any(axis=1).sum())
+              for i in range(0, len(feats), chunk))
+    if bad:
         raise BrittleError(f"{name} features contain NaN or inf in {bad} rows; re-embed or "
                            f"retrain the backbone (its pretraining may have diverged)")
 

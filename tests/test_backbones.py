@@ -1,0 +1,133 @@
+"""Backbone family, pretrained checkpoints, and streamed image folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brittle.artifacts import StageCache
+from brittle.costs import Meter
+from brittle.embed import embed, features_to
+from brittle.errors import BrittleError
+from brittle.imagefolder import LazyImages, load_imagefolder
+from brittle.pipeline import load_data
+from brittle.scorers.base import rank
+from brittle.scorers.distance import Distance
+from brittle.scorers.esvm import ExemplarSVM
+from brittle.ssl import pretrain
+from tests.conftest import make_cfg
+
+SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small"]
+
+
+@pytest.mark.parametrize("backbone", SMALL)
+def test_every_method_pretrains_and_embeds(backbone, tmp_path):
+    cfg = make_cfg([f"backbone={backbone}", "dataset.train_subset=300", "dataset.profile.pretrain_epochs=2",
+                    "backbone.knn_every=1", "dataset.profile.ssl_batch_size=64"], cache_dir=tmp_path)
+    data = load_data(cfg)
+    cache = StageCache(tmp_path)
+    out = pretrain(cfg, data, cache)
+    curve = (out / "curve.csv").read_text().splitlines()
+    assert curve[0] == "epoch,loss,knn_accuracy" and len(curve) == 3
+    assert all(np.isfinite(float(line.split(",")[1])) for line in curve[1:])
+    assert 0.1 < StageCache.meta(out)["knn_accuracy"] <= 1.0
+    emb = embed(cfg, data, out, cache)
+    assert emb.train.shape == (300, 128) and np.isfinite(np.asarray(emb.train)).all()
+
+
+def _folder(root: Path, n_per_class: int, size: int = 24, classes=("ant", "bee", "cow")) -> Path:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_per_class), ("test", 2)):
+        for c, cls in enumerate(classes):
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                base = np.full((size, size, 3), 40 + 80 * c, np.uint8)
+                base[rng.integers(0, size), :, :] = 255  # a little content per image
+                Image.fromarray(base).save(root / split / cls / f"{i:05d}.png")
+    return root
+
+
+def test_imagefolder_embed_and_score(tmp_path):
+    root = _folder(tmp_path / "tree", n_per_class=12)
+    cfg = make_cfg(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=16",
+                    "dataset.profile.pretrain_epochs=1", "dataset.profile.ssl_batch_size=16",
+                    "dataset.profile.memory_bank=64", "backbone.knn_every=0"], cache_dir=tmp_path / "c")
+    data = load_data(cfg)
+    assert isinstance(data.train.images, LazyImages) and data.train.images.shape == (36, 3, 16, 16)
+    assert data.train.classes == ["ant", "bee", "cow"]
+    cache = StageCache(tmp_path / "c")
+    emb = embed(cfg, data, pretrain(cfg, data, cache), cache)
+    q = np.arange(len(data.test))
+    for scorer in (ExemplarSVM(backend="torch"), Distance("l2")):
+        topk = rank(scorer, np.asarray(emb.train), data.train.labels, np.asarray(emb.test), data.test.labels, q, 5)
+        assert topk.shape == (6, 5)
+        assert all((data.train.labels[row] == data.test.labels[t]).all() for t, row in enumerate(topk))
+
+
+def test_imagefolder_errors(tmp_path):
+    with pytest.raises(BrittleError, match="has no train/ and test/"):
+        load_imagefolder(str(tmp_path))
+    root = _folder(tmp_path / "t", 2)
+    (root / "test" / "dog").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "test" / "dog" / "a.png")
+    with pytest.raises(BrittleError, match="class folders differ"):
+        load_imagefolder(str(root))
+
+
+def test_embedding_memory_stays_flat_as_the_folder_grows(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    files = []
+    img = np.zeros((128, 128, 3), np.uint8)
+    img[::7] = 255
+    for i in range(40):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(img).save(path)
+        files.append(path)
+    peaks = {}
+    for n in (200, 1600):  # 1600 images = 300 MB as float32 if held at once
+        images = LazyImages((files * 40)[:n], 128)
+        with Meter(interval=0.002) as meter:
+            features_to(tmp_path / f"f{n}.npy", net, images, [0.5] * 3, [0.5] * 3, torch.device("cpu"), batch_size=50)
+        peaks[n] = meter.peak_bytes
+        assert np.load(tmp_path / f"f{n}.npy", mmap_mode="r").shape == (n, 8)
+    assert peaks[1600] < peaks[200] + 40e6, peaks
+
+
+def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
+    from torchvision.models import resnet18, resnet50
+    plain = tmp_path / "r18.pth"
+    torch.save(resnet18().state_dict(), plain)
+    over = ["backbone=pretrained", "backbone.arch=resnet18", "backbone.resize=32",
+            "dataset.train_subset=100", "dataset.test_subset=20"]
+    cfg = make_cfg([*over, f"backbone.checkpoint={plain}"], cache_dir=tmp_path / "c")
+    data, cache = load_data(cfg), StageCache(tmp_path / "c")
+    out = pretrain(cfg, data, cache)
+    emb = embed(cfg, data, out, cache)
+    assert emb.train.shape == (100, 512)
+    # a MoCo v2 release: {'state_dict': {'module.encoder_q.<key>': ..., 'module.encoder_q.fc.0.weight': ...}}
+    sd = resnet18().state_dict()
+    moco = {f"module.encoder_q.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
+    moco.update({"module.encoder_q.fc.0.weight": torch.zeros(2048, 512), "module.encoder_k.conv1.weight": sd["conv1.weight"]})
+    torch.save({"state_dict": moco, "epoch": 800}, tmp_path / "moco.pth.tar")
+    cfg2 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'moco.pth.tar'}"], cache_dir=tmp_path / "c")
+    assert (pretrain(cfg2, data, cache) / "backbone.pt").exists()
+    # DINO release: {'teacher': {'backbone.<key>': ..., 'head.mlp.0.weight': ...}}
+    dino = {"teacher": {**{f"backbone.{k}": v for k, v in sd.items() if not k.startswith("fc.")},
+                        "head.mlp.0.weight": torch.zeros(3, 3)}}
+    torch.save(dino, tmp_path / "dino.pth")
+    cfg3 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'dino.pth'}"], cache_dir=tmp_path / "c")
+    assert (pretrain(cfg3, data, cache) / "backbone.pt").exists()
+
+
+def test_pretrained_checkpoint_that_does_not_fit(tmp_path):
+    from torchvision.models import resnet50
+    path = tmp_path / "r50.pth"
+    torch.save(resnet50().state_dict(), path)
+    cfg = make_cfg(["backbone=pretrained", "backbone.arch=resnet18", f"backbone.checkpoint={path}",
+                    "dataset.train_subset=100"], cache_dir=tmp_path / "c")
+    with pytest.raises(BrittleError, match=r"does not fit backbone ResNet: .*unexpected keys .*shape mismatches"):
+        pretrain(cfg, load_data(cfg), StageCache(tmp_path / "c"))
+    assert not list((tmp_path / "c" / "pretrain").glob("[0-9a-f]*[0-9a-f]"))
