@@ -108,12 +108,12 @@ class StageCache:
         if not meta_file.exists():
             return None
         recorded = json.loads(meta_file.read_text())
-        if canonical(recorded.get("spec")) != canonical(json.loads(canonical(spec))):
+        wanted = json.loads(canonical(spec))
+        if canonical(recorded.get("spec")) != canonical(wanted):
+            diff = _differences(recorded.get("spec"), wanted)
             raise BrittleError(
                 f"cached {stage} artifact {final} was made with a different config "
-                f"(recorded {canonical(recorded.get('spec'))[:200]}); delete that directory "
-                f"or point cache_dir elsewhere"
-            )
+                f"({'; '.join(diff[:3])}); delete that directory or point cache_dir elsewhere")
         return final
 
     def get_or_compute(self, stage: str, spec: dict, compute: Callable[[Path], dict | None]) -> Path:
@@ -152,6 +152,22 @@ class StageCache:
     @staticmethod
     def meta(directory: Path) -> dict:
         return json.loads((Path(directory) / "meta.json").read_text())
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): obj}
+
+
+def _differences(recorded: Any, wanted: Any) -> list[str]:
+    """'key: recorded X, asked Y' for every leaf that differs between two config records."""
+    a, b = _flatten(recorded or {}), _flatten(wanted or {})
+    return [f"{k}: recorded {a.get(k)!r}, asked {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)] or ["records differ"]
 
 
 def _collect_garbage(stage_dir: Path) -> None:

@@ -131,3 +131,18 @@ def test_pretrained_checkpoint_that_does_not_fit(tmp_path):
     with pytest.raises(BrittleError, match=r"does not fit backbone ResNet: .*unexpected keys .*shape mismatches"):
         pretrain(cfg, load_data(cfg), StageCache(tmp_path / "c"))
     assert not list((tmp_path / "c" / "pretrain").glob("[0-9a-f]*[0-9a-f]"))
+
+
+def test_pretrained_timm_model(tmp_path):
+    timm = pytest.importorskip("timm")
+    path = tmp_path / "timm_r18.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False, num_classes=0).state_dict(), path)
+    cfg = make_cfg(["backbone=pretrained", "backbone.source=timm", "backbone.arch=resnet18",
+                    f"backbone.checkpoint={path}", "backbone.resize=32", "dataset.train_subset=50",
+                    "dataset.test_subset=20"], cache_dir=tmp_path / "c")
+    data, cache = load_data(cfg), StageCache(tmp_path / "c")
+    emb = embed(cfg, data, pretrain(cfg, data, cache), cache)
+    assert emb.train.shape == (50, 512) and np.isfinite(np.asarray(emb.train)).all()
+    with pytest.raises(BrittleError, match="backbone.arch=nosuchnet is not a timm model"):
+        from brittle.backbones import pretrained_net
+        pretrained_net("nosuchnet", "timm")
