@@ -25,8 +25,15 @@ log = logging.getLogger("brittle.aggregate")
 DEFAULT_PATHS = ("outputs", "multirun")
 METHOD_NAMES = {"esvm": "ESVM", "l2": "L2", "cosine": "Cosine", "random": "Random",
                 "gradcos": "Grad-Cos", "trak": "TRAK", "datamodels": "Datamodels"}
-BACKBONE_NAMES = {"moco_small": "MoCo", "moco_r18": "MoCo", "supervised_small": "Supervised",
-                  "supervised_r18": "Supervised"}
+BACKBONE_NAMES = {"moco": "MoCo", "byol": "BYOL", "simclr": "SimCLR", "dino": "DINO",
+                  "supervised": "Supervised", "pretrained": "pretrained"}
+
+
+def backbone_label(choice: str) -> str:
+    """'moco_small' -> 'MoCo', 'moco_r18' -> 'MoCo R18': distinct backbones get distinct labels."""
+    method, _, size = choice.partition("_")
+    name = BACKBONE_NAMES.get(method, method)
+    return f"{name} {size.upper()}" if size and size != "small" else name
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -46,7 +53,7 @@ def method_label(choices: dict, n_models: int) -> str:
     name = METHOD_NAMES.get(scorer, scorer)
     if scorer in ("esvm", "l2", "cosine"):
         backbone = choices.get("backbone", "")
-        name = f"{name} {BACKBONE_NAMES.get(backbone, backbone)}".strip()
+        name = f"{name} {backbone_label(backbone)}".strip() if backbone else name
     return f"{name} ({n_models})"
 
 
