@@ -76,3 +76,28 @@ def test_mislabel_records_flip_class(first_run):
     support = pd.read_parquet(base / "run_mislabel" / "support.parquet")
     assert "flip_class" in support.columns and (support["flip_class"] != support["label"]).all()
     assert summary["task"] == "mislabel"
+
+
+def test_esvm_backends_on_real_moco_embeddings(first_run):
+    """The reference recipe and the torch solver on the run's own MoCo digits embeddings."""
+    from sklearn.svm import LinearSVC
+
+    from brittle.data import load_digits
+    from brittle.scorers.base import rank
+    from brittle.scorers.esvm import ExemplarSVM
+    base, _, _ = first_run
+    emb = next(p for p in (base / "cache" / "embed").iterdir() if (p / "meta.json").exists())
+    train, test = np.load(emb / "train.npy"), np.load(emb / "test.npy")
+    data = load_digits()
+    q = np.array([0, 50, 100, 150, 200, 250, 300, 350])
+    ref = rank(ExemplarSVM(backend="sklearn"), train, data.train.labels, test[q], data.test.labels[q], q, 50)
+    for t, i in enumerate(q):
+        same = np.flatnonzero(data.train.labels == data.test.labels[i])
+        x = np.concatenate([test[i][None], train[same]])
+        y = np.r_[1, np.zeros(len(same))]
+        clf = LinearSVC(C=0.1, class_weight="balanced", loss="squared_hinge", max_iter=10000, tol=1e-6,
+                        dual=True, random_state=0).fit(x, y)
+        assert np.array_equal(ref[t], same[np.argsort(-clf.decision_function(train[same]), kind="stable")[:50]])
+    fast = rank(ExemplarSVM(backend="torch"), train, data.train.labels, test[q], data.test.labels[q], q, 50)
+    overlap = [len(set(a) & set(b)) / 50 for a, b in zip(ref, fast)]
+    assert np.mean(overlap) >= 0.99 and min(overlap) >= 0.96
