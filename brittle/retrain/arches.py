@@ -1,4 +1,6 @@
-"""Classifiers retrained inside counterfactual tests: MLP and small CNN (digits), ResNet-9 (CIFAR).
+"""Classifiers retrained inside counterfactual tests: MLP and small CNN (digits), ResNet-9 (CIFAR),
+and the transfer-study architectures (MobileNetV2 from torchvision; ViT, Swin, MLP-Mixer and
+ConvMixer from timm, sized for small images).
 
 Every builder takes `in_shape` (C, H, W) and `num_classes` and returns a module mapping float
 images `[B, C, H, W]` to logits `[B, num_classes]`.
@@ -72,3 +74,67 @@ class ResNet9(nn.Sequential):
             nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8 * w, num_classes, bias=False),
             _Scale(0.125),
         )
+
+
+def _patch(size: int, wanted: int, min_tokens: int = 4) -> int:
+    """The configured patch size, shrunk so that the image still gives a grid of tokens (8x8
+    digits cannot use CIFAR's 4-pixel patches and keep any spatial structure)."""
+    patch = max(1, min(int(wanted), size // min_tokens))
+    while size % patch:
+        patch -= 1
+    return patch
+
+
+def mobilenet_v2(in_shape: Sequence[int], num_classes: int, width_mult: float = 1.0) -> nn.Module:
+    """torchvision's MobileNetV2 with a stride-1 stem (the usual CIFAR adaptation)."""
+    from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
+
+    net = tv_mobilenet_v2(num_classes=num_classes, width_mult=width_mult)
+    stem = net.features[0][0]
+    net.features[0][0] = nn.Conv2d(int(in_shape[0]), stem.out_channels, 3, stride=1, padding=1, bias=False)
+    return net
+
+
+def vit(in_shape: Sequence[int], num_classes: int, patch_size: int = 4, embed_dim: int = 192,
+        depth: int = 6, num_heads: int = 3) -> nn.Module:
+    """timm's VisionTransformer at the image's size (a ViT-Tiny-like width by default)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    size = int(in_shape[1])
+    return VisionTransformer(img_size=size, patch_size=_patch(size, patch_size), in_chans=int(in_shape[0]),
+                             num_classes=num_classes, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
+
+
+def swin_t(in_shape: Sequence[int], num_classes: int, patch_size: int = 2, embed_dim: int = 96,
+           window_size: int = 4, depths: Sequence[int] = (2, 2, 6), num_heads: Sequence[int] = (3, 6, 12)) -> nn.Module:
+    """timm's SwinTransformer for small images: stages stop while the grid still holds a window."""
+    from timm.models.swin_transformer import SwinTransformer
+
+    size = int(in_shape[1])
+    patch = _patch(size, patch_size, min_tokens=window_size)
+    stages = 1
+    while stages < len(depths) and (size // patch) >> stages >= window_size:
+        stages += 1
+    return SwinTransformer(img_size=size, patch_size=patch, in_chans=int(in_shape[0]), num_classes=num_classes,
+                           embed_dim=embed_dim, depths=tuple(depths[:stages]), num_heads=tuple(num_heads[:stages]),
+                           window_size=window_size)
+
+
+def mlp_mixer(in_shape: Sequence[int], num_classes: int, patch_size: int = 4, embed_dim: int = 256,
+              num_blocks: int = 8) -> nn.Module:
+    """timm's MLP-Mixer at the image's size."""
+    from timm.models.mlp_mixer import MlpMixer
+
+    size = int(in_shape[1])
+    return MlpMixer(img_size=size, patch_size=_patch(size, patch_size), in_chans=int(in_shape[0]),
+                    num_classes=num_classes, embed_dim=embed_dim, num_blocks=num_blocks)
+
+
+def conv_mixer(in_shape: Sequence[int], num_classes: int, dim: int = 256, depth: int = 8,
+               kernel_size: int = 5, patch_size: int = 2) -> nn.Module:
+    """timm's ConvMixer (the CIFAR-10 ConvMixer-256/8 by default)."""
+    from timm.models.convmixer import ConvMixer
+
+    size = int(in_shape[1])
+    return ConvMixer(dim=dim, depth=depth, kernel_size=kernel_size, patch_size=_patch(size, patch_size),
+                     in_chans=int(in_shape[0]), num_classes=num_classes)

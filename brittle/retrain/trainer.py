@@ -28,6 +28,7 @@ class Recipe:
     translate: int = 0
     cutout: int = 0
     nesterov: bool = False
+    optimizer: str = "sgd"   # sgd (the paper's) | adamw (transformers and mixers train with it)
 
 
 def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
@@ -76,8 +77,11 @@ def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor,
         torch.manual_seed(seed)
         model = build().to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    if recipe.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                              weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     n = int(keep.shape[0])
     bs = min(recipe.batch_size, n)
     steps_per_epoch = n // bs
