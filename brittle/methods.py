@@ -92,6 +92,13 @@ class Pretrainer(pl.LightningModule):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, max(1, self.max_epochs))
         return [optim], [sched]
 
+    def _add_momentum_encoder(self) -> None:
+        """Frozen copies of backbone and projection head, updated by EMA (MoCo, BYOL)."""
+        self.backbone_momentum = copy.deepcopy(self.backbone)
+        self.projection_head_momentum = copy.deepcopy(self.projection_head)
+        deactivate_requires_grad(self.backbone_momentum)
+        deactivate_requires_grad(self.projection_head_momentum)
+
     def momentum_at(self, start: float) -> float:
         """Momentum of the teacher: cosine from `start` to 1 over training (BYOL, DINO)."""
         return cosine_schedule(self.current_epoch, max(1, self.max_epochs), start, 1.0)
@@ -105,10 +112,7 @@ class MoCo(Pretrainer):
                  momentum: float = 0.99, base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.projection_head = MoCoProjectionHead(backbone.feature_dim, proj_hidden, proj_out)
-        self.backbone_momentum = copy.deepcopy(backbone)
-        self.projection_head_momentum = copy.deepcopy(self.projection_head)
-        deactivate_requires_grad(self.backbone_momentum)
-        deactivate_requires_grad(self.projection_head_momentum)
+        self._add_momentum_encoder()
         # lightly 1.6 needs the (size, dim) form of the memory bank
         self.criterion = NTXentLoss(temperature=temperature, memory_bank_size=(memory_bank, proj_out))
         self.momentum = momentum
@@ -137,10 +141,7 @@ class BYOL(Pretrainer):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.projection_head = BYOLProjectionHead(backbone.feature_dim, proj_hidden, proj_out)
         self.prediction_head = BYOLPredictionHead(proj_out, proj_hidden, proj_out)
-        self.backbone_momentum = copy.deepcopy(backbone)
-        self.projection_head_momentum = copy.deepcopy(self.projection_head)
-        deactivate_requires_grad(self.backbone_momentum)
-        deactivate_requires_grad(self.projection_head_momentum)
+        self._add_momentum_encoder()
         self.criterion = NegativeCosineSimilarity()
         self.momentum = momentum
 
