@@ -33,7 +33,7 @@ def cuml_available() -> bool:
 class ExemplarSVM:
     def __init__(self, C: float = 0.1, max_iter: int = 10000, tol: float = 1e-6,
                  backend: str = "auto", label_conditioning: bool = True,
-                 dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-6,
+                 dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
                  batch_size: int = 1024, device: str = "auto"):
         if backend not in _BACKENDS:
             raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")

@@ -7,9 +7,12 @@ negatives X [P, D], with x~ = [x, 1],
     f(w) = 0.5 ||w||^2 + c_pos (1 - w.x~_t)_+^2 + c_neg sum_i (1 + w.x~_i)_+^2,
     c_pos = C (P+1) / 2,   c_neg = C (P+1) / (2P).
 
-Solved by Newton-CG on the generalised Hessian H = I + 2 sum_active c_i x~_i x~_i^T, with an exact
-line search (f is a convex piecewise quadratic along the direction), all targets in one batch:
-every step is a pair of [T, D] x [D, P] matrix products, which is why it is fast on CPU and GPU.
+All targets of a chunk in one batch. From a least-squares start, the working-set phase
+(esvm_active.py) solves each target's problem exactly on its few support-vector candidates,
+grown until no other point violates its margin. When a chunk's support sets grow too large for
+that, it falls back to Newton-CG on the generalised Hessian H = I + 2 sum_active c_i x~_i x~_i^T
+(every step a pair of [T, D] x [D, P] matrix products) with an exact line search (f is a convex
+piecewise quadratic along the direction).
 """
 from __future__ import annotations
 
@@ -17,14 +20,21 @@ from dataclasses import dataclass
 
 import torch
 
+from brittle.scorers.esvm_active import exact_line_search, refine
+
 
 @dataclass(frozen=True)
 class NewtonSettings:
-    tol: float = 1e-6        # stop when ||grad|| <= tol * ||grad at w=0||, per target
+    tol: float = 1e-8        # stop when ||grad|| <= tol * ||grad at w=0||, per target
+    warm_steps: int = 0      # full Newton-CG steps before the working-set phase
+    working_set: int = 64    # initial working-set size per target (esvm_active.py)
+    grow: int = 64           # most violating points added to a working set per round
+    max_working_set: int = 2048  # a chunk whose working sets outgrow this falls back to Newton-CG
+    chunk: int = 0           # targets solved together (bounds the [chunk, m, m] Gram memory);
+                             # 0: 64 on CPU, 512 on a GPU
     max_newton: int = 60
     cg_tol: float = 0.1      # inexact Newton: CG residual relative to ||grad||
     max_cg: int = 100
-    line_iters: int = 30
 
 
 def _augment(x: torch.Tensor) -> torch.Tensor:
@@ -39,21 +49,42 @@ def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,
     n_neg = xn.shape[0]
     c_pos = C * (n_neg + 1) / 2.0
     c_neg = C * (n_neg + 1) / (2.0 * n_neg)
-    w = _least_squares_start(xp, xn, c_pos, c_neg)
-    g0 = None
-    done = torch.zeros(xp.shape[0], dtype=torch.bool, device=xp.device)
-    for _ in range(settings.max_newton):
+    start = _LeastSquaresStart(xn, c_neg)
+    size = settings.chunk or (512 if xp.is_cuda else 64)
+    out = []
+    for lo in range(0, xp.shape[0], size):
+        chunk = xp[lo:lo + size]
+        # the tolerance is relative to the gradient at w = 0, as in liblinear
+        g0 = (2.0 * c_neg * xn.sum(0)[None, :] - 2.0 * c_pos * chunk).norm(dim=1).double()
+        w, zn, done = _newton_cg(chunk, xn, c_pos, c_neg, start(chunk, c_pos), g0, settings,
+                                 settings.warm_steps)
+        if bool(done.all()):
+            out.append(zn)
+            continue
+        exact = refine(chunk, xn, c_pos, c_neg, zn, g0, settings.tol, settings.working_set,
+                       settings.max_working_set, settings.grow, max_newton=settings.max_newton)
+        if exact is None:  # support sets too large for the working-set phase
+            exact = _newton_cg(chunk, xn, c_pos, c_neg, w, g0, settings, settings.max_newton)[1]
+        out.append(exact)
+    return torch.cat(out)
+
+
+def _newton_cg(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, w: torch.Tensor,
+               g0: torch.Tensor, settings: NewtonSettings, steps: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Up to `steps` Newton-CG steps on the full problem from w [T, D+1], all targets at once;
+    returns w, its decision values [T, P] and which targets met the tolerance."""
+    for _ in range(steps + 1):
         zn = w @ xn.T                                  # [T, P]
         zp = (w * xp).sum(1)                           # [T]
         rn = (1.0 + zn).clamp_min(0.0)
         rp = (1.0 - zp).clamp_min(0.0)
         grad = w + 2.0 * c_neg * (rn @ xn) - 2.0 * c_pos * rp[:, None] * xp
         gnorm = grad.norm(dim=1)
-        if g0 is None:  # the tolerance is relative to the gradient at w = 0, as in liblinear
-            g0 = (2.0 * c_neg * xn.sum(0)[None, :] - 2.0 * c_pos * xp).norm(dim=1).clamp_min(1e-30)
-        done |= gnorm <= settings.tol * g0
-        if bool(done.all()):
+        done = gnorm.double() <= settings.tol * g0
+        if bool(done.all()) or steps == 0:
             break
+        steps -= 1
         act_n = (rn > 0).to(xn.dtype)
         act_p = (rp > 0).to(xn.dtype)
 
@@ -63,23 +94,33 @@ def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,
 
         d = _conjugate_gradient(hess_vec, -grad, settings.cg_tol * gnorm, settings.max_cg)
         d[done] = 0.0
-        step = _line_search(w, d, zn, zp, xn, xp, c_pos, c_neg, settings.line_iters)
+        dn, dp = d @ xn.T, (d * xp).sum(1)
+        # margins y z of [positive, negatives] and their change along d
+        marg = torch.cat([zp[:, None], -zn], dim=1)
+        dmarg = torch.cat([dp[:, None], -dn], dim=1)
+        c = torch.cat([torch.full_like(zp[:, None], c_pos), torch.full_like(zn, c_neg)], dim=1)
+        step = exact_line_search((w * d).sum(1), (d * d).sum(1), marg, dmarg, c)
         w = w + step[:, None] * d
-    return w @ xn.T
+    return w, zn, done
 
 
-def _least_squares_start(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float) -> torch.Tensor:
-    """The minimiser [T, D+1] of f with every hinge active (a least-squares problem): most
-    negatives sit on the margin at the optimum, so this starts Newton close to it. One Cholesky
-    of I + 2 c_neg X~^T X~ per negative set; each target's positive term by Sherman-Morrison."""
-    eye = torch.eye(xn.shape[1], dtype=torch.float64, device=xn.device)
-    chol = torch.linalg.cholesky(eye + 2.0 * c_neg * (xn.double().T @ xn.double()))
-    xp64 = xp.double()
-    rhs = 2.0 * c_pos * xp64 - 2.0 * c_neg * xn.double().sum(0)[None, :]
-    a = torch.cholesky_solve(rhs.T, chol).T               # M^-1 rhs
-    u = torch.cholesky_solve(xp64.T, chol).T              # M^-1 x_p
-    coef = 2.0 * c_pos * (xp64 * a).sum(1) / (1.0 + 2.0 * c_pos * (xp64 * u).sum(1))
-    return (a - coef[:, None] * u).to(xp.dtype)
+class _LeastSquaresStart:
+    """The minimiser [T, D+1] of f with every hinge active (a least-squares problem), a start
+    from which one Newton step already finds a small active set. One Cholesky of
+    M = I + 2 c_neg X~^T X~ per negative set; each target's positive term by Sherman-Morrison.
+    Only a starting point, so the Gram may be float32."""
+
+    def __init__(self, xn: torch.Tensor, c_neg: float):
+        eye = torch.eye(xn.shape[1], dtype=torch.float64, device=xn.device)
+        self.chol = torch.linalg.cholesky(eye + 2.0 * c_neg * (xn.T @ xn).double())
+        self.neg_sum = 2.0 * c_neg * xn.sum(0).double()
+
+    def __call__(self, xp: torch.Tensor, c_pos: float) -> torch.Tensor:
+        xp64 = xp.double()
+        a = torch.cholesky_solve((2.0 * c_pos * xp64 - self.neg_sum[None, :]).T, self.chol).T
+        u = torch.cholesky_solve(xp64.T, self.chol).T              # M^-1 x_p
+        coef = 2.0 * c_pos * (xp64 * a).sum(1) / (1.0 + 2.0 * c_pos * (xp64 * u).sum(1))
+        return (a - coef[:, None] * u).to(xp.dtype)
 
 
 def _conjugate_gradient(hess_vec, b: torch.Tensor, tol: torch.Tensor, max_iter: int) -> torch.Tensor:
@@ -101,42 +142,3 @@ def _conjugate_gradient(hess_vec, b: torch.Tensor, tol: torch.Tensor, max_iter: 
         p = r + beta[:, None] * p
         rs = rs_new
     return x
-
-
-def _line_search(w, d, zn, zp, xn, xp, c_pos, c_neg, iters: int) -> torch.Tensor:
-    """Exact minimiser s >= 0 of f(w + s d) per row: safeguarded Newton on the piecewise-linear
-    derivative phi'(s), bracketed in [lo, hi]."""
-    dn = d @ xn.T                      # [T, P]
-    dp = (d * xp).sum(1)
-    wd, dd = (w * d).sum(1), (d * d).sum(1)
-
-    def slope(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rn = (1.0 + zn + s[:, None] * dn).clamp_min(0.0)
-        rp = (1.0 - zp - s * dp).clamp_min(0.0)
-        first = wd + s * dd + 2.0 * c_neg * (rn * dn).sum(1) - 2.0 * c_pos * rp * dp
-        second = dd + 2.0 * c_neg * ((rn > 0) * dn * dn).sum(1) + 2.0 * c_pos * (rp > 0) * dp * dp
-        return first, second
-
-    t = zn.shape[0]
-    lo = torch.zeros(t, dtype=zn.dtype, device=zn.device)
-    hi = torch.ones_like(lo)
-    for _ in range(20):  # grow hi until the slope turns non-negative (rarely needed)
-        g, _ = slope(hi)
-        grow = g < 0
-        if not bool(grow.any()):
-            break
-        lo = torch.where(grow, hi, lo)
-        hi = torch.where(grow, hi * 2.0, hi)
-    s = hi.clone()
-    for _ in range(iters):
-        g, h = slope(s)
-        lo = torch.where(g < 0, s, lo)
-        hi = torch.where(g >= 0, s, hi)
-        newton = s - g / h.clamp_min(1e-30)
-        inside = (newton > lo) & (newton < hi)
-        s_next = torch.where(inside, newton, 0.5 * (lo + hi))
-        if bool(((s_next - s).abs() <= 1e-7 * s.abs().clamp_min(1e-12)).all()):
-            s = s_next
-            break
-        s = s_next
-    return s
