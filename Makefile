@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all bench figures clean-cache
+.PHONY: install run test test-all bench gpu-check figures clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test-all: $(STAMP)
 # benchmarks print ratios measured side by side in one run (not part of the tests)
 bench: $(STAMP)
 	$(PY) bench/esvm.py
+	$(PY) bench/retrain.py
+
+# on a GPU machine: fast/paper recipe accuracy and time on CIFAR-10, ESVM on 10,000 targets
+gpu-check: $(STAMP)
+	$(PY) bench/gpu_check.py
 
 # tables, figures and figures/report.md from every run under outputs/ and multirun/
 figures: $(STAMP)

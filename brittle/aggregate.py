@@ -81,7 +81,8 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
     row = {
         "run": str(run_dir), "method": method_label(choices, n_models),
         "scorer": choices.get("scorer"), "backbone": choices.get("backbone"),
-        "task": summary.get("task"), "arch": choices.get("arch"), "dataset": choices.get("dataset"),
+        "task": summary.get("task"), "arch": choices.get("arch"), "trainer": choices.get("trainer"),
+        "dataset": choices.get("dataset"),
         "search": choices.get("search"), "seed": spec.get("seed"),
         "auc": summary["auc"], "n_targets": summary["n_targets"], "n_flipped": summary["n_flipped"],
         "max_support": summary["max_support"], "n_trainings": summary.get("n_trainings"),
@@ -94,7 +95,7 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
     logical = {**spec, "targets": {k: v for k, v in (spec.get("targets") or {}).items() if k != "shard"}}
     row["logical_run"] = hashlib.sha1(canonical(logical).encode()).hexdigest()[:12]
     support = pd.read_parquet(support_file)
-    for key in ("run", "method", "scorer", "backbone", "task", "arch", "dataset", "max_support"):
+    for key in ("run", "method", "scorer", "backbone", "task", "arch", "trainer", "dataset", "max_support"):
         support[key] = row[key]
     return row, support
 

@@ -19,7 +19,6 @@ from brittle.artifacts import StageCache
 from brittle.errors import BrittleError
 from brittle.retrain.engine import Retrainer, model_seed
 from brittle.retrain.reference import reference_spec
-from brittle.retrain.trainer import logits
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def subset_bank(cfg: DictConfig, engine: Retrainer, cache: StageCache, n_models:
             keep = np.sort(rng.choice(n, size=int(round(alpha * n)), replace=False))
             masks[j, keep] = True
             model = engine.train(torch.as_tensor(keep, device=engine.train_x.device), engine.train_y, seed)
-            margins[j] = margins_of(logits(model, engine.test_x), test_y).cpu().numpy()
+            margins[j] = margins_of(engine.logits(model, engine.test_x), test_y).cpu().numpy()
             if (j + 1) % max(1, n_models // 10) == 0:
                 log.info("subset bank: %d/%d models (%.1f s)", j + 1, n_models, time.perf_counter() - start)
         np.save(tmp / "masks.npy", masks)

@@ -68,3 +68,39 @@ def test_resnet9_shapes_on_cifar_and_digits_sizes():
 def test_margin_is_correct_minus_best_other():
     assert margin(torch.tensor([1.0, 3.0, 2.0]), 1) == 1.0
     assert margin(torch.tensor([1.0, 3.0, 2.0]), 0) == -2.0
+
+
+def test_stacked_mlps_follow_their_solo_trajectories():
+    """Five MLPs trained as one stacked network equal each one trained alone (same seed)."""
+    from brittle.retrain.stacked import stackable, train_stacked
+
+    x, y, xt, _ = _digits()
+    keep = torch.arange(0, len(y), 2)                   # a removal-style subset
+    recipe = Recipe(epochs=3, batch_size=64, lr=0.1, translate=1, nesterov=True)
+
+    def build():
+        return MLP([1, 8, 8], 10, hidden=[64, 32])
+
+    assert stackable(build()) and not stackable(SmallCNN([1, 8, 8], 10))
+    seeds = [11, 12, 13, 14, 15]
+    together = train_stacked(build, recipe, x, y, keep, seeds)
+    for seed, model in zip(seeds, together):
+        alone = train_model(build, recipe, x, y, keep, seed)
+        assert torch.allclose(logits(model, xt), logits(alone, xt), atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(logits(together[0], xt), logits(together[1], xt), atol=1e-2)
+
+
+def test_recipe_trainer_stacks_only_mlps():
+    import pytest
+
+    from brittle.errors import BrittleError
+    from brittle.retrain.trainers import RecipeTrainer
+
+    x, y, _, _ = _digits()
+    keep = torch.arange(200)
+    trainer = RecipeTrainer({"epochs": 1, "batch_size": 50, "lr": 0.1}, together="stacked")
+    assert len(trainer.train(lambda: MLP([1, 8, 8], 10), x, y, keep, [1, 2])) == 2
+    with pytest.raises(BrittleError, match="trainer.together=stacked needs an MLP"):
+        trainer.train(lambda: SmallCNN([1, 8, 8], 10), x, y, keep, [1, 2])
+    with pytest.raises(BrittleError, match="trainer recipe is not valid"):
+        RecipeTrainer({"epochs": 1, "batch_size": 50, "lr": 0.1, "epoch": 3})

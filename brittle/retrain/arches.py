@@ -85,13 +85,26 @@ def _patch(size: int, wanted: int, min_tokens: int = 4) -> int:
     return patch
 
 
-def mobilenet_v2(in_shape: Sequence[int], num_classes: int, width_mult: float = 1.0) -> nn.Module:
-    """torchvision's MobileNetV2 with a stride-1 stem (the usual CIFAR adaptation)."""
+def mobilenet_v2(in_shape: Sequence[int], num_classes: int, width_mult: float = 1.0,
+                 min_grid: int = 2) -> nn.Module:
+    """torchvision's MobileNetV2 adapted to small images as is usual for CIFAR: stride-1 stem and
+    first stride-2 stage at stride 1 (32 -> 4 px); further stride-2 stages also run at stride 1
+    where they would shrink the grid below `min_grid` (8x8 digits keep a 2x2 grid)."""
     from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
+    from torchvision.models.mobilenetv2 import InvertedResidual
 
     net = tv_mobilenet_v2(num_classes=num_classes, width_mult=width_mult)
     stem = net.features[0][0]
     net.features[0][0] = nn.Conv2d(int(in_shape[0]), stem.out_channels, 3, stride=1, padding=1, bias=False)
+    size, first = int(in_shape[1]), True
+    for block in net.features:
+        if isinstance(block, InvertedResidual) and block.stride == 2:
+            if first or size // 2 < min_grid:
+                depthwise = next(m for m in block.conv.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
+                depthwise.stride, block.stride = (1, 1), 1
+            else:
+                size //= 2
+            first = False
     return net
 
 

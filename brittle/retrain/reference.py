@@ -23,6 +23,7 @@ _REFERENCE_STREAM = 7_000_001  # keeps reference seeds apart from counterfactual
 
 def reference_spec(cfg: DictConfig) -> dict:
     return {"dataset": dataset_spec(cfg), "arch": OmegaConf.to_container(cfg.arch, resolve=True),
+            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
             "normalize": OmegaConf.to_container(cfg.dataset.normalize, resolve=True),
             "n_models": int(cfg.reference.n_models), "seed": int(cfg.seed)}
 

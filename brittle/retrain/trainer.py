@@ -8,11 +8,13 @@ The learning-rate schedule is the paper's: linear warm-up to the peak, then line
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from brittle.errors import BrittleError
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,15 @@ def lr_at(step: int, total: int, recipe: Recipe) -> float:
     return recipe.lr * max(0.0, (total - step) / max(1, total - warm))
 
 
+def optimizer_for(params: Iterable[torch.Tensor], recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    raise BrittleError(f"recipe optimizer={recipe.optimizer} is not valid; use sgd or adamw")
+
+
 def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
                 keep: torch.Tensor, seed: int) -> nn.Module:
     """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU.
@@ -77,11 +88,7 @@ def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor,
         torch.manual_seed(seed)
         model = build().to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    if recipe.optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                              weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    opt = optimizer_for(model.parameters(), recipe)
     n = int(keep.shape[0])
     bs = min(recipe.batch_size, n)
     steps_per_epoch = n // bs

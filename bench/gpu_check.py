@@ -1,0 +1,124 @@
+"""GPU check (`make gpu-check`): the figures the retraining and scoring issues ask of a GPU, in
+one prepared script. On full CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz or $BRITTLE_CIFAR10):
+
+1. trainer=fast, arch=airnet: seconds per model and TTA test accuracy over a few seeds
+   (target: >= 93% in <= 5 s per model);
+2. trainer=paper, arch=resnet9: one model's seconds and test accuracy (target: >= 92%);
+3. ESVM scoring of all 10,000 test images against their 5,000 same-class training features
+   (penultimate features of that ResNet-9): torch backend on the GPU, cuML when importable,
+   and top-100 overlap with the scikit-learn reference on a sample of targets.
+
+Prints one line per figure and writes them to gpu_check.json (in $OUT when set). `--smoke` runs
+the same code at a toy size (any device) to check the script itself.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from brittle.config import register_resolvers  # noqa: E402
+from brittle.pipeline import load_data  # noqa: E402
+from brittle.retrain.engine import Retrainer  # noqa: E402
+from brittle.scorers.esvm import ExemplarSVM, cuml_available  # noqa: E402
+
+
+def engine_for(overrides: list[str]) -> Retrainer:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return Retrainer.from_config(cfg, load_data(cfg))
+
+
+def timed_models(engine: Retrainer, seeds: list[int]) -> tuple[list[float], list[float], torch.nn.Module]:
+    """Seconds and test accuracy per seed (after one untimed warm-up model)."""
+    engine.train(engine.full_keep(), engine.train_y, seed=10_000)     # cudnn autotuning, allocator
+    seconds, accs, model = [], [], None
+    for seed in seeds:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model = engine.train(engine.full_keep(), engine.train_y, seed)
+        pred = engine.logits(model, engine.test_x).argmax(1).cpu().numpy()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+        accs.append(float((pred == engine.test_y).mean()))
+    return seconds, accs, model
+
+
+@torch.no_grad()
+def penultimate(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """ResNet-9 features before its linear head, float32 [M, 8 * width]."""
+    body = model[:-2]
+    return torch.cat([body(part).float() for part in x.split(1000)]).cpu().numpy()
+
+
+def esvm_figures(model, engine: Retrainer, n_reference: int) -> dict:
+    train, test = penultimate(model, engine.train_x), penultimate(model, engine.test_x)
+    train_y, test_y = engine.train_y.cpu().numpy(), engine.test_y
+    out: dict = {"targets": len(test), "features": list(train.shape)}
+    ids = np.arange(len(test))
+    backends = ["torch"] + (["cuml"] if cuml_available() else [])
+    ranks = {}
+    for backend in backends:
+        svm = ExemplarSVM(backend=backend)
+        start = time.perf_counter()
+        scores = svm.scores(train, train_y, test, test_y, ids)
+        out[f"{backend}_seconds"] = time.perf_counter() - start
+        ranks[backend] = np.argsort(-scores, axis=1)[:, :100]
+    sample = np.random.default_rng(0).choice(len(test), n_reference, replace=False)
+    ref = ExemplarSVM(backend="sklearn")
+    start = time.perf_counter()
+    ref_rank = np.argsort(-ref.scores(train, train_y, test[sample], test_y[sample], sample), axis=1)[:, :100]
+    out["sklearn_seconds_per_target"] = (time.perf_counter() - start) / n_reference
+    for backend, r in ranks.items():
+        overlap = [len(set(a) & set(b)) / 100 for a, b in zip(ref_rank, r[sample])]
+        out[f"{backend}_top100_overlap_mean"] = float(np.mean(overlap))
+        out[f"{backend}_top100_overlap_min"] = float(np.min(overlap))
+    if not cuml_available():
+        out["cuml"] = "not importable here (pip install -e '.[gpu]')"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="toy sizes: checks the script, not the GPU")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    data = os.environ.get("BRITTLE_CIFAR10", str(ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
+    if not Path(data).exists():
+        sys.exit(f"error: CIFAR-10 not found at {data}; set BRITTLE_CIFAR10 to the class-folder tarball")
+    base = ["dataset=cifar10", f"dataset.root={data}"]
+    fast, paper = ["arch=airnet", "trainer=fast"], ["arch=resnet9", "trainer=paper"]
+    if args.smoke:
+        base += ["dataset.train_subset=600", "dataset.test_subset=200"]
+        fast += ["trainer.epochs=1", "trainer.batch_size=100", "arch.model.width=8"]
+        paper += ["trainer.recipe.epochs=1", "trainer.recipe.batch_size=100", "arch.model.width=8"]
+    report: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+    seconds, accs, _ = timed_models(engine_for(base + fast), list(range(args.seeds)))
+    report["fast"] = {"seconds": seconds, "test_accuracy": accs}
+    print(f"fast  (airnet): {np.mean(seconds):.2f} s/model, test acc {np.mean(accs):.4f} "
+          f"(min {np.min(accs):.4f}) over {len(accs)} seeds", flush=True)
+    engine = engine_for(base + paper)
+    seconds, accs, model = timed_models(engine, [0])
+    report["paper"] = {"seconds": seconds, "test_accuracy": accs}
+    print(f"paper (resnet9): {seconds[0]:.1f} s/model, test acc {accs[0]:.4f}", flush=True)
+    report["esvm"] = esvm_figures(model, engine, n_reference=5 if args.smoke else 50)
+    print("esvm:", json.dumps(report["esvm"]), flush=True)
+    out_dir = Path(os.environ.get("OUT", "."))
+    (out_dir / "gpu_check.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

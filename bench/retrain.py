@@ -1,0 +1,113 @@
+"""Benchmark: retraining speed and accuracy per arch and trainer, and N_test models trained
+together vs one by one, all measured in this run.
+
+Digits on this CPU with every arch; a CIFAR-10 subset from ../shared/data (when present) with
+every arch at CPU-reduced widths; the counterfactual test of the default config (digits, MLP,
+5 models) with the models stacked and in a loop. The last line is
+`cf_test_seconds=<digits default, 5 models>`.
+
+    .venv/bin/python bench/retrain.py [--cifar-train 2000 --cifar-test 500] [--skip-cifar]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from brittle.config import register_resolvers  # noqa: E402
+from brittle.counterfactual import CounterfactualTester, TestLog  # noqa: E402
+from brittle.pipeline import load_data  # noqa: E402
+from brittle.retrain.engine import Retrainer  # noqa: E402
+from brittle.retrain.perturb import Remove  # noqa: E402
+
+# (arch, overrides at CPU scale). The digits archs train with their own recipes; the transfer
+# archs with trainer=cpu (their recipe, fewer epochs), narrowed where a full width is GPU work.
+SMALL = {
+    "resnet9": ["arch.model.width=16"],
+    "airnet": ["arch.model.width=16"],
+    "mobilenetv2": ["+arch.model.width_mult=0.5"],
+    "vit": ["+arch.model.embed_dim=96", "+arch.model.depth=4"],
+    "swin_t": ["+arch.model.embed_dim=48"],
+    "mlpmixer": ["+arch.model.embed_dim=128", "+arch.model.num_blocks=4"],
+    "convmixer": ["+arch.model.dim=128", "+arch.model.depth=4"],
+}
+# transformers from scratch on 1,437 images need more epochs and a higher lr than the rest
+LONGER = {"vit": ["trainer.epochs=40", "arch.recipe.lr=3e-3"], "swin_t": ["trainer.epochs=40", "arch.recipe.lr=3e-3"]}
+DIGITS = [("mlp", []), ("cnn", [])] \
+    + [(a, ["trainer=cpu", "trainer.batch_size=64"] + LONGER.get(a, ["trainer.epochs=15"]) + o)
+       for a, o in SMALL.items()] \
+    + [("airnet", ["trainer=fast", "trainer.batch_size=128", "arch.model.width=32"])]
+# MobileNetV2 keeps 32x32 maps through its first stages: the slowest arch here by far
+CIFAR_SMALLER = {"mobilenetv2": ["trainer.epochs=4", "+arch.model.width_mult=0.25"]}
+CIFAR = [(a, ["trainer=cpu"] + CIFAR_SMALLER.get(a, ["trainer.epochs=6"] + o)) for a, o in SMALL.items()] \
+    + [("airnet", ["trainer=fast", "trainer.batch_size=128", "trainer.epochs=6", "arch.model.width=32"])]
+
+
+def cfg_for(overrides: list[str]):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def accuracy_row(name: str, overrides: list[str], base: list[str]) -> None:
+    cfg = cfg_for(base + [f"arch={name}"] + overrides)
+    engine = Retrainer.from_config(cfg, load_data(cfg))
+    start = time.perf_counter()
+    model = engine.train(engine.full_keep(), engine.train_y, seed=0)
+    seconds = time.perf_counter() - start
+    acc = float((engine.logits(model, engine.test_x).argmax(1).cpu().numpy() == engine.test_y).mean())
+    trainer = next((o.split("=")[1] for o in overrides if o.startswith("trainer=")), "arch")
+    print(f"  {name:<12} trainer={trainer:<5} {len(engine.train_y):>6} imgs  {seconds:7.1f} s/model  "
+          f"test acc {acc:.3f}   {' '.join(o for o in overrides if not o.startswith('trainer='))}", flush=True)
+
+
+def together_vs_loop() -> float:
+    """Seconds of one counterfactual test (digits default, 5 models): stacked and loop."""
+    cfg = cfg_for([])
+    engine = Retrainer.from_config(cfg, load_data(cfg))
+    ranking = np.arange(64)
+    timings = {}
+    for mode in ("loop", "auto", "loop", "auto"):   # twice each, interleaved: the 2nd is kept
+        engine.trainer.together = mode
+        with tempfile.TemporaryDirectory() as tmp:
+            tester = CounterfactualTester(engine, Remove(), TestLog(Path(tmp) / "t.jsonl"), seed=0, n_test=5)
+            start = time.perf_counter()
+            tester.accuracy(0, ranking, 64, None)
+            timings[mode] = time.perf_counter() - start
+    print(f"counterfactual test, digits default (MLP, 5 models): one by one {timings['loop']:.2f} s, "
+          f"stacked {timings['auto']:.2f} s ({timings['loop'] / timings['auto']:.1f}x)")
+    return timings["auto"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cifar-train", type=int, default=2000)
+    parser.add_argument("--cifar-test", type=int, default=500)
+    parser.add_argument("--skip-cifar", action="store_true")
+    args = parser.parse_args()
+    print("digits (1,437 train / 360 test), CPU:")
+    for name, overrides in DIGITS:
+        accuracy_row(name, overrides, [])
+    tgz = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+    if args.skip_cifar or not tgz.exists():
+        print(f"CIFAR-10 subset skipped ({'--skip-cifar' if args.skip_cifar else f'{tgz} not found'})")
+    else:
+        print(f"CIFAR-10 subset ({args.cifar_train:,} train / {args.cifar_test:,} test), CPU:")
+        base = ["dataset=cifar10", f"dataset.root={tgz}", f"dataset.train_subset={args.cifar_train}",
+                f"dataset.test_subset={args.cifar_test}"]
+        for name, overrides in CIFAR:
+            accuracy_row(name, overrides, base)
+    seconds = together_vs_loop()
+    print(f"cf_test_seconds={seconds:.2f}")
+
+
+if __name__ == "__main__":
+    main()

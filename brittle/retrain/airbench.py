@@ -1,0 +1,224 @@
+"""`trainer=fast`: an airbench-class procedure (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on
+a single GPU"), re-implemented here, and its network (`arch=airnet`).
+
+What makes it fast, each part configurable: a frozen 2x2 patch-whitening first convolution
+initialised from the training images' patch covariance; a small VGG-like net (widths 64/256/256,
+GELU, BatchNorm with frozen scale); Nesterov SGD with decoupled hyperparameters (lr and weight
+decay per 1024 examples; BatchNorm biases at 64x the lr); label smoothing 0.2; a triangular lr
+schedule over 9.9 epochs of batch 1024; alternating flips (a random half flipped once, then
+every image flipped on odd epochs) and reflect-padded 2 px translation; a lookahead EMA of the
+weights from epoch 3; flip + translate test-time augmentation.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _Norm(nn.BatchNorm2d):
+    """BatchNorm with a frozen unit scale (only the bias trains)."""
+
+    def __init__(self, channels: int, momentum: float):
+        super().__init__(channels, eps=1e-12, momentum=momentum)
+        self.weight.requires_grad_(False)
+
+
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    conv = nn.Conv2d(cin, cout, 3, padding="same", bias=False)
+    with torch.no_grad():   # identity on the first channels: an implicit residual at init
+        nn.init.dirac_(conv.weight[:min(cin, cout)])
+    return conv
+
+
+class _Pool(nn.Module):
+    """2x2 max pooling; images already down to one pixel (small inputs like digits) pass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return F.max_pool2d(x, 2) if min(x.shape[2:]) >= 2 else x
+
+
+class _Block(nn.Sequential):
+    def __init__(self, cin: int, cout: int, momentum: float):
+        super().__init__(_conv(cin, cout), _Pool(), _Norm(cout, momentum), nn.GELU(),
+                         _conv(cout, cout), _Norm(cout, momentum), nn.GELU())
+
+
+class AirNet(nn.Module):
+    """Whitening conv, three conv blocks, global max pool, linear head scaled by 1/9.
+    Maps [B, C, H, W] to logits [B, num_classes]."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, width: int = 64,
+                 whiten_kernel: int = 2, bn_momentum: float = 0.4, scale: float = 1 / 9):
+        super().__init__()
+        c = int(in_shape[0])
+        self.whiten = nn.Conv2d(c, 2 * c * whiten_kernel ** 2, whiten_kernel, bias=True)
+        self.whiten.weight.requires_grad_(False)
+        widths = (width, 4 * width, 4 * width)
+        self.blocks = nn.Sequential(_Block(self.whiten.out_channels, widths[0], bn_momentum),
+                                    _Block(widths[0], widths[1], bn_momentum),
+                                    _Block(widths[1], widths[2], bn_momentum))
+        self.head = nn.Linear(widths[2], num_classes, bias=False)
+        self.scale = scale
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the first conv to +-(eigenvectors / sqrt(eigenvalues)) of the patch covariance of
+        images [M, C, H, W] (normalised training images)."""
+        k = self.whiten.kernel_size[0]
+        patches = images.float().unfold(2, k, 1).unfold(3, k, 1)          # [M, C, h, w, k, k]
+        flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, images.shape[1] * k * k)
+        cov = flat.T @ flat / flat.shape[0]
+        eigval, eigvec = torch.linalg.eigh(cov)
+        filters = (eigvec.T / torch.sqrt(eigval + eps)[:, None]).flip(0)
+        filters = filters.reshape(-1, images.shape[1], k, k)
+        self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        x = self.blocks(F.gelu(self.whiten(x)))
+        return self.head(torch.amax(x, dim=(2, 3))) * self.scale
+
+
+def _translate(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Random shifts by up to `pad` px per image, reflect-padded; x [B, C, H, W]."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad,) * 4, mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w)
+    return padded.gather(2, rows.expand(b, c, h, w + 2 * pad)).gather(3, cols.expand(b, c, h, w))
+
+
+class FastTrainer:
+    """The airbench-class training procedure; any arch works, AirNet gets its whitening init."""
+
+    def __init__(self, epochs: float = 9.9, batch_size: int = 1024, lr: float = 11.5,
+                 momentum: float = 0.85, weight_decay: float = 0.0153, bias_scaler: float = 64.0,
+                 label_smoothing: float = 0.2, whiten_bias_epochs: int = 3, ema_start_epochs: int = 3,
+                 ema_decay_base: float = 0.95, ema_decay_pow: float = 3.0, ema_every: int = 5,
+                 flip: bool = True, translate: int = 2, tta_level: int = 2, whiten_images: int = 5000):
+        self.epochs, self.batch_size, self.momentum = float(epochs), int(batch_size), float(momentum)
+        # decoupled form: lr and weight decay per 1024 examples, independent of the momentum
+        kilostep = 1024 * (1 + 1 / (1 - momentum))
+        self.lr = lr / kilostep
+        self.decay = weight_decay * batch_size / kilostep
+        self.bias_scaler, self.label_smoothing = float(bias_scaler), float(label_smoothing)
+        self.whiten_bias_epochs, self.whiten_images = int(whiten_bias_epochs), int(whiten_images)
+        self.ema_start, self.ema_every = int(ema_start_epochs), int(ema_every)
+        self.ema_base, self.ema_pow = float(ema_decay_base) ** ema_every, float(ema_decay_pow)
+        self.flip, self.translate, self.tta_level = bool(flip), int(translate), int(tta_level)
+
+    def train(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
+              keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
+        """One model per seed on x[keep] (x float [N, C, H, W] on the device), one by one."""
+        return [self._train_one(build, x, labels, keep, seed) for seed in seeds]
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.SGD:
+        norm_biases = [p for m in model.modules() if isinstance(m, nn.BatchNorm2d)
+                       for p in m.parameters() if p.requires_grad]
+        ids = {id(p) for p in norm_biases}
+        others = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
+        lr_bias = self.lr * self.bias_scaler
+        groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=self.decay / lr_bias, base=lr_bias),
+                  dict(params=others, lr=self.lr, weight_decay=self.decay / self.lr, base=self.lr)]
+        return torch.optim.SGD(groups, momentum=self.momentum, nesterov=True)
+
+    def _train_one(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
+                   keep: torch.Tensor, seed: int) -> nn.Module:
+        device = x.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            model = build().to(device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        gen = torch.Generator(device=device).manual_seed(seed)
+        if isinstance(model, AirNet):
+            model.init_whitening(x[keep[:self.whiten_images]])
+        opt = self._optimizer(model)
+        n = int(keep.shape[0])
+        bs = min(self.batch_size, n)
+        total = math.ceil((n // bs) * self.epochs)
+        base_flip = torch.rand(n, generator=gen, device=device) < 0.5   # alternating flips
+        ema, step = None, 0
+        model.train()
+        for epoch in range(math.ceil(self.epochs)):
+            if isinstance(model, AirNet):
+                model.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
+            pos = torch.randperm(n, generator=gen, device=device)
+            for b in range(n // bs):
+                if step >= total:
+                    break
+                p = pos[b * bs:(b + 1) * bs]
+                xb = self._augment(x[keep[p]], base_flip[p] ^ (epoch % 2 == 1), gen)
+                self._step(model, opt, xb, labels[keep[p]], step, total)
+                step += 1
+                if epoch >= self.ema_start and step % self.ema_every == 0:
+                    ema = _lookahead(model, ema, self.ema_base * (step / total) ** self.ema_pow)
+            if ema is not None:
+                _lookahead(model, ema, 1.0)
+        return model.eval()
+
+    def _augment(self, xb: torch.Tensor, flip: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.flip:
+            xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
+        if self.translate > 0:
+            xb = _translate(xb, self.translate, gen)
+        return xb.contiguous(memory_format=torch.channels_last) if xb.is_cuda else xb
+
+    def _step(self, model: nn.Module, opt: torch.optim.SGD, xb: torch.Tensor, yb: torch.Tensor,
+              step: int, total: int) -> None:
+        factor = _triangle(step, total)
+        for group in opt.param_groups:
+            group["lr"] = group["base"] * factor
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=xb.is_cuda):
+            out = model(xb)
+        loss = F.cross_entropy(out.float(), yb, label_smoothing=self.label_smoothing, reduction="sum")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def logits(self, model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+        """float32 [M, classes] with test-time augmentation (level 0 none, 1 mirror,
+        2 mirror + 1 px translations)."""
+        return torch.cat([self._tta(model, part) for part in x.split(batch_size)])
+
+    def _tta(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        def run(v: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(v.device.type, dtype=torch.bfloat16, enabled=v.is_cuda):
+                return model(v).float()
+
+        def mirror(v: torch.Tensor) -> torch.Tensor:
+            return 0.5 * (run(v) + run(v.flip(3))) if self.flip and self.tta_level >= 1 else run(v)
+
+        out = mirror(x)
+        if self.tta_level >= 2:
+            h, w = x.shape[2:]
+            padded = F.pad(x, (1,) * 4, mode="reflect")
+            shifted = 0.5 * (mirror(padded[:, :, :h, :w]) + mirror(padded[:, :, 2:, 2:]))
+            out = 0.5 * out + 0.5 * shifted
+        return out
+
+
+def _triangle(step: int, total: int, start: float = 0.2, peak: float = 0.23, end: float = 0.07) -> float:
+    """lr factor: linear from `start` up to 1 at `peak` of training, then down to `end`."""
+    top = max(1, int(peak * total))
+    if step < top:
+        return start + (1 - start) * step / top
+    return 1 + (end - 1) * (step - top) / max(1, total - top)
+
+
+@torch.no_grad()
+def _lookahead(model: nn.Module, ema: dict | None, decay: float) -> dict:
+    """Move the EMA of the float state towards the model by (1 - decay), then copy it back."""
+    state = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    if ema is None:
+        return {k: v.clone() for k, v in state.items()}
+    for key, value in state.items():
+        ema[key].lerp_(value, 1 - decay)
+        value.copy_(ema[key])
+    return ema
