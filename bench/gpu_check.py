@@ -60,7 +60,7 @@ def timed_models(engine: Retrainer, seeds: list[int]) -> tuple[list[float], list
 @torch.no_grad()
 def penultimate(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     """ResNet-9 features before its linear head, float32 [M, 8 * width]."""
-    body = model[:-2]
+    body = torch.nn.Sequential(*list(model)[:-2])
     return torch.cat([body(part).float() for part in x.split(1000)]).cpu().numpy()
 
 

@@ -49,18 +49,19 @@ def exact_line_search(a: torch.Tensor, b: torch.Tensor, marg: torch.Tensor, dmar
 
 
 def _restricted_newton(q: torch.Tensor, alpha: torch.Tensor, c: torch.Tensor, g0: torch.Tensor,
-                       tol: float, max_iter: int) -> torch.Tensor:
+                       tol: float, max_iter: int) -> tuple[torch.Tensor, bool]:
     """Optimal coefficients alpha [T, n] of the problem restricted to a working set, by Newton
     with exact line search. q [T, n, n] signed Gram (float64); c [T, n] loss weights, 0 = padding.
-    Stops per target when the restricted gradient norm |w - sum 2 c (1 - m)_+ u| <= tol * g0."""
+    Stops per target when the restricted gradient norm |w - sum 2 c (1 - m)_+ u| <= tol * g0;
+    also returns whether every target got there within max_iter."""
     delta = 1.0 / (2.0 * c.clamp_min(torch.finfo(c.dtype).tiny))
     marg = (q @ alpha[..., None])[..., 0]
-    for _ in range(max_iter):
+    for _ in range(max_iter + 1):
         resid = alpha - 2.0 * c * (1.0 - marg).clamp_min(0.0)
         gnorm = (resid[:, None, :] @ q @ resid[..., None])[:, 0, 0].clamp_min(0.0).sqrt()
         live = gnorm > tol * g0
         if not bool(live.any()):
-            break
+            return alpha, True
         gamma = _active_minimiser(q, (marg < 1.0) & (c > 0), delta)
         step_dir = torch.where(live[:, None], gamma - alpha, torch.zeros_like(alpha))
         qd = (q @ step_dir[..., None])[..., 0]
@@ -69,7 +70,7 @@ def _restricted_newton(q: torch.Tensor, alpha: torch.Tensor, c: torch.Tensor, g0
         s = exact_line_search(a, b, marg, qd, c)
         alpha = alpha + s[:, None] * step_dir
         marg = marg + s[:, None] * qd
-    return alpha
+    return alpha, False
 
 
 def _active_minimiser(q: torch.Tensor, active: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -108,7 +109,9 @@ def refine(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: t
         q = u @ u.transpose(1, 2)
         c = torch.cat([torch.full((t, 1), c_pos, dtype=torch.float64, device=dev),
                        torch.where(valid, c_neg, 0.0).double()], dim=1)
-        alpha = _restricted_newton(q, alpha, c, g0, 0.5 * tol, max_newton)
+        alpha, solved = _restricted_newton(q, alpha, c, g0, 0.5 * tol, max_newton)
+        if not solved:
+            return None
         w = (alpha[:, :, None] * u).sum(1)
         zn = w.to(xn.dtype) @ xn.T
         inside = torch.zeros(t, p + 1, dtype=torch.bool, device=dev)
