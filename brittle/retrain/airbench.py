@@ -129,10 +129,15 @@ class FastTrainer:
 
     def _train_one(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
                    keep: torch.Tensor, seed: int) -> nn.Module:
+        """The seed fixes init, data order, augmentation and (global RNG, restored) dropout."""
         device = x.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            model = build().to(device)
+            return self._fit(build().to(device), x, labels, keep, seed)
+
+    def _fit(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
+             seed: int) -> nn.Module:
+        device = x.device
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         gen = torch.Generator(device=device).manual_seed(seed)

@@ -78,16 +78,23 @@ def optimizer_for(params: Iterable[torch.Tensor], recipe: Recipe) -> torch.optim
 
 def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
                 keep: torch.Tensor, seed: int) -> nn.Module:
-    """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU.
+    """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU:
+    the seed fixes the initialisation, the data order and augmentation, and (through the global
+    RNG, restored afterwards) dropout.
 
     x: float [N, C, H, W] on the device; labels: int64 [N]; keep: int64 [N_keep] indices.
     """
     device = x.device
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         model = build().to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+        _train_loop(model, recipe, x, labels, keep, torch.Generator(device=device).manual_seed(seed))
+    return model.eval()
+
+
+def _train_loop(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
+                keep: torch.Tensor, gen: torch.Generator) -> None:
+    device = x.device
     opt = optimizer_for(model.parameters(), recipe)
     n = int(keep.shape[0])
     bs = min(recipe.batch_size, n)
@@ -109,7 +116,6 @@ def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor,
             loss.backward()
             opt.step()
             step += 1
-    return model.eval()
 
 
 @torch.no_grad()

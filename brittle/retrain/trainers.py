@@ -7,6 +7,7 @@ stacked.py) or one after another. `trainer=fast` is the airbench-class procedure
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -42,12 +43,20 @@ class RecipeTrainer:
             raise BrittleError(f"trainer.together={together} is not valid; use one of {list(_TOGETHER)}")
         self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)
         self.together = together
+        self._arch_stacks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _stackable(self, build: Callable[[], nn.Module]) -> bool:
+        """Whether build's arch can be stacked, decided once per builder."""
+        if build not in self._arch_stacks:
+            with torch.random.fork_rng():   # building draws from the global RNG
+                self._arch_stacks[build] = stackable(build())
+        return self._arch_stacks[build]
 
     def train(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
               keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
         """One model per seed on x[keep] (x float [N, C, H, W], labels int64 [N])."""
         stack = self.together == "stacked" or (self.together == "auto" and len(seeds) > 1)
-        if stack and stackable(build()):
+        if stack and self._stackable(build):
             return train_stacked(build, self.recipe, x, labels, keep, seeds)
         if self.together == "stacked":
             raise BrittleError("trainer.together=stacked needs an MLP arch (arch=mlp); "
