@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brittle.retrain.trainer import translate
+
 
 class _Norm(nn.BatchNorm2d):
     """BatchNorm with a frozen unit scale (only the bias trains)."""
@@ -80,17 +82,6 @@ class AirNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x = self.blocks(F.gelu(self.whiten(x)))
         return self.head(torch.amax(x, dim=(2, 3))) * self.scale
-
-
-def _translate(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
-    """Random shifts by up to `pad` px per image, reflect-padded; x [B, C, H, W]."""
-    b, c, h, w = x.shape
-    padded = F.pad(x, (pad,) * 4, mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w)
-    return padded.gather(2, rows.expand(b, c, h, w + 2 * pad)).gather(3, cols.expand(b, c, h, w))
 
 
 class FastTrainer:
@@ -171,7 +162,7 @@ class FastTrainer:
         if self.flip:
             xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
         if self.translate > 0:
-            xb = _translate(xb, self.translate, gen)
+            xb = translate(xb, self.translate, gen, mode="reflect")
         return xb.contiguous(memory_format=torch.channels_last) if xb.is_cuda else xb
 
     def _step(self, model: nn.Module, opt: torch.optim.SGD, xb: torch.Tensor, yb: torch.Tensor,

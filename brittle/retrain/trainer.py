@@ -42,13 +42,7 @@ def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tens
         flip = torch.rand(b, generator=gen, device=dev) < 0.5
         x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
     if recipe.translate > 0:
-        t, c = recipe.translate, x.shape[1]
-        padded = F.pad(x, (t, t, t, t))
-        dy = torch.randint(0, 2 * t + 1, (b,), generator=gen, device=dev)
-        dx = torch.randint(0, 2 * t + 1, (b,), generator=gen, device=dev)
-        rows = (dy.view(b, 1) + torch.arange(h, device=dev)).view(b, 1, h, 1)
-        cols = (dx.view(b, 1) + torch.arange(w, device=dev)).view(b, 1, 1, w)
-        x = padded.gather(2, rows.expand(b, c, h, w + 2 * t)).gather(3, cols.expand(b, c, h, w))
+        x = translate(x, recipe.translate, gen)
     if recipe.cutout > 0:
         s = recipe.cutout
         y0 = torch.randint(0, h, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
@@ -58,6 +52,18 @@ def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tens
         hole = (yy >= y0) & (yy < y0 + s) & (xx >= x0) & (xx < x0 + s)
         x = x.masked_fill(hole.unsqueeze(1), 0.0)
     return x
+
+
+def translate(x: torch.Tensor, pad: int, gen: torch.Generator, mode: str = "constant") -> torch.Tensor:
+    """Each image of x [B, C, H, W] shifted by up to `pad` px in each direction; the uncovered
+    border is zero (mode "constant") or mirrored ("reflect")."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad,) * 4, mode=mode)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w)
+    return padded.gather(2, rows.expand(b, c, h, w + 2 * pad)).gather(3, cols.expand(b, c, h, w))
 
 
 def lr_at(step: int, total: int, recipe: Recipe) -> float:
