@@ -44,11 +44,18 @@ class ImageSet:
         return ImageSet(images, self.labels[index], self.classes)
 
 
+# How a dataset's indices are ordered. "official": the publisher's order (CIFAR-10's python
+# batches; digits' fixed split, the only one there is). "class-folder": sorted by class folder,
+# then file name. Released weights and explicit target indices are only valid in their own order.
+ORDERINGS = ("official", "class-folder")
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
     train: ImageSet
     test: ImageSet
+    ordering: str = "official"
 
     @property
     def num_classes(self) -> int:
@@ -77,10 +84,20 @@ def balanced_subset(labels: np.ndarray, n: int | None, seed: int, what: str) -> 
 
 
 def _apply_subsets(name: str, train: ImageSet, test: ImageSet, train_subset: int | None,
-                   test_subset: int | None, seed: int) -> Dataset:
+                   test_subset: int | None, seed: int, ordering: str = "official") -> Dataset:
     train = train.subset(balanced_subset(train.labels, train_subset, seed, "dataset.train_subset"))
     test = test.subset(balanced_subset(test.labels, test_subset, seed + 1, "dataset.test_subset"))
-    return Dataset(name, train, test)
+    return Dataset(name, train, test, ordering)
+
+
+def normalized(images: np.ndarray, mean: list[float], std: list[float]) -> "torch.Tensor":
+    """uint8 [B, C, H, W] -> float32 [B, C, H, W], scaled to [0, 1] then standardised per channel."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - m) / s
 
 
 def load_digits(test_fraction: float = 0.2, split_seed: int = 0, train_subset: int | None = None,
@@ -123,20 +140,26 @@ def load_cifar10(root: str | None, cache_dir: str, download: bool = False,
         classes = [str(c) for c in z["classes"]]
         train = ImageSet(z["train_x"], z["train_y"], classes)
         test = ImageSet(z["test_x"], z["test_y"], classes)
+        ordering = str(z["ordering"])
     if len(classes) != 10:
         log.warning("dataset at %s has %d classes, not CIFAR-10's 10", root, len(classes))
-    return _apply_subsets("cifar10", train, test, train_subset, test_subset, subset_seed)
+    if ordering != "official":
+        log.info("CIFAR-10 from %s is ordered by class folder, then file name (not the official "
+                 "order of the python batches)", root)
+    return _apply_subsets("cifar10", train, test, train_subset, test_subset, subset_seed, ordering)
 
 
 def _decode_to(source: Path, out: Path) -> dict:
     if source.is_dir() and _batches_dir(source) is not None:
         splits, classes = _read_batches(_batches_dir(source)), CIFAR10_CLASSES
+        ordering = "official"
     else:
         splits, classes = _read_class_tree(source)
-    np.savez(out / "data.npz", classes=np.array(classes),
+        ordering = "class-folder"
+    np.savez(out / "data.npz", classes=np.array(classes), ordering=np.array(ordering),
              train_x=splits["train"][0], train_y=splits["train"][1],
              test_x=splits["test"][0], test_y=splits["test"][1])
-    return {"n_train": len(splits["train"][1]), "n_test": len(splits["test"][1])}
+    return {"n_train": len(splits["train"][1]), "n_test": len(splits["test"][1]), "ordering": ordering}
 
 
 def _batches_dir(source: Path) -> Path | None:

@@ -78,4 +78,5 @@ def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int |
     index = {c: i for i, c in enumerate(classes)}
     train = ImageSet(LazyImages(train_files, image_size), np.array([index[c] for c in train_cls]), classes)
     test = ImageSet(LazyImages(test_files, image_size), np.array([index[c] for c in test_cls]), classes)
-    return _apply_subsets("imagefolder", train, test, train_subset, test_subset, subset_seed)
+    return _apply_subsets("imagefolder", train, test, train_subset, test_subset, subset_seed,
+                          ordering="class-folder")

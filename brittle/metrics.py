@@ -50,3 +50,52 @@ def lds(masks: np.ndarray, margins: np.ndarray, scores: np.ndarray) -> np.ndarra
     for t in range(scores.shape[0]):
         out[t] = spearmanr(margins[:, t], predicted[:, t]).statistic
     return out
+
+
+def median_support(supports: np.ndarray, max_support: int) -> float | str:
+    """Median support over *all* targets, a target never flipped counting as larger than K.
+
+    A number when at least half the targets flipped, else the string '>K': a method that flips
+    2 of 10 targets cannot show a smaller median than one that flips all 10."""
+    s = np.asarray(supports, dtype=np.float64)
+    if len(s) == 0:
+        return f">{int(max_support)}"
+    censored = np.where((s >= 0) & (s <= max_support), s, np.inf)
+    med = float(np.median(censored))  # inf as soon as the middle reaches an unflipped target
+    return med if np.isfinite(med) else f">{int(max_support)}"
+
+
+def fraction_flipped(supports: np.ndarray, max_support: int) -> float:
+    s = np.asarray(supports)
+    return float(((s >= 0) & (s <= max_support)).mean()) if len(s) else 0.0
+
+
+def bootstrap_ci(values: np.ndarray, statistic, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(sample)` over resampled targets (rows of
+    values [T] or [T, ...]); (nan, nan) with fewer than 2 targets."""
+    values = np.asarray(values)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    stats = np.array([statistic(values[i]) for i in idx], dtype=np.float64)
+    lo, hi = np.nanpercentile(stats, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def paired_sign_test(a: np.ndarray, b: np.ndarray, max_support: int) -> dict[str, float]:
+    """Per-target comparison of two methods' supports a [T], b [T] (same targets; not found
+    counts as larger than K): counts of smaller / equal / larger for `a`, and the two-sided
+    sign-test p-value over the targets where they differ."""
+    from scipy.stats import binomtest
+
+    def censor(s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=np.float64)
+        return np.where((s >= 0) & (s <= max_support), s, np.inf)
+
+    ca, cb = censor(a), censor(b)
+    smaller, larger = int((ca < cb).sum()), int((ca > cb).sum())
+    equal = int(len(ca) - smaller - larger)
+    p = binomtest(smaller, smaller + larger, 0.5).pvalue if smaller + larger else 1.0
+    return {"smaller": smaller, "equal": equal, "larger": larger, "p_value": float(p)}

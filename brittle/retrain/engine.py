@@ -15,10 +15,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from brittle.config import resolve_device
-from brittle.data import Dataset
-from brittle.embed import normalized
+from brittle.data import Dataset, normalized
 from brittle.retrain.trainer import margin
+
+# The settings a trained model depends on (besides its seed and training set): the data, its
+# normalisation, the arch and the trainer. Stages that train models include these in their key.
+DEPENDS_ON = ("dataset.loader", "dataset.normalize", "arch", "trainer")
 
 
 def model_seed(*parts: int) -> int:
@@ -37,16 +39,14 @@ class Retrainer:
     test_y: np.ndarray
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, data: Dataset) -> "Retrainer":
-        device = resolve_device(cfg)
-        mean, std = list(cfg.dataset.normalize.mean), list(cfg.dataset.normalize.std)
-        in_shape = tuple(int(s) for s in data.train.images.shape[1:])
-        num_classes = data.num_classes
-
-        def build() -> nn.Module:
-            return instantiate(cfg.arch.model, in_shape=list(in_shape), num_classes=num_classes)
-
-        return cls(build, instantiate(cfg.trainer),
+    def from_spec(cls, spec: DictConfig, data: Dataset, device: torch.device) -> "Retrainer":
+        """The engine of a `DEPENDS_ON` subset: the arch's model as a partial built once, the
+        trainer, and the normalised images on `device`."""
+        mean, std = list(spec.dataset.normalize.mean), list(spec.dataset.normalize.std)
+        in_shape = [int(s) for s in data.train.images.shape[1:]]
+        build = instantiate(spec.arch.model, _partial_=True, in_shape=in_shape,
+                            num_classes=data.num_classes)
+        return cls(build, instantiate(spec.trainer),
                    normalized(data.train.images, mean, std).to(device),
                    torch.as_tensor(data.train.labels, device=device),
                    normalized(data.test.images, mean, std).to(device),

@@ -1,45 +1,121 @@
-"""What every scorer shares: the candidate pool of a target and the score-matrix contract.
+"""The scorer interface: everything the pipeline asks of an attribution method.
 
-A scorer's `scores(train [N, D], train_labels [N], queries [T, D], query_labels [T],
-query_ids [T])` returns float [T, N]: higher = more positive influence on the target, -inf for
-training images outside the target's pool (other classes, when label-conditioned). The top-k
-matrix int64 [T, k] is each row's k best indices, best first (ties keep index order).
-Model-based scorers also have `prepare(ctx)`, called once before scoring.
+A scorer is prepared once per run with the training set (labels, and backbone features when it
+`needs_features`) and, when it trains models of its own, a `ModelProvider`. It then maps a chunk
+of `Queries` (test targets) to its *affinity* float [T, N]: higher = the training image matters
+more for the target, over every training image. From that one matrix come:
+
+- `ranking(affinity, queries)`: the order the search removes or relabels, -inf outside each
+  target's pool (its class, when `label_conditioning`); the top-k matrix is its k best indices.
+- `attributions(affinity, queries)`: the signed scores tau [T, N] that the Linear Datamodeling
+  Score sums (larger = more support for the target's true-class margin). Similarity scorers
+  (`signed_by_label`) follow the paper's sign estimation: magnitude from `magnitude(affinity)`,
+  positive for the target's class, negative for every other class. Influence estimators (TRAK,
+  Datamodels, Grad-Cos) are already signed and are used as they are.
+
+`lds_sparsity` is the fraction of |tau| per target that LDS keeps (paper: top 5% for its ESVM,
+the adaptation of its own method; dense for TRAK and Datamodels, as their papers evaluate them).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
+import torch
 
 from brittle.errors import BrittleError
 
 
-@dataclass
-class ScoreContext:
-    """What model-based scorers may use in `prepare`: the config, the data, the retraining
-    engine (to train the models they need), the stage cache, and a scratch directory."""
-    cfg: Any
-    data: Any
-    engine: Any
-    cache: Any
-    work_dir: Path
+@dataclass(frozen=True)
+class TrainSet:
+    """labels int64 [N]; features float32 [N, D] (None for scorers without features);
+    ordering: the dataset's index order (brittle.data.ORDERINGS)."""
+    labels: np.ndarray
+    features: np.ndarray | None = None
+    ordering: str = "official"
 
 
-class Scorer(Protocol):
-    label_conditioning: bool
+@dataclass(frozen=True)
+class Queries:
+    """ids: test indices int64 [T]; labels int64 [T]; features float32 [T, D] or None."""
+    ids: np.ndarray
+    labels: np.ndarray
+    features: np.ndarray | None = None
 
-    def scores(self, train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray,
-               query_labels: np.ndarray, query_ids: np.ndarray) -> np.ndarray: ...
+
+@dataclass(frozen=True)
+class Cost:
+    """What a method needs beyond the ranking: models trained, their training time, and the bytes
+    a user keeps to score new targets (features, checkpoints, banks)."""
+    n_models: int = 0
+    models_seconds: float = 0.0
+    bytes_stored: int = 0
 
 
-def candidate_pool(train_labels: np.ndarray, label: int, conditioned: bool) -> np.ndarray:
-    """Training indices a target may be attributed to: its class only ("sign estimation")."""
-    if conditioned:
-        return np.flatnonzero(train_labels == label)
-    return np.arange(len(train_labels))
+class ModelProvider(Protocol):
+    """Trained models for scorers that need them (brittle/stages/models.py), cached per run key."""
+    engine: Any          # brittle.retrain.engine.Retrainer: data on the device, arch, trainer
+    work_dir: Path       # scratch space inside the run directory
+    seed: int
+
+    def checkpoints(self, purpose: str, n_models: int, fraction: float) -> tuple[list[dict], float]: ...
+
+    def bank(self, n_models: int, alpha: float, purpose: str) -> Any: ...
+
+
+class Scorer(ABC):
+    """Base of every scorer; a subclass implements `affinity` and sets the class attributes."""
+
+    method: ClassVar[str] = "?"           # display name, e.g. "ESVM" (the backbone is appended)
+    needs_features: ClassVar[bool] = True
+    signed_by_label: ClassVar[bool] = True
+    protocol_conditioning: ClassVar[bool] = True  # the paper's pool for this method
+    label_conditioning: bool = True
+    lds_sparsity: float = 1.0
+    not_converged: int = 0   # solves that missed their tolerance (solver-based scorers)
+    fallbacks: int = 0       # solves redone by a slower exact solver
+
+    def prepare(self, train: TrainSet, models: ModelProvider | None, device: torch.device) -> None:
+        """Called once per run before any `affinity`; keeps what scoring needs."""
+        self.train = train
+        self.device = device
+
+    @abstractmethod
+    def affinity(self, queries: Queries) -> np.ndarray:
+        """float64 [T, N] over every training image: higher = matters more for the target."""
+
+    def ranking(self, affinity: np.ndarray, queries: Queries) -> np.ndarray:
+        """affinity restricted to each target's pool (-inf elsewhere): what the search ranks."""
+        return restrict_to_pools(affinity.copy(), self.train.labels, queries.labels, self.label_conditioning)
+
+    def magnitude(self, affinity: np.ndarray) -> np.ndarray:
+        """Influence magnitude of a similarity: inverse distance, the nearest the largest."""
+        return 1.0 / np.clip(-affinity, 1e-6, None)
+
+    def attributions(self, affinity: np.ndarray, queries: Queries) -> np.ndarray:
+        """Signed LDS scores tau float64 [T, N]."""
+        if not self.signed_by_label:
+            return np.asarray(affinity, dtype=np.float64)
+        same = self.train.labels[None, :] == np.asarray(queries.labels)[:, None]
+        return np.where(same, 1.0, -1.0) * self.magnitude(np.asarray(affinity, dtype=np.float64))
+
+    def cost(self) -> Cost:
+        """Models trained and bytes kept beyond the features (which the pipeline counts)."""
+        return Cost(n_models=1 if self.needs_features else 0)
+
+    def display_label(self, backbone: str | None) -> str:
+        """e.g. 'ESVM MoCo', 'TRAK', 'TRAK class-cond.': the method as tables name it."""
+        name = f"{self.method} {backbone}" if self.needs_features and backbone else self.method
+        return name + self._protocol_suffix()
+
+    def _protocol_suffix(self) -> str:
+        """Marks a run whose candidate pool departs from the method's own protocol."""
+        if self.label_conditioning == self.protocol_conditioning:
+            return ""
+        return " class-cond." if self.label_conditioning else " all-classes"
 
 
 def restrict_to_pools(scores: np.ndarray, train_labels: np.ndarray, query_labels: np.ndarray,
@@ -49,6 +125,13 @@ def restrict_to_pools(scores: np.ndarray, train_labels: np.ndarray, query_labels
     if conditioned:
         scores[train_labels[None, :] != np.asarray(query_labels)[:, None]] = -np.inf
     return scores
+
+
+def candidate_pool(train_labels: np.ndarray, label: int, conditioned: bool) -> np.ndarray:
+    """Training indices a target may be attributed to: its class only ("sign estimation")."""
+    if conditioned:
+        return np.flatnonzero(train_labels == label)
+    return np.arange(len(train_labels))
 
 
 def rank_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
@@ -76,7 +159,6 @@ def validate_features(name: str, feats: np.ndarray, chunk: int = 8192) -> None:
                            f"retrain the backbone (its pretraining may have diverged)")
 
 
-def rank(scorer: Any, train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray,
-         query_labels: np.ndarray, query_ids: np.ndarray, k: int) -> np.ndarray:
-    """Convenience: the top-k matrix of a scorer in one call."""
-    return rank_from_scores(scorer.scores(train, train_labels, queries, query_labels, query_ids), k)
+def rank(scorer: Scorer, queries: Queries, k: int) -> np.ndarray:
+    """The top-k matrix int64 [T, k] of a prepared scorer for `queries`, in one call."""
+    return rank_from_scores(scorer.ranking(scorer.affinity(queries), queries), k)

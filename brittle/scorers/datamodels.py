@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from brittle.bank import subset_bank
+import torch
+
 from brittle.errors import BrittleError
-from brittle.scorers.base import ScoreContext, restrict_to_pools
+from brittle.scorers.base import Cost, ModelProvider, Queries, Scorer, TrainSet
 
 log = logging.getLogger(__name__)
 
@@ -43,47 +44,59 @@ def fit_datamodel(masks: np.ndarray, margins: np.ndarray, n_alphas: int = 12,
     return model.coef_, float(model.intercept_), best
 
 
-class Datamodels:
-    """Rank by datamodel weights, fitted on a bank of `n_models` alpha-subset models or loaded."""
+class Datamodels(Scorer):
+    """Rank by datamodel weights, fitted on a bank of `n_models` alpha-subset models or loaded.
+    The paper's protocol ranks every training image (`label_conditioning: false`)."""
+
+    method = "Datamodels"
+    needs_features = False
+    signed_by_label = False
+    protocol_conditioning = False
 
     def __init__(self, n_models: int = 200, alpha: float = 0.5, weights: str | None = None,
-                 label_conditioning: bool = True, seed: int = 0):
+                 label_conditioning: bool = False, seed: int = 0, lds_sparsity: float = 1.0):
         self.n_models, self.alpha, self.weights = int(n_models), float(alpha), weights
         self.label_conditioning, self.seed = label_conditioning, int(seed)
+        self.lds_sparsity = float(lds_sparsity)
         self._bank = None
         self._released: np.ndarray | None = None
-        if weights is not None:
-            self.n_models = 0  # unknown: the publisher's bank
-        self.needs_features = False
+        self._cost = Cost()
 
-    def prepare(self, ctx: ScoreContext) -> None:
+    def prepare(self, train: TrainSet, models: ModelProvider | None, device: torch.device) -> None:
+        super().prepare(train, models, device)
         if self.weights is not None:
-            self._released = load_released_weights(Path(self.weights), len(ctx.data.train), len(ctx.data.test))
-        else:
-            self._bank = subset_bank(ctx.cfg, ctx.engine, ctx.cache, self.n_models, self.alpha)
-            self.bytes_stored = self._bank.masks.nbytes + self._bank.margins.nbytes
-            self.models_seconds = self._bank.seconds
+            if train.ordering != "official":
+                raise BrittleError(
+                    f"scorer.weights={self.weights} are in the official dataset order, but the "
+                    f"dataset was loaded in the {train.ordering} order; give the CIFAR-10 python "
+                    f"batches (cifar-10-batches-py) as dataset.root")
+            n_test = models.engine.test_x.shape[0] if models is not None else None
+            self._released = load_released_weights(Path(self.weights), len(train.labels), n_test)
+            self._cost = Cost(0, 0.0, int(self._released.nbytes))  # the publisher's bank: unknown
+            return
+        if models is None:
+            raise BrittleError("scorer=datamodels trains models: run it through the pipeline")
+        self._bank = models.bank(self.n_models, self.alpha, "datamodels")
+        self._cost = Cost(self.n_models, self._bank.seconds,
+                          int(self._bank.masks.nbytes + self._bank.margins.nbytes))
 
-    def weights_for(self, query_ids: np.ndarray) -> np.ndarray:
-        """Datamodel weights [T, N_train] of the given test indices."""
+    def affinity(self, queries: Queries) -> np.ndarray:
+        """Datamodel weights float64 [T, N_train] of the queries' test images."""
+        ids = np.asarray(queries.ids)
         if self._released is not None:
-            return self._released[:, query_ids].T
-        if self._bank is None:
-            raise RuntimeError("Datamodels.prepare must run before ranking")
+            return self._released[:, ids].T.astype(np.float64)
         out = []
-        for t in query_ids:
+        for t in ids:
             coef, _, alpha = fit_datamodel(self._bank.masks, self._bank.margins[:, t], seed=self.seed)
             log.debug("datamodel for test #%d: alpha %.3g, %d non-zero", t, alpha, int((coef != 0).sum()))
             out.append(coef)
-        return np.stack(out)
+        return np.stack(out) if out else np.zeros((0, len(self.train.labels)))
 
-    def scores(self, train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray,
-               query_labels: np.ndarray, query_ids: np.ndarray) -> np.ndarray:
-        return restrict_to_pools(self.weights_for(np.asarray(query_ids)), train_labels, query_labels,
-                                 self.label_conditioning)
+    def cost(self) -> Cost:
+        return self._cost
 
 
-def load_released_weights(path: Path, n_train: int, n_test: int) -> np.ndarray:
+def load_released_weights(path: Path, n_train: int, n_test: int | None) -> np.ndarray:
     """`weight` [N_train, N_test] from a released datamodels `.pt` file, checked against the data."""
     import torch
 
@@ -96,7 +109,7 @@ def load_released_weights(path: Path, n_train: int, n_test: int) -> np.ndarray:
         raise BrittleError(f"scorer.weights={path} has no 'weight' entry (keys: "
                            f"{sorted(blob) if isinstance(blob, dict) else type(blob).__name__})")
     weight = np.asarray(weight, dtype=np.float32)
-    if weight.shape != (n_train, n_test):
+    if weight.shape[0] != n_train or (n_test is not None and weight.shape[1] != n_test):
         raise BrittleError(f"scorer.weights={path} has weight of shape {weight.shape}, but the "
                            f"dataset has {n_train} train and {n_test} test images")
     return weight

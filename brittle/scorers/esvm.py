@@ -1,21 +1,30 @@
-"""Exemplar SVM scorer: one linear SVM per target (it the only positive, its pool negative).
+"""Exemplar SVM scorer (the paper's method): one linear SVM per target, it the only positive and
+its pool (its class, with label conditioning) negative. The affinity of a training image is its
+decision value under that hyperplane; the search ranks the pool by it, highest first, and LDS
+uses the inverse distance to the hyperplane, signed by label (brittle/scorers/base.py).
 
-Training images are ranked by the SVM's decision value, highest first. Backends:
+Backends:
   sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
            loss='squared_hinge', max_iter=10000, tol=1e-6) on X = [query; pool], y = [1, 0, ..., 0]
-  cuml     cuML's LinearSVC on a GPU (optional extra `.[gpu]`)
-  torch    the same objective solved for many targets at once (esvm_torch.py), CPU or GPU
-  auto     cuml when importable with a GPU, else torch
-Targets are grouped by class so each group shares its negative set.
+  torch    the same objective solved for many targets at once (esvm_torch.py), CPU or GPU,
+           checked against sklearn; a target whose solve does not converge is redone by sklearn
+  cuml     cuML's LinearSVC on a GPU (optional extra `.[gpu]`; a float32 solver, only on request)
+  auto     torch
+Targets are grouped by class so each group shares its negative set. Non-converged solves are
+counted in `not_converged` (summary.json, the log).
 """
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
+import torch
 
 from brittle.errors import BrittleError
-from brittle.scorers.base import candidate_pool
+from brittle.scorers.base import Queries, Scorer, candidate_pool
+
+log = logging.getLogger(__name__)
 
 _BACKENDS = ("auto", "sklearn", "cuml", "torch")
 
@@ -24,41 +33,58 @@ def cuml_available() -> bool:
     """cuML importable and a CUDA GPU visible (cuML is an optional extra: `.[gpu]`)."""
     try:
         import cuml  # noqa: F401
-        import torch
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
 
 
-class ExemplarSVM:
+class ExemplarSVM(Scorer):
+    method = "ESVM"
+
     def __init__(self, C: float = 0.1, max_iter: int = 10000, tol: float = 1e-6,
                  backend: str = "auto", label_conditioning: bool = True,
                  dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
-                 batch_size: int = 1024, device: str = "auto"):
+                 batch_size: int = 1024, lds_sparsity: float = 0.05):
         if backend not in _BACKENDS:
             raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")
         if backend == "cuml" and not cuml_available():
             raise BrittleError("scorer.backend=cuml needs cuML and a CUDA GPU (pip install -e "
                                "'.[gpu]' on a GPU machine); use scorer.backend=torch or sklearn")
-        if backend == "auto":
-            backend = "cuml" if cuml_available() else "torch"
+        self.backend = "torch" if backend == "auto" else backend
         self.C, self.max_iter, self.tol = float(C), int(max_iter), float(tol)
-        self.backend, self.label_conditioning = backend, label_conditioning
+        self.label_conditioning, self.lds_sparsity = label_conditioning, float(lds_sparsity)
         # The reference ran scikit-learn's then-default dual solver; random_state pins
         # liblinear's coordinate order so a rerun gives the identical ranking.
         self.dual, self.random_state = dual, random_state
-        self.torch_tol, self.batch_size, self.device = float(torch_tol), int(batch_size), device
-        self.not_converged = 0
+        self.torch_tol, self.batch_size = float(torch_tol), int(batch_size)
+        self.device = torch.device("cpu")
+        self.not_converged = 0  # targets whose final solve missed its tolerance
+        self.fallbacks = 0      # torch solves redone by liblinear
 
-    def decision_values(self, query: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-        """Decision value [P] of each negative row [P, D] under the exemplar SVM of query [D]."""
+    def affinity(self, queries: Queries) -> np.ndarray:
+        """Decision values float64 [T, N] of every training image under each target's SVM."""
+        train, labels = self.train.features, self.train.labels
+        out = np.empty((len(queries.ids), len(labels)))
+        groups = np.unique(queries.labels) if self.label_conditioning else [None]
+        for label in groups:
+            rows = np.flatnonzero(queries.labels == label) if label is not None else np.arange(len(out))
+            pool = candidate_pool(labels, int(queries.labels[rows[0]]), self.label_conditioning)
+            out[rows] = self.decisions(queries.features[rows], train[pool], train)
+        return out
+
+    def decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Decision values [T, M] of points [M, D] under the SVMs of queries [T, D] vs negatives."""
         if self.backend == "torch":
-            return self._torch_decisions(query[None], negatives)[0]
+            return self._torch_decisions(queries, negatives, points)
+        return np.stack([self._single(q, negatives, points) for q in queries])
+
+    def _single(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray,
+                backend: str | None = None) -> np.ndarray:
         x = np.concatenate([query[None, :], negatives], axis=0)
         y = np.zeros(len(x), dtype=np.int64)
         y[0] = 1
-        if self.backend == "cuml":
-            return self._cuml_decision(x, y, negatives)
+        if (backend or self.backend) == "cuml":
+            return self._cuml_decision(x, y, points)
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
 
@@ -68,45 +94,40 @@ class ExemplarSVM:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             clf.fit(x, y)
-        self.not_converged += sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-        return clf.decision_function(negatives)
+        failed = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+        if failed:
+            log.warning("liblinear did not converge for a target (max_iter=%d)", self.max_iter)
+        self.not_converged += int(failed > 0)
+        return clf.decision_function(np.asarray(points, dtype=np.float64))
 
-    def _cuml_decision(self, x: np.ndarray, y: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    def _cuml_decision(self, x: np.ndarray, y: np.ndarray, points: np.ndarray) -> np.ndarray:
         from cuml.svm import LinearSVC as CuLinearSVC
 
         # liblinear penalises the bias (an appended constant feature): penalized_intercept matches it
         clf = CuLinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge",
                           penalized_intercept=True, max_iter=self.max_iter, tol=self.tol)
         clf.fit(x.astype(np.float32), y.astype(np.float32))
-        return np.asarray(clf.decision_function(negatives.astype(np.float32)), dtype=np.float64)
+        n_iter = np.max(np.asarray(getattr(clf, "n_iter_", 0)))
+        self.not_converged += int(n_iter >= self.max_iter)
+        return np.asarray(clf.decision_function(np.asarray(points, dtype=np.float32)), dtype=np.float64)
 
-    def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-        """Decision values [T, P] for queries [T, D] sharing negatives [P, D], in batches."""
-        import torch
+    def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Batched solves; a target the torch solver leaves unconverged is redone by liblinear."""
+        from brittle.scorers.esvm_torch import NewtonSettings, decisions, exemplar_svm_weights
 
-        from brittle.scorers.esvm_torch import NewtonSettings, exemplar_svm_decisions
-
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" \
-            else torch.device(self.device)
-        neg = torch.as_tensor(negatives, dtype=torch.float32, device=dev)
+        dev = self.device
+        neg = torch.as_tensor(np.asarray(negatives), dtype=torch.float32, device=dev)
+        pts = torch.as_tensor(np.asarray(points), dtype=torch.float32, device=dev)
         settings = NewtonSettings(tol=self.torch_tol)
         out = []
         for start in range(0, len(queries), self.batch_size):
-            pos = torch.as_tensor(queries[start:start + self.batch_size], dtype=torch.float32, device=dev)
-            out.append(exemplar_svm_decisions(pos, neg, self.C, settings).cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
-
-    def scores(self, train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray,
-               query_labels: np.ndarray, query_ids: np.ndarray) -> np.ndarray:
-        out = np.full((len(queries), len(train_labels)), -np.inf)
-        if self.backend == "torch":  # one batched solve per class: the negatives are shared
-            groups = np.unique(query_labels) if self.label_conditioning else [None]
-            for label in groups:
-                rows = np.flatnonzero(query_labels == label) if label is not None else np.arange(len(queries))
-                pool = candidate_pool(train_labels, int(query_labels[rows[0]]), self.label_conditioning)
-                out[np.ix_(rows, pool)] = self._torch_decisions(queries[rows], train[pool])
-            return out
-        for t, (q, label) in enumerate(zip(queries, query_labels)):
-            pool = candidate_pool(train_labels, int(label), self.label_conditioning)
-            out[t, pool] = self.decision_values(q, train[pool])
-        return out
+            batch = np.asarray(queries[start:start + self.batch_size])
+            w, converged = exemplar_svm_weights(torch.as_tensor(batch, dtype=torch.float32, device=dev),
+                                                neg, self.C, settings)
+            values = decisions(w, pts).cpu().numpy()
+            for row in np.flatnonzero(~converged.cpu().numpy()):
+                log.warning("torch ESVM solve did not converge for a target; using liblinear for it")
+                self.fallbacks += 1
+                values[row] = self._single(batch[row], np.asarray(negatives), np.asarray(points), "sklearn")
+            out.append(values)
+        return np.concatenate(out)

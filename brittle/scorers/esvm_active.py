@@ -91,7 +91,7 @@ def _active_minimiser(q: torch.Tensor, active: torch.Tensor, delta: torch.Tensor
 def refine(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: torch.Tensor,
            g0: torch.Tensor, tol: float, start: int, limit: int, grow: int,
            max_newton: int = 60) -> torch.Tensor | None:
-    """Decision values [T, P] at the optimum, from an approximate iterate's values zn [T, P].
+    """The optimum w float64 [T, D+1], from an approximate iterate's decision values zn [T, P].
 
     xp [T, D+1] positives and xn [P, D+1] negatives (bias column appended). The working set starts
     as each target's `start` highest-scoring negatives; None when it would outgrow `limit` (the
@@ -119,7 +119,7 @@ def refine(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: t
         outside = torch.where(inside[:, :p], torch.zeros_like(zn), (1.0 + zn).clamp_min(0.0))
         g_out = 2.0 * c_neg * (outside @ xn).double().norm(dim=1)
         if bool((g_out <= 0.5 * tol * g0).all()):
-            return zn
+            return w
         k = min(int((outside > 0).sum(1).max()), grow)
         if k == 0 or members.shape[1] + k > limit:  # k == 0: the tolerance is below float noise
             return None

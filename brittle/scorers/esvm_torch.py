@@ -41,32 +41,45 @@ def _augment(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
 
 
-def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,
-                           settings: NewtonSettings = NewtonSettings()) -> torch.Tensor:
-    """Decision values [T, P] of the negatives neg [P, D] under each target's exemplar SVM
-    (targets pos [T, D]); float32 on pos's device."""
+def exemplar_svm_weights(pos: torch.Tensor, neg: torch.Tensor, C: float,
+                         settings: NewtonSettings = NewtonSettings()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each target's hyperplane w float64 [T, D+1] (bias last) for targets pos [T, D] against
+    negatives neg [P, D], and whether its solve met the tolerance, bool [T]."""
     xp, xn = _augment(pos.float()), _augment(neg.float())
     n_neg = xn.shape[0]
     c_pos = C * (n_neg + 1) / 2.0
     c_neg = C * (n_neg + 1) / (2.0 * n_neg)
     start = _LeastSquaresStart(xn, c_neg)
     size = settings.chunk or (512 if xp.is_cuda else 64)
-    out = []
+    weights, converged = [], []
     for lo in range(0, xp.shape[0], size):
         chunk = xp[lo:lo + size]
         # the tolerance is relative to the gradient at w = 0, as in liblinear
         g0 = (2.0 * c_neg * xn.sum(0)[None, :] - 2.0 * c_pos * chunk).norm(dim=1).double()
         w, zn, done = _newton_cg(chunk, xn, c_pos, c_neg, start(chunk, c_pos), g0, settings,
                                  settings.warm_steps)
-        if bool(done.all()):
-            out.append(zn)
-            continue
-        exact = refine(chunk, xn, c_pos, c_neg, zn, g0, settings.tol, settings.working_set,
-                       settings.max_working_set, settings.grow, max_newton=settings.max_newton)
-        if exact is None:  # support sets too large for the working-set phase
-            exact = _newton_cg(chunk, xn, c_pos, c_neg, w, g0, settings, settings.max_newton)[1]
-        out.append(exact)
-    return torch.cat(out)
+        if not bool(done.all()):
+            exact = refine(chunk, xn, c_pos, c_neg, zn, g0, settings.tol, settings.working_set,
+                           settings.max_working_set, settings.grow, max_newton=settings.max_newton)
+            if exact is not None:
+                w, done = exact, torch.ones_like(done)
+            else:  # support sets too large for the working-set phase
+                w, _, done = _newton_cg(chunk, xn, c_pos, c_neg, w, g0, settings, settings.max_newton)
+        weights.append(w.double())
+        converged.append(done)
+    return torch.cat(weights), torch.cat(converged)
+
+
+def decisions(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """float64 decision values [T, N] of points x [N, D] under hyperplanes w [T, D+1]."""
+    return w.double() @ _augment(x.double()).T
+
+
+def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,
+                           settings: NewtonSettings = NewtonSettings()) -> torch.Tensor:
+    """Decision values float64 [T, P] of the negatives neg [P, D] under each target's exemplar
+    SVM (targets pos [T, D])."""
+    return decisions(exemplar_svm_weights(pos, neg, C, settings)[0], neg)
 
 
 def _newton_cg(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, w: torch.Tensor,

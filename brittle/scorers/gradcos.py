@@ -1,7 +1,8 @@
 """Grad-Cos scorer (Hanawa et al.): cosine similarity of per-sample loss gradients.
 
 The gradients are those of one supervised classifier of the retraining arch trained on the full
-data; every parameter counts. Not class-filtered by default, as in the paper's appendix A.5.1.
+data (cached by the models stage); every parameter counts. Not class-filtered by default, as in
+the paper's appendix A.5.1; the cosines are its signed LDS scores.
 """
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from brittle.retrain.engine import model_seed
-from brittle.scorers.base import ScoreContext, restrict_to_pools
-
-_GRADCOS_STREAM = 13_000_001
+from brittle.errors import BrittleError
+from brittle.scorers.base import Cost, ModelProvider, Queries, Scorer, TrainSet
 
 
 def per_sample_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -29,28 +28,35 @@ def per_sample_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -
     return torch.cat([g.reshape(x.shape[0], -1) for g in grads.values()], dim=1)
 
 
-class GradCos:
-    def __init__(self, batch_size: int = 128, label_conditioning: bool = False):
+class GradCos(Scorer):
+    """Cosine of per-sample loss gradients; not class-filtered, as in the paper's appendix."""
+
+    method = "Grad-Cos"
+    needs_features = False
+    signed_by_label = False
+    protocol_conditioning = False
+
+    def __init__(self, batch_size: int = 128, label_conditioning: bool = False, lds_sparsity: float = 1.0):
         self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
-        self.needs_features = False
-        self.n_models = 1
-        self._ctx: ScoreContext | None = None
-        self._model: torch.nn.Module | None = None
+        self.lds_sparsity = float(lds_sparsity)
 
-    def prepare(self, ctx: ScoreContext) -> None:
-        self._ctx = ctx
-        engine = ctx.engine
-        self._model = engine.train(engine.full_keep(), engine.train_y,
-                                   model_seed(ctx.cfg.seed, _GRADCOS_STREAM)).eval()
-        self.bytes_stored = sum(p.numel() * p.element_size() for p in self._model.parameters())
+    def prepare(self, train: TrainSet, models: ModelProvider | None, device: torch.device) -> None:
+        """The one supervised model whose gradients are compared (trained once, cached)."""
+        super().prepare(train, models, device)
+        if models is None:
+            raise BrittleError("scorer=gradcos trains a model: run it through the pipeline")
+        self._engine = models.engine
+        states, self._seconds = models.checkpoints("gradcos", 1, 1.0)
+        self._model = models.model(states[0])
+        self._bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
 
-    def dense_scores(self, query_ids: np.ndarray) -> np.ndarray:
-        """Cosine similarities [T, N_train] between target and training-sample gradients."""
-        engine, model = self._ctx.engine, self._model
+    def affinity(self, queries: Queries) -> np.ndarray:
+        """Cosine similarities float64 [T, N_train] between target and training-sample gradients."""
+        engine, model = self._engine, self._model
         device = engine.train_x.device
-        idx = torch.as_tensor(query_ids, device=device)
-        yq = torch.as_tensor(engine.test_y[query_ids], device=device)
-        gq = F.normalize(per_sample_grads(model, engine.test_x[idx], yq), dim=1)
+        ids = np.asarray(queries.ids)
+        yq = torch.as_tensor(engine.test_y[ids], device=device)
+        gq = F.normalize(per_sample_grads(model, engine.test_x[torch.as_tensor(ids, device=device)], yq), dim=1)
         out = []
         for start in range(0, engine.train_x.shape[0], self.batch_size):
             sl = slice(start, start + self.batch_size)
@@ -58,8 +64,5 @@ class GradCos:
             out.append(gq @ g.T)
         return torch.cat(out, dim=1).cpu().numpy().astype(np.float64)
 
-    def scores(self, train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray,
-               query_labels: np.ndarray, query_ids: np.ndarray) -> np.ndarray:
-        return restrict_to_pools(self.dense_scores(np.asarray(query_ids)), train_labels, query_labels,
-                                 self.label_conditioning)
-
+    def cost(self) -> Cost:
+        return Cost(1, self._seconds, int(self._bytes))

@@ -1,22 +1,32 @@
-"""Random baseline: a seeded random order of the target's class (the paper's "random" curve)."""
+"""Random baseline: a seeded random order of the target's class (the paper's "random" curve).
+
+Its LDS attributions are the same random magnitudes, signed by label: what sign estimation alone
+achieves without any similarity."""
 from __future__ import annotations
 
 import numpy as np
 
-from brittle.scorers.base import restrict_to_pools
+from brittle.scorers.base import Cost, Queries, Scorer
 
 
-class RandomOrder:
+class RandomOrder(Scorer):
     """Random scores per target, seeded by (seed, test index): independent of the other targets."""
 
+    method = "Random"
     needs_features = False
-    n_models = 0
 
-    def __init__(self, seed: int = 0, label_conditioning: bool = True):
+    def __init__(self, seed: int = 0, label_conditioning: bool = True, lds_sparsity: float = 0.05):
         self.seed, self.label_conditioning = int(seed), label_conditioning
+        self.lds_sparsity = float(lds_sparsity)
 
-    def scores(self, train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray,
-               query_labels: np.ndarray, query_ids: np.ndarray) -> np.ndarray:
-        out = np.stack([np.random.default_rng([self.seed, int(q)]).random(len(train_labels))
-                        for q in query_ids]) if len(query_ids) else np.zeros((0, len(train_labels)))
-        return restrict_to_pools(out, train_labels, query_labels, self.label_conditioning)
+    def affinity(self, queries: Queries) -> np.ndarray:
+        n = len(self.train.labels)
+        if not len(queries.ids):
+            return np.zeros((0, n))
+        return np.stack([np.random.default_rng([self.seed, int(q)]).random(n) for q in queries.ids])
+
+    def magnitude(self, affinity: np.ndarray) -> np.ndarray:
+        return affinity
+
+    def cost(self) -> Cost:
+        return Cost()

@@ -1,4 +1,9 @@
-"""Summarize stage: summary.json, the support CDF figure, and the table printed at the end."""
+"""Summarize stage: summary.json, the support CDF figure, and the table printed at the end.
+
+summary.json is the run's typed record: the headline numbers with 95% bootstrap intervals over
+targets (AUC, fraction flipped; LDS when evaluated), the median support over all targets (">K"
+when at least half never flipped), and the labels (method, backbone, task, arch, trainer,
+dataset) the run computed itself, which aggregation reads as they are."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,24 +13,33 @@ import numpy as np
 import pandas as pd
 
 from brittle.artifacts import atomic_path, save_json
-from brittle.metrics import support_auc, support_cdf
+from brittle.metrics import (bootstrap_ci, fraction_flipped, median_support, support_auc,
+                             support_cdf)
 from brittle.search import NOT_FOUND
+
+
+def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
+    """AUC, fraction flipped (each with a 95% bootstrap CI over targets) and the median."""
+    s = np.asarray(supports)
+    return {
+        "auc": support_auc(s, max_support),
+        "auc_ci": list(bootstrap_ci(s, lambda x: support_auc(x, max_support))),
+        "n_targets": int(len(s)),
+        "n_flipped": int(((s >= 0) & (s <= max_support)).sum()),
+        "fraction_flipped": fraction_flipped(s, max_support),
+        "fraction_flipped_ci": list(bootstrap_ci(s, lambda x: fraction_flipped(x, max_support))),
+        "median_support": median_support(s, max_support),
+        "max_support": int(max_support),
+    }
 
 
 def summarize(run_dir: Path, support: pd.DataFrame, max_support: int, extra: dict[str, Any]) -> dict:
     """Write summary.json and cdf.png; return the summary dict."""
     s = support["support"].to_numpy()
-    summary = {
-        "auc": support_auc(s, max_support),
-        "n_targets": int(len(s)),
-        "n_flipped": int((s != NOT_FOUND).sum()),
-        "max_support": int(max_support),
-        "cdf": [[k, f] for k, f in support_cdf(s, max_support)],
-        "median_support": float(np.median(s[s != NOT_FOUND])) if (s != NOT_FOUND).any() else None,
-        **extra,
-    }
+    summary = {**headline(s, max_support),
+               "cdf": [[k, f] for k, f in support_cdf(s, max_support)], **extra}
     save_json(run_dir / "summary.json", summary)
-    plot_cdf(run_dir / "cdf.png", summary, label=str(extra.get("method", "method")))
+    plot_cdf(run_dir / "cdf.png", summary, label=str(summary.get("labels", {}).get("method", "method")))
     return summary
 
 
@@ -58,8 +72,9 @@ def format_table(support: pd.DataFrame, summary: dict, classes: list[str]) -> st
         flip = classes[row.flip_class] if "flip_class" in support.columns else "-"
         sup = f"{row.support}" if row.support != NOT_FOUND else f">{summary['max_support']}"
         lines.append(f"{row.target:>7} {classes[row.label]:>10} {flip:>10} {sup:>8} {row.n_trainings:>9}")
+    lo, hi = summary["auc_ci"]
     lines.append(
-        f"AUC {summary['auc']:.3f}   flipped {summary['n_flipped']}/{summary['n_targets']} within "
-        f"{summary['max_support']}   median support "
-        f"{summary['median_support'] if summary['median_support'] is not None else '-'}")
+        f"AUC {summary['auc']:.3f} (95% CI {lo:.3f}..{hi:.3f})   flipped {summary['n_flipped']}/"
+        f"{summary['n_targets']} within {summary['max_support']}   median support "
+        f"{summary['median_support']} (all targets; >K: not flipped)")
     return "\n".join(lines)

@@ -1,8 +1,9 @@
-"""Subset-model bank: m models trained on random alpha-subsets of the training set.
+"""Bank stage: m models trained on random alpha-subsets of the training set, cached.
 
 Stores masks bool [m, N_train] and test margins float32 [m, N_test] (correct logit minus the
-highest other logit) in the stage cache. Datamodels are fitted on it, and the Linear Datamodeling
-Score evaluates any scorer against it.
+highest other logit). Datamodels are fitted on one bank ('datamodels' seed stream) and the Linear
+Datamodeling Score evaluates any scorer on another ('lds'), so a method is never scored on the
+models it was fitted to. Key: the engine's settings, the seed, m, alpha and the purpose.
 """
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ from omegaconf import DictConfig
 
 from brittle.artifacts import StageCache
 from brittle.errors import BrittleError
+from brittle.execution import Execution
+from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer, model_seed
-from brittle.retrain.reference import reference_spec
+from brittle.stages.spec import key_of
 
 log = logging.getLogger(__name__)
+
+DEPENDS_ON = (*ENGINE_DEPENDS_ON, "seed")
 
 # Seed streams keep banks apart: the LDS must be measured on models a datamodel never saw.
 BANK_STREAMS = {"datamodels": 9_000_017, "lds": 9_000_029}
@@ -40,15 +45,19 @@ def margins_of(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return correct - other
 
 
-def subset_bank(cfg: DictConfig, engine: Retrainer, cache: StageCache, n_models: int,
-                alpha: float, purpose: str = "datamodels") -> Bank:
-    """Stage: train `n_models` models on random `alpha`-subsets (cached); `purpose` picks an
+def key(spec: DictConfig, n_models: int, alpha: float, purpose: str) -> dict:
+    return {**key_of(spec), "n_models": int(n_models), "alpha": float(alpha), "purpose": purpose}
+
+
+def run(spec: DictConfig, ex: Execution, engine: Retrainer, n_models: int, alpha: float,
+        purpose: str = "datamodels") -> Bank:
+    """Train (or load) `n_models` models on random `alpha`-subsets; `purpose` picks an
     independent seed stream ('datamodels' to fit on, 'lds' to evaluate on)."""
     if not 0 < alpha < 1:
         raise BrittleError(f"bank alpha={alpha} is out of range; use 0 < alpha < 1")
     if n_models < 2:
         raise BrittleError(f"bank n_models={n_models} is out of range; use >= 2")
-    spec = {**reference_spec(cfg), "n_models": int(n_models), "alpha": float(alpha), "purpose": purpose}
+    seed = int(spec.seed)
 
     def compute(tmp: Path) -> dict:
         n = engine.train_x.shape[0]
@@ -57,11 +66,12 @@ def subset_bank(cfg: DictConfig, engine: Retrainer, cache: StageCache, n_models:
         margins = np.zeros((n_models, len(engine.test_y)), dtype=np.float32)
         start = time.perf_counter()
         for j in range(n_models):
-            seed = model_seed(cfg.seed, BANK_STREAMS[purpose], j)
-            rng = np.random.default_rng(seed)
+            model_rng_seed = model_seed(seed, BANK_STREAMS[purpose], j)
+            rng = np.random.default_rng(model_rng_seed)
             keep = np.sort(rng.choice(n, size=int(round(alpha * n)), replace=False))
             masks[j, keep] = True
-            model = engine.train(torch.as_tensor(keep, device=engine.train_x.device), engine.train_y, seed)
+            model = engine.train(torch.as_tensor(keep, device=engine.train_x.device), engine.train_y,
+                                 model_rng_seed)
             margins[j] = margins_of(engine.logits(model, engine.test_x), test_y).cpu().numpy()
             if (j + 1) % max(1, n_models // 10) == 0:
                 log.info("subset bank: %d/%d models (%.1f s)", j + 1, n_models, time.perf_counter() - start)
@@ -69,6 +79,6 @@ def subset_bank(cfg: DictConfig, engine: Retrainer, cache: StageCache, n_models:
         np.save(tmp / "margins.npy", margins)
         return {"seconds": time.perf_counter() - start}
 
-    out = cache.get_or_compute("bank", spec, compute)
+    out = ex.cache.get_or_compute("bank", key(spec, n_models, alpha, purpose), compute)
     return Bank(np.load(out / "masks.npy"), np.load(out / "margins.npy"),
                 float(StageCache.meta(out).get("seconds", 0.0)))

@@ -1,0 +1,34 @@
+"""Data stage: the configured dataset as uint8 images, loaded (and for CIFAR-10 decoded once into
+the cache) from `dataset.loader`. Its subset is every other stage's view of the data."""
+from __future__ import annotations
+
+import inspect
+import logging
+
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from brittle.data import Dataset
+from brittle.execution import Execution
+
+log = logging.getLogger(__name__)
+
+DEPENDS_ON = ("dataset.loader",)
+# the train split alone: what pretraining sees
+TRAIN_ONLY = ("dataset.loader.test_subset",)
+
+
+def run(spec: DictConfig, ex: Execution) -> Dataset:
+    """Load the dataset of `spec.dataset.loader` (execution settings come from `ex`)."""
+    args = OmegaConf.to_container(spec.dataset.loader, resolve=True)
+    loader = get_method(args.pop("_target_"))
+    accepted = inspect.signature(loader).parameters
+    if "cache_dir" in accepted:
+        args["cache_dir"] = str(ex.cache.root)
+    if "download" in accepted:
+        args["download"] = ex.download
+    data = loader(**args)
+    log.info("dataset %s: %d train, %d test images of shape %s, %d classes (%s order)", data.name,
+             len(data.train), len(data.test), tuple(data.train.images.shape[1:]), data.num_classes,
+             data.ordering)
+    return data

@@ -1,0 +1,79 @@
+"""Embed stage: penultimate-layer features of every train and test image.
+
+Writes `train.npy` float32 [N_train, D] and `test.npy` float32 [N_test, D] into the stage cache,
+and records a label-free sanity figure: the kNN accuracy of test features against train features.
+Its key is the pretrain stage's key plus the whole dataset (test images too) and the
+normalisation features are taken with.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from brittle.artifacts import StageCache
+from brittle.backbones import load_backbone_weights
+from brittle.data import Dataset
+from brittle.errors import BrittleError
+from brittle.execution import Execution
+from brittle.features import features_to, knn_accuracy
+from brittle.stages import pretrain
+from brittle.stages.spec import key_of
+
+log = logging.getLogger(__name__)
+
+DEPENDS_ON = (*pretrain.DEPENDS_ON, "dataset.loader.test_subset")
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """train: float32 [N_train, D]; test: float32 [N_test, D]; knn_accuracy on test."""
+    train: np.ndarray
+    test: np.ndarray
+    knn_accuracy: float
+    directory: Path
+    seconds: float  # pretraining + embedding time, as recorded when they were computed
+    images_per_second: float  # embedding throughput
+
+
+def key(spec: DictConfig) -> dict:
+    """The pretrain key of the same subset, plus the test split and the normalisation."""
+    norm = spec.backbone.get("normalize") or spec.dataset.normalize
+    return {"pretrain": pretrain.key(spec), "dataset": key_of(spec.dataset.loader),
+            "normalize": key_of(norm)}
+
+
+def run(spec: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:
+    """Embed train and test images with the pretrained backbone in `backbone_dir` (cached)."""
+    bcfg = spec.backbone
+
+    def compute(tmp: Path) -> dict:
+        net = load_backbone_weights(instantiate(bcfg.net), backbone_dir / "backbone.pt")
+        norm = bcfg.get("normalize") or spec.dataset.normalize
+        mean, std = list(norm.mean), list(norm.std)
+        opts = {"resize": bcfg.get("resize"), "channels": bcfg.get("in_channels")}
+        start = time.perf_counter()
+        for name, images in (("train", data.train.images), ("test", data.test.images)):
+            features_to(tmp / f"{name}.npy", net, images, mean, std, ex.device, **opts)
+        seconds = time.perf_counter() - start
+        train, test = np.load(tmp / "train.npy", mmap_mode="r"), np.load(tmp / "test.npy", mmap_mode="r")
+        for name, arr in (("train", train), ("test", test)):
+            if not all(np.isfinite(arr[i:i + 4096]).all() for i in range(0, len(arr), 4096)):
+                raise BrittleError(f"{name} embeddings contain NaN or inf (backbone {backbone_dir}); "
+                                   f"pretraining diverged: lower the learning rate or check the data")
+        acc = knn_accuracy(train, data.train.labels, test, data.test.labels)
+        n = len(train) + len(test)
+        log.info("embedded %d images (%d-d) in %.1f s; kNN accuracy %.3f", n, train.shape[1], seconds, acc)
+        return {"seconds": seconds, "images_per_second": n / max(seconds, 1e-9), "knn_accuracy": acc}
+
+    out = ex.cache.get_or_compute("embed", key(spec), compute)
+    meta = StageCache.meta(out)
+    seconds = float(meta.get("seconds", 0.0)) + float(StageCache.meta(backbone_dir).get("seconds", 0.0))
+    # memory-mapped: an ImageNet-sized train set is read on demand, not loaded
+    return Embeddings(np.load(out / "train.npy", mmap_mode="r"), np.load(out / "test.npy", mmap_mode="r"),
+                      float(meta["knn_accuracy"]), out, seconds, float(meta.get("images_per_second", 0.0)))

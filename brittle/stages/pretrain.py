@@ -1,0 +1,78 @@
+"""Pretrain stage: the backbone trained on the training images (brittle/ssl.py), or released
+weights imported from `backbone.checkpoint`, cached as `backbone.pt` (state dict) and
+`curve.csv` (epoch, loss, kNN accuracy).
+
+Its key is everything the trained weights depend on: the training images, the view transform
+(`dataset.ssl_transform`, unless the backbone brings its own) and its normalisation, the backbone
+and the seed. For released weights it is the backbone and the file's identity instead.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from brittle.data import Dataset
+from brittle.errors import BrittleError
+from brittle.execution import Execution
+from brittle.ssl import fit_backbone
+from brittle.stages import data as data_stage
+from brittle.stages.spec import key_of
+
+log = logging.getLogger(__name__)
+
+DEPENDS_ON = (*data_stage.DEPENDS_ON, "dataset.ssl_transform", "dataset.normalize", "backbone", "seed")
+EXCLUDES = data_stage.TRAIN_ONLY
+
+
+def key(spec: DictConfig) -> dict:
+    """The cache key: the whole subset, or for released weights the backbone and the file."""
+    ckpt = spec.backbone.get("checkpoint")
+    if not ckpt:
+        return key_of(spec)
+    path = Path(ckpt).expanduser().resolve()
+    if not path.is_file():
+        raise BrittleError(f"backbone.checkpoint={ckpt} does not exist (or is not a file); "
+                           f"give the path of a weights file")
+    return {"backbone": key_of(spec.backbone), "file": str(path), "size": path.stat().st_size,
+            "mtime": int(path.stat().st_mtime)}
+
+
+def run(spec: DictConfig, ex: Execution, data: Dataset) -> Path:
+    """The cache directory holding the backbone's `backbone.pt` and `curve.csv`."""
+    if spec.backbone.get("checkpoint"):
+        return ex.cache.get_or_compute("pretrain", key(spec), lambda tmp: _import_checkpoint(spec, tmp))
+    if spec.backbone.get("method") is None:
+        raise BrittleError(f"backbone={spec.backbone.get('name')} has no pretraining method; "
+                           f"give backbone.checkpoint=/path/to/weights.pth")
+    return ex.cache.get_or_compute("pretrain", key(spec), lambda tmp: _pretrain_into(spec, ex, data, tmp))
+
+
+def _import_checkpoint(spec: DictConfig, out: Path) -> dict:
+    """A released checkpoint as this project's backbone.pt, validated key by key."""
+    from brittle.backbones import load_release_checkpoint
+    net = load_release_checkpoint(instantiate(spec.backbone.net), Path(spec.backbone.checkpoint))
+    torch.save(net.state_dict(), out / "backbone.pt")
+    (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n")
+    return {"seconds": 0.0, "feature_dim": int(net.feature_dim), "source": str(spec.backbone.checkpoint)}
+
+
+def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
+    bcfg = spec.backbone
+    # a method may bring its own views (DINO's multi-crop); otherwise the dataset's
+    transform = bcfg.transform if bcfg.get("transform") else spec.dataset.ssl_transform
+    fit = fit_backbone(bcfg, transform, spec.dataset.normalize, data.train, int(spec.seed),
+                       ex.accelerator, ex.progress)
+    torch.save(fit.net.state_dict(), out / "backbone.pt")
+    (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n" + "".join(
+        f"{i + 1},{v:.6f},{'' if k is None else f'{k:.4f}'}\n"
+        for i, (v, k) in enumerate(zip(fit.losses, fit.knn))))
+    if fit.losses and not math.isfinite(fit.losses[-1]):
+        log.warning("pretraining loss is not finite (%s); features will be poor", fit.losses[-1])
+    final_knn = next((k for k in reversed(fit.knn) if k is not None), None)
+    return {"seconds": fit.seconds, "final_loss": fit.losses[-1] if fit.losses else None,
+            "feature_dim": int(fit.net.feature_dim), "knn_accuracy": final_knn}

@@ -1,0 +1,89 @@
+"""Score stage: rank training images per target -> topk.npy int64 [T, K] and score_cost.json in
+the run directory; with `score.save_scores` (always when LDS is evaluated) also the scorer's
+signed attributions -> scores.npy float32 [T, N_train] (dense; LDS sparsifies them).
+
+The scorer is prepared once (features, or trained models), then targets are scored in chunks of
+`score.chunk`; both the ranking and the attributions come from one affinity matrix per chunk.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from brittle.artifacts import save_json, save_npy
+from brittle.costs import Meter
+from brittle.execution import Execution
+from brittle.scorers.base import (ModelProvider, Queries, Scorer, TrainSet, check_pool_sizes,
+                                  rank_from_scores, validate_features)
+
+log = logging.getLogger(__name__)
+
+DEPENDS_ON = ("scorer", "score", "search.max_support")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """topk int64 [T, K]; cost: the score_cost.json record; attributions float32 [T, N] or None."""
+    topk: np.ndarray
+    cost: dict[str, Any]
+    attributions: np.ndarray | None
+
+
+def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, queries: Queries,
+        models: ModelProvider | None, features: Any, want_attributions: bool) -> Scored:
+    """Rank (and attribute) the queries; reuses the run directory's files when they exist."""
+    k = int(spec.search.max_support)
+    want = want_attributions or bool(spec.score.save_scores)
+    paths = {"topk": ex.run_dir / "topk.npy", "cost": ex.run_dir / "score_cost.json",
+             "scores": ex.run_dir / "scores.npy"}
+    if paths["topk"].exists() and paths["cost"].exists() and (not want or paths["scores"].exists()):
+        return Scored(np.load(paths["topk"]), json.loads(paths["cost"].read_text()),
+                      np.load(paths["scores"]) if want else None)
+    check_pool_sizes(train.labels, queries.labels, k, scorer.label_conditioning)
+    if train.features is not None:
+        validate_features("train", train.features)
+        validate_features("test", queries.features)
+    chunk = int(spec.score.chunk)
+    topk, kept = [], []
+    with Meter() as meter:
+        scorer.prepare(train, models, ex.device)
+        for lo in range(0, len(queries.ids), chunk):
+            part = Queries(queries.ids[lo:lo + chunk], queries.labels[lo:lo + chunk],
+                           None if queries.features is None else queries.features[lo:lo + chunk])
+            affinity = scorer.affinity(part)
+            topk.append(rank_from_scores(scorer.ranking(affinity, part), k))
+            if want:
+                kept.append(scorer.attributions(affinity, part).astype(np.float32))
+            log.info("scored %d/%d targets", min(lo + chunk, len(queries.ids)), len(queries.ids))
+    topk_arr = np.concatenate(topk)
+    cost = _cost_record(scorer, topk_arr, features, meter, len(queries.ids))
+    log.info("scored %d targets in %.2f s (%.3f s per target)%s", len(queries.ids), meter.seconds,
+             cost["seconds_per_target"],
+             f"; {cost['not_converged']} solves did not converge" if cost["not_converged"] else "")
+    attributions = np.concatenate(kept) if want else None
+    if want:
+        save_npy(paths["scores"], attributions)
+    save_npy(paths["topk"], topk_arr)
+    save_json(paths["cost"], cost)
+    return Scored(topk_arr, cost, attributions)
+
+
+def _cost_record(scorer: Scorer, topk: np.ndarray, features: Any, meter: Meter, n_targets: int) -> dict:
+    """What scoring cost: time, memory, models and their training time, bytes kept, solver health."""
+    own = scorer.cost()
+    feature_bytes = features.train.nbytes if features is not None else 0
+    return {"seconds": meter.seconds, "seconds_per_target": meter.seconds / max(n_targets, 1),
+            "peak_bytes": int(meter.peak_bytes), "cuda_peak_bytes": int(meter.cuda_peak_bytes),
+            # what a user must keep to score new targets: features or the method's own state
+            "bytes_stored": int(topk.nbytes + feature_bytes + own.bytes_stored),
+            "embed_images_per_second": features.images_per_second if features is not None else None,
+            # training of the models the method needs (cached stages count once, when built)
+            "models_seconds": float(own.models_seconds) + (features.seconds if features is not None else 0.0),
+            "n_models": int(own.n_models),
+            "not_converged": int(scorer.not_converged),
+            "solver_fallbacks": int(scorer.fallbacks)}

@@ -1,0 +1,86 @@
+"""A stage's config subset: the only settings it is handed, and so its cache key.
+
+Each stage module declares `DEPENDS_ON` (dotted config paths) and, where part of a subtree does
+not matter, `EXCLUDES`. `select` copies exactly those paths out of the composed config, resolved
+and without execution keys or display labels, into a read-only struct config: a stage that tries to read a setting
+it did not declare gets an error instead of a silently incomplete cache key.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, OmegaConf
+
+from brittle.execution import without_execution
+
+# Settings that name files: the same file given by another relative path is the same input.
+_PATH_KEYS = ("root",)
+# Display names (tables, figures): never part of what a stage computes.
+_COSMETIC_KEYS = ("label",)
+
+
+def _get(container: dict, path: str) -> Any:
+    node: Any = container
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node
+
+
+def _put(container: dict, path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = container
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _drop(container: dict, path: str) -> None:
+    parts = path.split(".")
+    node = container
+    for part in parts[:-1]:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return
+    node.pop(parts[-1], None)
+
+
+def _canonical(node: Any) -> Any:
+    """Display names dropped, file settings as absolute paths."""
+    if isinstance(node, dict):
+        return {k: (str(Path(v).expanduser().resolve()) if k in _PATH_KEYS and isinstance(v, str)
+                    else _canonical(v)) for k, v in node.items() if k not in _COSMETIC_KEYS}
+    return node
+
+
+def subset(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] = ()) -> dict:
+    """The resolved container of `depends_on` paths of cfg, minus `excludes` and execution keys.
+
+    A declared path that the config lacks is recorded as None (e.g. `backbone.checkpoint` of a
+    backbone that has none), so the key still distinguishes "absent" from any value."""
+    full = without_execution(OmegaConf.to_container(cfg, resolve=True))
+    out: dict = {}
+    for path in depends_on:
+        try:
+            value = _get(full, path)
+        except KeyError:
+            value = None
+        _put(out, path, value)
+    for path in excludes:
+        _drop(out, path)
+    return _canonical(out)
+
+
+def select(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] = ()) -> DictConfig:
+    """`subset` as a read-only struct config: reading an undeclared setting raises."""
+    node = OmegaConf.create(subset(cfg, depends_on, excludes))
+    OmegaConf.set_struct(node, True)
+    OmegaConf.set_readonly(node, True)
+    return node
+
+
+def key_of(spec: DictConfig) -> dict:
+    """The cache-key material of a selected subset (plain, JSON-ready)."""
+    return OmegaConf.to_container(spec, resolve=True)

@@ -1,0 +1,104 @@
+"""Targets stage: class-balanced, seeded test samples (optionally only correctly classified), and
+each one's mislabel flip class -> targets.npy int64 [T], flips.npy int64 [T] in the run directory.
+
+A misclassified target has support 0 and says nothing about an attribution method, so by default
+(`targets.only_correct`) only samples the reference models classify correctly are eligible (the
+mean reference softmax puts its maximum on the true label). The recorded files are the run's
+truth: a resumed run (or one whose reference models were rebuilt) reads them back and refuses to
+continue when recomputation disagrees, since its ranking and logged tests belong to them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from omegaconf import DictConfig
+
+from brittle.artifacts import save_npy
+from brittle.data import Dataset
+from brittle.errors import BrittleError
+from brittle.execution import Execution
+from brittle.retrain.perturb import flip_classes
+
+DEPENDS_ON = ("targets",)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """ids: sorted test indices int64 [T] of this shard; flips: each one's flip class int64 [T]."""
+    ids: np.ndarray
+    flips: np.ndarray
+
+
+def run(spec: DictConfig, ex: Execution, data: Dataset, mean_probs: np.ndarray) -> Targets:
+    """Select (or read back) this run's targets from the reference models' mean softmax [M, C]."""
+    ids = select_targets(spec.targets, data, mean_probs)
+    flips = flip_classes(mean_probs[ids], data.test.labels[ids])
+    id_path, flip_path = ex.run_dir / "targets.npy", ex.run_dir / "flips.npy"
+    if id_path.exists() and flip_path.exists():
+        recorded = Targets(np.load(id_path), np.load(flip_path))
+        if not (np.array_equal(recorded.ids, ids) and np.array_equal(recorded.flips, flips)):
+            changed = int(len(recorded.ids) != len(ids) or (recorded.ids != ids).sum()
+                          + (recorded.flips != flips).sum())
+            raise BrittleError(
+                f"run directory {ex.run_dir} was made with other targets or flip classes than the "
+                f"reference models give now ({changed} differ; the reference cache was rebuilt?); "
+                f"restore that cache entry, or delete the run directory to start over")
+        return recorded
+    save_npy(flip_path, flips)
+    save_npy(id_path, ids)
+    return Targets(ids, flips)
+
+
+def select_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.ndarray:
+    """Sorted test indices int64 [T] of this shard (`shard` of `num_shards`)."""
+    chosen = _all_targets(tcfg, data, mean_probs)
+    shard, num = int(tcfg.shard), int(tcfg.num_shards)
+    if num < 1 or not 0 <= shard < num:
+        raise BrittleError(f"targets.shard={shard} with targets.num_shards={num} is out of range; "
+                           f"use num_shards >= 1 and 0 <= shard < num_shards")
+    return chosen[shard::num]
+
+
+def _explicit(tcfg: DictConfig, data: Dataset) -> np.ndarray:
+    """`targets.indices`, checked against the test set and the dataset's ordering."""
+    n_test = len(data.test)
+    if tcfg.indices_ordering != data.ordering:
+        raise BrittleError(
+            f"targets.indices are in the {tcfg.indices_ordering} order, but dataset {data.name} "
+            f"was loaded in the {data.ordering} order; load the dataset in that order (CIFAR-10: "
+            f"the python batches as dataset.root) or set targets.indices_ordering={data.ordering} "
+            f"if the indices refer to this order")
+    idx = np.asarray(list(tcfg.indices), dtype=np.int64)
+    bad = idx[(idx < 0) | (idx >= n_test)]
+    if len(bad):
+        raise BrittleError(f"targets.indices contains {int(bad[0])}, outside the test set; "
+                           f"valid indices are 0..{n_test - 1}")
+    return idx
+
+
+def _all_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.ndarray:
+    """Sorted test indices int64 [T]: `targets.indices` if given, else `targets.n` balanced picks."""
+    if tcfg.indices is not None:
+        return _explicit(tcfg, data)
+    test_labels = data.test.labels
+    eligible = np.ones(len(test_labels), dtype=bool)
+    if tcfg.only_correct:
+        eligible = mean_probs.argmax(1) == test_labels
+    n = int(tcfg.n)
+    classes = np.unique(test_labels)
+    if n < 1 or n > int(eligible.sum()):
+        raise BrittleError(f"targets.n={n} is out of range; use 1..{int(eligible.sum())} "
+                           f"(eligible test samples{' classified correctly' if tcfg.only_correct else ''})")
+    rng = np.random.default_rng([int(tcfg.seed), 17])
+    per_class = [rng.permutation(np.flatnonzero(eligible & (test_labels == c))) for c in classes]
+    chosen: list[int] = []
+    # round-robin over classes (in a seeded class order) keeps the selection balanced
+    depth = 0
+    class_order = rng.permutation(len(classes))
+    while len(chosen) < n:
+        for c in class_order:
+            if depth < len(per_class[c]) and len(chosen) < n:
+                chosen.append(int(per_class[c][depth]))
+        depth += 1
+    return np.sort(np.asarray(chosen, dtype=np.int64))
