@@ -23,11 +23,9 @@ sys.path.insert(0, str(ROOT))
 from brittle.artifacts import StageCache  # noqa: E402
 from brittle.config import register_resolvers  # noqa: E402
 from brittle.data import balanced_subset  # noqa: E402
-from brittle.embed import embed, features  # noqa: E402
-from brittle.pipeline import load_data  # noqa: E402
-from brittle.scorers.base import rank  # noqa: E402
+from brittle.api import embed, load_data, pretrain, rank  # noqa: E402
+from brittle.features import features  # noqa: E402
 from brittle.scorers.esvm import ExemplarSVM  # noqa: E402
-from brittle.ssl import pretrain  # noqa: E402
 
 TOP = 100
 
@@ -68,7 +66,7 @@ def cifar_features(n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         return None
     small = cfg_for(["experiment=cifar10_small", f"dataset.root={tgz}"])
     cache = StageCache(Path(small.cache_dir))
-    ckpt = pretrain(small, load_data(small), cache)  # cached after the first run (~7 min on CPU)
+    ckpt = pretrain(small, load_data(small))  # cached after the first run (~7 min on CPU)
     full = cfg_for(["experiment=cifar10_small", f"dataset.root={tgz}", "dataset.train_subset=null",
                     "dataset.test_subset=null"])
     data = load_data(full)
@@ -98,7 +96,7 @@ def main() -> None:
     cfg = cfg_for([])
     cache = StageCache(Path(cfg.cache_dir))
     data = load_data(cfg)
-    emb = embed(cfg, data, pretrain(cfg, data, cache), cache)
+    emb = embed(cfg, data, pretrain(cfg, data))
     q = pick(data.test.labels, min(100, len(data.test)))
     compare("digits moco_small", emb.train, data.train.labels, emb.test[q], data.test.labels[q])
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from brittle.config import register_resolvers  # noqa: E402
-from brittle.pipeline import load_data  # noqa: E402
+from brittle.api import build_engine, load_data, rank  # noqa: E402
 from brittle.retrain.engine import Retrainer  # noqa: E402
 from brittle.scorers.esvm import ExemplarSVM, cuml_available  # noqa: E402
 
@@ -37,7 +37,7 @@ def engine_for(overrides: list[str]) -> Retrainer:
     register_resolvers()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    return Retrainer.from_config(cfg, load_data(cfg))
+    return build_engine(cfg, load_data(cfg))
 
 
 def timed_models(engine: Retrainer, seeds: list[int]) -> tuple[list[float], list[float], torch.nn.Module]:
@@ -74,13 +74,12 @@ def esvm_figures(model, engine: Retrainer, n_reference: int) -> dict:
     for backend in backends:
         svm = ExemplarSVM(backend=backend)
         start = time.perf_counter()
-        scores = svm.scores(train, train_y, test, test_y, ids)
+        ranks[backend] = rank(svm, train, train_y, test, test_y, ids, 100)
         out[f"{backend}_seconds"] = time.perf_counter() - start
-        ranks[backend] = np.argsort(-scores, axis=1)[:, :100]
     sample = np.random.default_rng(0).choice(len(test), n_reference, replace=False)
     ref = ExemplarSVM(backend="sklearn")
     start = time.perf_counter()
-    ref_rank = np.argsort(-ref.scores(train, train_y, test[sample], test_y[sample], sample), axis=1)[:, :100]
+    ref_rank = rank(ref, train, train_y, test[sample], test_y[sample], sample, 100)
     out["sklearn_seconds_per_target"] = (time.perf_counter() - start) / n_reference
     for backend, r in ranks.items():
         overlap = [len(set(a) & set(b)) / 100 for a, b in zip(ref_rank, r[sample])]

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from brittle.config import register_resolvers  # noqa: E402
 from brittle.counterfactual import CounterfactualTester, TestLog  # noqa: E402
-from brittle.pipeline import load_data  # noqa: E402
+from brittle.api import build_engine, load_data  # noqa: E402
 from brittle.retrain.engine import Retrainer  # noqa: E402
 from brittle.retrain.perturb import Remove  # noqa: E402
 
@@ -61,7 +61,7 @@ def cfg_for(overrides: list[str]):
 
 def accuracy_row(name: str, overrides: list[str], base: list[str]) -> None:
     cfg = cfg_for(base + [f"arch={name}"] + overrides)
-    engine = Retrainer.from_config(cfg, load_data(cfg))
+    engine = build_engine(cfg, load_data(cfg))
     start = time.perf_counter()
     model = engine.train(engine.full_keep(), engine.train_y, seed=0)
     seconds = time.perf_counter() - start
@@ -74,7 +74,7 @@ def accuracy_row(name: str, overrides: list[str], base: list[str]) -> None:
 def together_vs_loop() -> float:
     """Seconds of one counterfactual test (digits default, 5 models): stacked and loop."""
     cfg = cfg_for([])
-    engine = Retrainer.from_config(cfg, load_data(cfg))
+    engine = build_engine(cfg, load_data(cfg))
     ranking = np.arange(64)
     timings = {}
     for mode in ("loop", "auto", "loop", "auto"):   # twice each, interleaved: the 2nd is kept

@@ -2,8 +2,8 @@
 
     python -m brittle.aggregate [PATHS ...] [--out figures]
 
-Reads what the runs stored (their Hydra choices, summary.json, support.parquet, score costs);
-recomputes nothing. A directory without a finished summary is named in a warning and skipped.
+Reads what the runs stored (summary.json with the labels each run computed, support.parquet,
+score costs); recomputes nothing but merged shards' headline numbers. A directory without a finished summary is named in a warning and skipped.
 Runs of different sweeps may sit in one folder: each is identified by its own recorded config.
 """
 from __future__ import annotations
@@ -16,24 +16,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from brittle.artifacts import canonical
 
 log = logging.getLogger("brittle.aggregate")
 
 DEFAULT_PATHS = ("outputs", "multirun")
-METHOD_NAMES = {"esvm": "ESVM", "l2": "L2", "cosine": "Cosine", "random": "Random",
-                "gradcos": "Grad-Cos", "trak": "TRAK", "datamodels": "Datamodels"}
-BACKBONE_NAMES = {"moco": "MoCo", "byol": "BYOL", "simclr": "SimCLR", "dino": "DINO",
-                  "supervised": "Supervised", "pretrained": "pretrained"}
-
-
-def backbone_label(choice: str) -> str:
-    """'moco_small' -> 'MoCo', 'moco_r18' -> 'MoCo R18': distinct backbones get distinct labels."""
-    method, _, size = choice.partition("_")
-    name = BACKBONE_NAMES.get(method, method)
-    return f"{name} {size.upper()}" if size and size != "small" else name
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -47,25 +35,9 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def method_label(choices: dict, n_models: int) -> str:
-    """Readable method name with the number of models it used, e.g. 'ESVM MoCo (1)', 'TRAK (5)'."""
-    scorer = choices.get("scorer", "?")
-    name = METHOD_NAMES.get(scorer, scorer)
-    if scorer in ("esvm", "l2", "cosine"):
-        backbone = choices.get("backbone", "")
-        name = f"{name} {backbone_label(backbone)}".strip() if backbone else name
-    return f"{name} ({n_models})"
-
-
-def _choices(run_dir: Path, summary: dict) -> dict:
-    hydra_file = run_dir / ".hydra" / "hydra.yaml"
-    if hydra_file.exists():
-        runtime = yaml.safe_load(hydra_file.read_text()).get("hydra", {}).get("runtime", {})
-        choices = {k: v for k, v in (runtime.get("choices") or {}).items()
-                   if not k.startswith("hydra") and v is not None}
-        if choices:
-            return choices
-    return dict(summary.get("choices") or {})
+def method_label(labels: dict, n_models: int) -> str:
+    """The run's own method label with the number of models it used, e.g. 'TRAK (5)'."""
+    return f"{labels.get('method', '?')} ({n_models})"
 
 
 def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
@@ -74,21 +46,28 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
     if not summary_file.exists() or not support_file.exists():
         return None
     summary = json.loads(summary_file.read_text())
+    if "labels" not in summary:
+        log.warning("skipping %s: its summary.json predates run labels (rerun it with this brittle)", run_dir)
+        return None
     spec = json.loads((run_dir / "run_spec.json").read_text())
-    choices = _choices(run_dir, summary)
-    cost = summary.get("score_cost") or {}
+    labels, cost = summary["labels"], summary.get("score_cost") or {}
     n_models = int(cost.get("n_models", 0))
     row = {
-        "run": str(run_dir), "method": method_label(choices, n_models),
-        "scorer": choices.get("scorer"), "backbone": choices.get("backbone"),
-        "task": summary.get("task"), "arch": choices.get("arch"), "trainer": choices.get("trainer"),
-        "dataset": choices.get("dataset"),
-        "search": choices.get("search"), "seed": spec.get("seed"),
-        "auc": summary["auc"], "n_targets": summary["n_targets"], "n_flipped": summary["n_flipped"],
+        "run": str(run_dir), "method": method_label(labels, n_models),
+        "scorer": labels.get("method"), "backbone": labels.get("backbone"),
+        "task": labels.get("task"), "arch": labels.get("arch"), "trainer": labels.get("trainer"),
+        "dataset": labels.get("dataset"),
+        "search": (spec.get("search") or {}).get("_target_", "").rsplit(".", 1)[-1].lower(),
+        "seed": spec.get("seed"),
+        "auc": summary["auc"], "auc_lo": summary["auc_ci"][0], "auc_hi": summary["auc_ci"][1],
+        "n_targets": summary["n_targets"], "n_flipped": summary["n_flipped"],
+        "fraction_flipped": summary["fraction_flipped"], "median_support": str(summary["median_support"]),
         "max_support": summary["max_support"], "n_trainings": summary.get("n_trainings"),
-        "lds": summary.get("lds"), "n_models": n_models,
+        "lds": summary.get("lds"), "lds_lo": (summary.get("lds_ci") or [None, None])[0],
+        "lds_hi": (summary.get("lds_ci") or [None, None])[1], "n_models": n_models,
         "score_seconds": cost.get("seconds"), "models_seconds": cost.get("models_seconds"),
         "bytes_stored": cost.get("bytes_stored"), "peak_bytes": cost.get("peak_bytes"),
+        "not_converged": cost.get("not_converged", 0),
         "shard": (spec.get("targets") or {}).get("shard"),
         "num_shards": (spec.get("targets") or {}).get("num_shards"),
     }
@@ -120,7 +99,7 @@ def aggregate(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join the shards of one logical run (same config but targets.shard) into one row; warn
     about missing shards and drop duplicates (the first directory of a shard wins)."""
-    from brittle.metrics import support_auc
+    from brittle.stages.summarize import headline
 
     merged_rows, keep_runs = [], []
     for logical, group in summary.groupby("logical_run", sort=False):
@@ -139,8 +118,11 @@ def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFram
         supports = tidy[tidy["run"].isin(first["run"])]
         row = first.iloc[0].to_dict()
         k = int(row["max_support"])
-        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None, n_targets=len(supports),
-                   n_flipped=int((supports["support"] >= 0).sum()), auc=support_auc(supports["support"], k),
+        merged = headline(supports["support"].to_numpy(), k)
+        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None, n_targets=merged["n_targets"],
+                   n_flipped=merged["n_flipped"], auc=merged["auc"], auc_lo=merged["auc_ci"][0],
+                   auc_hi=merged["auc_ci"][1], fraction_flipped=merged["fraction_flipped"],
+                   median_support=str(merged["median_support"]),
                    n_trainings=int(first["n_trainings"].sum()), shards_missing=len(missing))
         merged_rows.append(row)
         keep_runs += list(first["run"])
@@ -167,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         tidy.to_parquet(tmp, index=False)
     with atomic_path(args.out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
-    print(summary[["method", "task", "arch", "auc", "n_flipped", "n_targets"]].to_string(index=False))
+    print(summary[["method", "task", "arch", "auc", "auc_lo", "auc_hi", "n_flipped", "n_targets",
+                   "median_support"]].to_string(index=False))
     print(f"{len(summary)} runs -> {args.out}/runs.parquet, {args.out}/summary.csv")
     return 0
 

@@ -24,6 +24,7 @@ import yaml  # noqa: E402
 from brittle.aggregate import DEFAULT_PATHS, aggregate  # noqa: E402
 from brittle.artifacts import atomic_path  # noqa: E402
 from brittle.metrics import support_cdf  # noqa: E402
+from brittle.tables import auc_markdown, comparisons  # noqa: E402
 
 log = logging.getLogger("brittle.figures")
 
@@ -81,28 +82,11 @@ def cdf_figure(tidy: pd.DataFrame, out: Path) -> str:
     return _save(fig, out, "support_cdf")
 
 
-def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> str | None:
-    """Per target: is each method's support smaller, equal or larger than the baseline's (Fig 4)."""
-    rows = []
-    for (setting, task), part in tidy.groupby(["setting", "task"]):
-        methods = sorted(part["method"].unique())
-        base = baseline if baseline in methods else None
-        if base is None:
-            base = next((m for m in methods if m.startswith("Random")), methods[0])
-        ref = part[part["method"] == base].set_index("target")["support"]
-        for method in methods:
-            if method == base:
-                continue
-            mine = part[part["method"] == method].set_index("target")["support"]
-            common = ref.index.intersection(mine.index)
-            k = int(part["max_support"].max()) + 1  # NOT_FOUND ranks above every found size
-            a = mine[common].replace(-1, k)
-            b = ref[common].replace(-1, k)
-            rows.append({"task": f"{setting}, {task}", "method": method, "baseline": base, "smaller": int((a < b).sum()),
-                         "equal": int((a == b).sum()), "larger": int((a > b).sum())})
-    if not rows:
+def comparison_figure(table: pd.DataFrame, out: Path) -> str | None:
+    """Per target: is each method's support smaller, equal or larger than the baseline's (Fig 4);
+    `table` from brittle.tables.comparisons (the sign-test p-value is printed on each bar)."""
+    if table.empty:
         return None
-    table = pd.DataFrame(rows)
     tasks = sorted(table["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 0.6 + 0.45 * table.groupby("task").size().max()),
                              squeeze=False)
@@ -113,7 +97,9 @@ def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> st
         for col in ("smaller", "equal", "larger"):
             ax.barh(part.index, part[col], left=left, color=colors[col], label=col)
             left += part[col].to_numpy()
-        ax.set(xlabel="targets", title=f"{task}: support vs {part['baseline'].iloc[0]}")
+        for y, (total, p) in enumerate(zip(left, part["p_value"])):
+            ax.text(total, y, f"  p={p:.2g}", va="center", fontsize=7)
+        ax.set(xlabel="targets", title=f"{task}: support vs {part['baseline'].iloc[0]} (sign test)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
     fig.legend(handles, [f"{k} support" for k in colors], loc="lower center", ncol=3, fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, -0.06))
@@ -122,11 +108,8 @@ def comparison_figure(tidy: pd.DataFrame, out: Path, baseline: str | None) -> st
 
 
 def auc_table(summary: pd.DataFrame, out: Path) -> tuple[str, str | None]:
-    """AUC arch x method per task, as markdown (Table 2) and a heatmap."""
-    lines, heat = [], None
-    for (dataset, task), part in summary.groupby(["dataset", "task"]):
-        pivot = part.pivot_table(index="arch", columns="method", values="auc", aggfunc="mean")
-        lines += [f"**{dataset}, {task}** (AUC, higher = smaller supports)", "", pivot.round(3).to_markdown(), ""]
+    """AUC arch x method per task with 95% CIs, as markdown (Table 2) and a heatmap."""
+    heat = None
     first = summary["dataset"].iloc[0]
     both = summary[summary["dataset"] == first].pivot_table(index=["task", "arch"], columns="method",
                                                             values="auc", aggfunc="mean")
@@ -138,7 +121,7 @@ def auc_table(summary: pd.DataFrame, out: Path) -> tuple[str, str | None]:
         ax.set(title=f"AUC of the support CDF ({first})", xlabel="method (models)", ylabel="task / retrained arch")
         plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
         heat = _save(fig, out, "auc_heatmap")
-    text = "\n".join(lines)
+    text = auc_markdown(summary)
     (out / "auc.md").write_text(text + "\n")
     return text, heat
 
@@ -243,18 +226,21 @@ def write_report(paths: list[Path], out: Path, baseline: str | None) -> Path:
         summary.to_csv(tmp, index=False)
     summary, tidy = dedupe(summary, tidy)
     sns.set_theme(style="whitegrid", context="paper")
+    compared = comparisons(tidy, baseline)
     figs = {"Support CDF (paper Fig 3)": cdf_figure(tidy, out),
-            "Per-target comparison (paper Fig 4)": comparison_figure(tidy, out, baseline),
+            "Per-target comparison (paper Fig 4)": comparison_figure(compared, out),
             "Cost (paper Fig 1)": cost_figure(summary, out),
             "Top training images (paper Fig 7)": topk_figure(summary, out),
             "LDS (paper Table 1)": lds_figure(summary, out)}
     auc_md, heat = auc_table(summary, out)
     figs["AUC heatmap (paper Table 2)"] = heat
-    cols = ["method", "task", "arch", "dataset", "auc", "n_flipped", "n_targets", "n_trainings",
-            "score_seconds", "bytes_stored"]
+    cols = ["method", "task", "arch", "dataset", "auc", "auc_lo", "auc_hi", "n_flipped", "n_targets",
+            "median_support", "lds", "lds_lo", "lds_hi", "n_trainings", "score_seconds", "bytes_stored"]
     lines = ["# brittle report", "", f"{len(summary)} runs from {', '.join(str(p) for p in paths)}.", "",
-             "## AUC (Table 2 layout)", "", auc_md, "## Runs", "",
-             summary[cols].round(4).to_markdown(index=False), ""]
+             "## AUC (Table 2 layout)", "", auc_md,
+             "## Per-target comparison against a baseline (two-sided sign test over targets)", "",
+             compared.round(4).to_markdown(index=False) if not compared.empty else "(one method only)", "",
+             "## Runs", "", summary[cols].round(4).to_markdown(index=False), ""]
     for title, name in figs.items():
         if name:
             lines += [f"## {title}", "", f"![{title}]({name})", ""]

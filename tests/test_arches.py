@@ -5,7 +5,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from brittle.pipeline import load_data
+from brittle.api import build_engine, load_data
 from brittle.retrain.engine import Retrainer
 from brittle.retrain.trainer import logits
 from tests.conftest import make_cfg
@@ -27,7 +27,7 @@ def test_shapes_for_cifar_and_digits(arch):
 def test_trains_on_digits_above_chance(arch):
     cfg = make_cfg([f"arch={arch}", "arch.recipe.epochs=3", "arch.recipe.batch_size=128"])
     data = load_data(cfg)
-    engine = Retrainer.from_config(cfg, data)
+    engine = build_engine(cfg, data)
     model = engine.train(engine.full_keep(), engine.train_y, seed=0)
     acc = (logits(model, engine.test_x).argmax(1).numpy() == engine.test_y).mean()
     assert acc > 0.3, acc  # chance is 0.1; 3 short epochs on CPU

@@ -10,14 +10,13 @@ from PIL import Image
 
 from brittle.artifacts import StageCache
 from brittle.costs import Meter
-from brittle.embed import embed, features_to
+from brittle.api import embed, pretrain
+from brittle.features import features_to
 from brittle.errors import BrittleError
 from brittle.imagefolder import LazyImages, load_imagefolder
-from brittle.pipeline import load_data
-from brittle.scorers.base import rank
+from brittle.api import load_data, rank
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm import ExemplarSVM
-from brittle.ssl import pretrain
 from tests.conftest import make_cfg
 
 SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small"]
@@ -29,12 +28,12 @@ def test_every_method_pretrains_and_embeds(backbone, tmp_path):
                     "backbone.knn_every=1", "dataset.profile.ssl_batch_size=64"], cache_dir=tmp_path)
     data = load_data(cfg)
     cache = StageCache(tmp_path)
-    out = pretrain(cfg, data, cache)
+    out = pretrain(cfg, data)
     curve = (out / "curve.csv").read_text().splitlines()
     assert curve[0] == "epoch,loss,knn_accuracy" and len(curve) == 3
     assert all(np.isfinite(float(line.split(",")[1])) for line in curve[1:])
     assert 0.1 < StageCache.meta(out)["knn_accuracy"] <= 1.0
-    emb = embed(cfg, data, out, cache)
+    emb = embed(cfg, data, out)
     assert emb.train.shape == (300, 128) and np.isfinite(np.asarray(emb.train)).all()
 
 
@@ -59,7 +58,7 @@ def test_imagefolder_embed_and_score(tmp_path):
     assert isinstance(data.train.images, LazyImages) and data.train.images.shape == (36, 3, 16, 16)
     assert data.train.classes == ["ant", "bee", "cow"]
     cache = StageCache(tmp_path / "c")
-    emb = embed(cfg, data, pretrain(cfg, data, cache), cache)
+    emb = embed(cfg, data, pretrain(cfg, data))
     q = np.arange(len(data.test))
     for scorer in (ExemplarSVM(backend="torch"), Distance("l2")):
         topk = rank(scorer, np.asarray(emb.train), data.train.labels, np.asarray(emb.test), data.test.labels, q, 5)
@@ -104,8 +103,8 @@ def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
             "dataset.train_subset=100", "dataset.test_subset=20"]
     cfg = make_cfg([*over, f"backbone.checkpoint={plain}"], cache_dir=tmp_path / "c")
     data, cache = load_data(cfg), StageCache(tmp_path / "c")
-    out = pretrain(cfg, data, cache)
-    emb = embed(cfg, data, out, cache)
+    out = pretrain(cfg, data)
+    emb = embed(cfg, data, out)
     assert emb.train.shape == (100, 512)
     # a MoCo v2 release: {'state_dict': {'module.encoder_q.<key>': ..., 'module.encoder_q.fc.0.weight': ...}}
     sd = resnet18().state_dict()
@@ -113,13 +112,13 @@ def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
     moco.update({"module.encoder_q.fc.0.weight": torch.zeros(2048, 512), "module.encoder_k.conv1.weight": sd["conv1.weight"]})
     torch.save({"state_dict": moco, "epoch": 800}, tmp_path / "moco.pth.tar")
     cfg2 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'moco.pth.tar'}"], cache_dir=tmp_path / "c")
-    assert (pretrain(cfg2, data, cache) / "backbone.pt").exists()
+    assert (pretrain(cfg2, data) / "backbone.pt").exists()
     # DINO release: {'teacher': {'backbone.<key>': ..., 'head.mlp.0.weight': ...}}
     dino = {"teacher": {**{f"backbone.{k}": v for k, v in sd.items() if not k.startswith("fc.")},
                         "head.mlp.0.weight": torch.zeros(3, 3)}}
     torch.save(dino, tmp_path / "dino.pth")
     cfg3 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'dino.pth'}"], cache_dir=tmp_path / "c")
-    assert (pretrain(cfg3, data, cache) / "backbone.pt").exists()
+    assert (pretrain(cfg3, data) / "backbone.pt").exists()
 
 
 def test_pretrained_checkpoint_that_does_not_fit(tmp_path):
@@ -129,7 +128,7 @@ def test_pretrained_checkpoint_that_does_not_fit(tmp_path):
     cfg = make_cfg(["backbone=pretrained", "backbone.arch=resnet18", f"backbone.checkpoint={path}",
                     "dataset.train_subset=100"], cache_dir=tmp_path / "c")
     with pytest.raises(BrittleError, match=r"does not fit backbone ResNet: .*unexpected keys .*shape mismatches"):
-        pretrain(cfg, load_data(cfg), StageCache(tmp_path / "c"))
+        pretrain(cfg, load_data(cfg))
     assert not list((tmp_path / "c" / "pretrain").glob("[0-9a-f]*[0-9a-f]"))
 
 
@@ -141,7 +140,7 @@ def test_pretrained_timm_model(tmp_path):
                     f"backbone.checkpoint={path}", "backbone.resize=32", "dataset.train_subset=50",
                     "dataset.test_subset=20"], cache_dir=tmp_path / "c")
     data, cache = load_data(cfg), StageCache(tmp_path / "c")
-    emb = embed(cfg, data, pretrain(cfg, data, cache), cache)
+    emb = embed(cfg, data, pretrain(cfg, data))
     assert emb.train.shape == (50, 512) and np.isfinite(np.asarray(emb.train)).all()
     with pytest.raises(BrittleError, match="backbone.arch=nosuchnet is not a timm model"):
         from brittle.backbones import pretrained_net

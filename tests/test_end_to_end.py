@@ -83,7 +83,7 @@ def test_esvm_backends_on_real_moco_embeddings(first_run):
     from sklearn.svm import LinearSVC
 
     from brittle.data import load_digits
-    from brittle.scorers.base import rank
+    from brittle.api import rank
     from brittle.scorers.esvm import ExemplarSVM
     base, _, _ = first_run
     emb = next(p for p in (base / "cache" / "embed").iterdir() if (p / "meta.json").exists())

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from brittle.artifacts import StageCache
-from brittle.bank import subset_bank
+from brittle.api import build_engine, load_data, rank, trained_models
 from brittle.metrics import lds, sparsify_top
-from brittle.pipeline import load_data
-from brittle.retrain.engine import Retrainer
-from brittle.scorers.base import ScoreContext, rank
+from brittle.scorers.base import Queries, TrainSet
 from brittle.scorers.datamodels import Datamodels, fit_datamodel
 from brittle.scorers.gradcos import GradCos
 from brittle.scorers.random import RandomOrder
@@ -20,17 +18,23 @@ K = 40
 QUERIES = np.array([3, 40, 77, 111, 150, 190, 222, 260, 300, 340])
 
 
+class Ctx:
+    """The digits data and the model provider that the pipeline would hand a model-based scorer."""
+
+    def __init__(self, base):
+        cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
+        self.data = load_data(cfg)
+        self.models = trained_models(cfg, build_engine(cfg, self.data), base)
+
+
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    base = tmp_path_factory.mktemp("models")
-    cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
-    data = load_data(cfg)
-    return ScoreContext(cfg, data, Retrainer.from_config(cfg, data), StageCache(base / "cache"), base)
+    return Ctx(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
 def bank(ctx):
-    return subset_bank(ctx.cfg, ctx.engine, ctx.cache, n_models=60, alpha=0.5)
+    return ctx.models.bank(60, 0.5, "datamodels")
 
 
 def _valid(topk, ctx, conditioned=True):
@@ -44,8 +48,13 @@ def _valid(topk, ctx, conditioned=True):
 
 def _rank(scorer, ctx):
     d = ctx.data
-    empty = np.zeros((len(d.train), 0), np.float32)
-    return rank(scorer, empty, d.train.labels, np.zeros((len(QUERIES), 0)), d.test.labels[QUERIES], QUERIES, K)
+    return rank(scorer, None, d.train.labels, None, d.test.labels[QUERIES], QUERIES, K, models=ctx.models)
+
+
+def _affinity(scorer, ctx):
+    d = ctx.data
+    scorer.prepare(TrainSet(d.train.labels), ctx.models, torch.device("cpu"))
+    return scorer.affinity(Queries(QUERIES, d.test.labels[QUERIES]))
 
 
 def test_bank_shapes_and_alpha(bank, ctx):
@@ -56,7 +65,6 @@ def test_bank_shapes_and_alpha(bank, ctx):
 
 def test_gradcos_valid_and_unconditioned(ctx):
     scorer = GradCos()
-    scorer.prepare(ctx)
     _valid(_rank(scorer, ctx), ctx, conditioned=False)
     # the most gradient-aligned training images are mostly of the target's class anyway
     topk = _rank(scorer, ctx)
@@ -66,10 +74,9 @@ def test_gradcos_valid_and_unconditioned(ctx):
 
 
 def test_trak_beats_random_on_lds(ctx, bank):
-    trak = Trak(n_models=3, proj_dim=256)
-    trak.prepare(ctx)
+    trak = Trak(n_models=3, proj_dim=256, label_conditioning=True)
     _valid(_rank(trak, ctx), ctx)
-    trak_scores = trak.dense_scores(QUERIES)
+    trak_scores = _affinity(Trak(n_models=3, proj_dim=256), ctx)
     rand_scores = np.stack([np.random.default_rng(q).standard_normal(len(ctx.data.train)) for q in QUERIES])
     margins = bank.margins[:, QUERIES]
     lds_trak = lds(bank.masks, margins, trak_scores)
@@ -78,10 +85,10 @@ def test_trak_beats_random_on_lds(ctx, bank):
 
 
 def test_datamodels_from_bank_valid(ctx, bank):
-    dm = Datamodels(n_models=60, alpha=0.5)
-    dm.prepare(ctx)
+    dm = Datamodels(n_models=60, alpha=0.5, label_conditioning=True)
     _valid(_rank(dm, ctx), ctx)
-    assert dm.bytes_stored > 0 and dm.models_seconds > 0
+    assert dm.cost().bytes_stored > 0 and dm.cost().models_seconds > 0 and dm.cost().n_models == 60
+    _valid(_rank(Datamodels(n_models=60, alpha=0.5), ctx), ctx, conditioned=False)
 
 
 def test_datamodels_recover_known_weights():
@@ -98,14 +105,11 @@ def test_datamodels_recover_known_weights():
 
 
 def test_released_weights_are_loaded_and_checked(ctx, tmp_path):
-    import torch
-
     from brittle.errors import BrittleError
     n_train, n_test = len(ctx.data.train), len(ctx.data.test)
     w = torch.randn(n_train, n_test)
     torch.save({"weight": w}, tmp_path / "dm.pt")
-    dm = Datamodels(weights=str(tmp_path / "dm.pt"))
-    dm.prepare(ctx)
+    dm = Datamodels(weights=str(tmp_path / "dm.pt"), label_conditioning=True)
     topk = _rank(dm, ctx)
     _valid(topk, ctx)
     t0, label = QUERIES[0], ctx.data.test.labels[QUERIES[0]]
@@ -113,7 +117,12 @@ def test_released_weights_are_loaded_and_checked(ctx, tmp_path):
     assert np.array_equal(topk[0], pool[np.argsort(-w[pool, t0].numpy(), kind="stable")[:K]])
     torch.save({"weight": w[:10]}, tmp_path / "bad.pt")
     with pytest.raises(BrittleError, match="has weight of shape"):
-        Datamodels(weights=str(tmp_path / "bad.pt")).prepare(ctx)
+        Datamodels(weights=str(tmp_path / "bad.pt")).prepare(TrainSet(ctx.data.train.labels), ctx.models,
+                                                             torch.device("cpu"))
+    with pytest.raises(BrittleError, match="in the official dataset order, but the dataset was loaded in "
+                                           "the class-folder order"):
+        Datamodels(weights=str(tmp_path / "dm.pt")).prepare(
+            TrainSet(ctx.data.train.labels, ordering="class-folder"), ctx.models, torch.device("cpu"))
 
 
 def test_lds_known_answers():
@@ -123,7 +132,9 @@ def test_lds_known_answers():
     margins = masks @ tau.T  # an exactly linear bank
     assert np.allclose(lds(masks, margins, tau), 1.0)
     assert np.allclose(lds(masks, margins, -tau), -1.0)
-    assert abs(lds(masks, margins, RandomOrder(0).scores(None, np.zeros(30), None, np.zeros(3), np.arange(3))).mean()) < 0.3
+    rand = RandomOrder(0)
+    rand.prepare(TrainSet(np.zeros(30, np.int64)), None, torch.device("cpu"))
+    assert abs(lds(masks, margins, rand.affinity(Queries(np.arange(3), np.zeros(3, np.int64)))).mean()) < 0.3
 
 
 def test_sparsify_keeps_top_fraction_by_magnitude():

@@ -18,7 +18,8 @@ from brittle.backbones import load_backbone_weights, resnet18_cifar, small_cnn
 from brittle.errors import BrittleError
 from brittle.pipeline import run
 from brittle.scorers.esvm import ExemplarSVM, cuml_available
-from brittle.targets import select_targets
+from brittle.data import Dataset, ImageSet
+from brittle.stages.targets import select_targets
 from tests.conftest import ROOT, TINY, make_cfg
 
 
@@ -53,7 +54,12 @@ def test_target_settings_out_of_range(override, needle):
     labels = np.repeat(np.arange(10), 36)
     probs = np.eye(10)[labels]
     with pytest.raises(BrittleError, match=needle.replace("[", r"\[").replace("(", r"\(")):
-        select_targets(cfg, labels, probs)
+        select_targets(cfg.targets, _test_only(labels), probs)
+
+
+def _test_only(labels: np.ndarray) -> Dataset:
+    images = ImageSet(np.zeros((len(labels), 1, 2, 2), np.uint8), labels, [str(c) for c in range(10)])
+    return Dataset("synthetic", images, images)
 
 
 def test_nan_embeddings_are_refused(tmp_path):
@@ -150,4 +156,4 @@ def test_bad_shard_settings():
     cfg = make_cfg(["targets.shard=3", "targets.num_shards=2"])
     labels = np.repeat(np.arange(10), 36)
     with pytest.raises(BrittleError, match="targets.shard=3 with targets.num_shards=2 is out of range"):
-        select_targets(cfg, labels, np.eye(10)[labels])
+        select_targets(cfg.targets, _test_only(labels), np.eye(10)[labels])

@@ -8,7 +8,8 @@ from sklearn.svm import LinearSVC
 
 from brittle.data import load_digits
 from brittle.errors import BrittleError
-from brittle.scorers.base import check_pool_sizes, rank
+from brittle.api import rank
+from brittle.scorers.base import check_pool_sizes
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm import ExemplarSVM
 from brittle.scorers.random import RandomOrder
@@ -107,7 +108,7 @@ def test_torch_backend_agrees_with_sklearn_reference(digits_features):
     ref, fast = ExemplarSVM(backend="sklearn"), ExemplarSVM(backend="torch")
     for q, label in zip(queries, query_y):
         neg = train[train_y == label]
-        a, b = ref.decision_values(q, neg), fast.decision_values(q, neg)
+        a, b = ref.decisions(q[None], neg, neg)[0], fast.decisions(q[None], neg, neg)[0]
         assert np.abs(a - b).max() < 5e-3 * np.abs(a).max()
     a = rank(ref, train, train_y, queries, query_y, qid, K)
     b = rank(fast, train, train_y, queries, query_y, qid, K)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from brittle.data import load_digits
-from brittle.embed import normalized
+from brittle.data import normalized
 from brittle.retrain.arches import MLP, ResNet9, SmallCNN
 from brittle.retrain.trainer import Recipe, augment, logits, lr_at, margin, train_model
 

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from brittle.data import load_digits
-from brittle.embed import normalized
+from brittle.data import normalized
 from brittle.retrain.airbench import AirNet, FastTrainer, _triangle
 from brittle.retrain.arches import mobilenet_v2
 from brittle.retrain.trainers import RecipeTrainer

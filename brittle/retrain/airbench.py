@@ -91,7 +91,9 @@ class FastTrainer:
                  momentum: float = 0.85, weight_decay: float = 0.0153, bias_scaler: float = 64.0,
                  label_smoothing: float = 0.2, whiten_bias_epochs: int = 3, ema_start_epochs: int = 3,
                  ema_decay_base: float = 0.95, ema_decay_pow: float = 3.0, ema_every: int = 5,
-                 flip: bool = True, translate: int = 2, tta_level: int = 2, whiten_images: int = 5000):
+                 flip: bool = True, translate: int = 2, tta_level: int = 2, whiten_images: int = 5000,
+                 label: str = "fast"):
+        self.label = label  # display name in tables
         self.epochs, self.batch_size, self.momentum = float(epochs), int(batch_size), float(momentum)
         # decoupled form: lr and weight decay per 1024 examples, independent of the momentum
         kilostep = 1024 * (1 + 1 / (1 - momentum))

@@ -1,4 +1,5 @@
-"""Classifiers retrained inside counterfactual tests: MLP and small CNN (digits), ResNet-9 (CIFAR),
+"""Classifiers retrained inside counterfactual tests: MLP and small CNN (digits), ResNet-9 (CIFAR:
+Myrtle's and the FFCV variant the paper's reference code trains),
 and the transfer-study architectures (MobileNetV2 from torchvision; ViT, Swin, MLP-Mixer and
 ConvMixer from timm, sized for small images).
 
@@ -25,9 +26,9 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
-def _conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
+def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class SmallCNN(nn.Sequential):
@@ -60,9 +61,9 @@ class _Scale(nn.Module):
 
 
 class ResNet9(nn.Sequential):
-    """The ResNet-9 of the paper's retraining recipe (Myrtle.ai / FFCV CIFAR-10 example):
-    prep 64, [128 + pool + residual], [256 + pool], [512 + pool + residual], global max-pool,
-    linear, logits scaled by 1/8. Widths scale with `width` (64 is the paper's)."""
+    """The Myrtle.ai ResNet-9 that the paper's footnote cites: prep 64, [128 + pool + residual],
+    [256 + pool], [512 + pool + residual], global max-pool, linear, logits scaled by 1/8.
+    Widths scale with `width` (64 is Myrtle's). The reference code trains `ResNet9FFCV`."""
 
     def __init__(self, in_shape: Sequence[int], num_classes: int, width: int = 64):
         w = int(width)
@@ -73,6 +74,24 @@ class ResNet9(nn.Sequential):
             _conv_bn(4 * w, 8 * w), nn.MaxPool2d(2), _Residual(8 * w),
             nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8 * w, num_classes, bias=False),
             _Scale(0.125),
+        )
+
+
+class ResNet9FFCV(nn.Sequential):
+    """The ResNet-9 of FFCV's CIFAR-10 example, which the paper's reference code retrains:
+    conv 64, conv 128 (5x5, stride 2), residual 128, conv 256, max-pool, residual 256, conv 128
+    (no padding), global max-pool, bias-free linear, logits scaled by 0.2. Its width ends at
+    128, not Myrtle's 512. Widths scale with `width` (64 is the reference's)."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, width: int = 64):
+        w = int(width)
+        super().__init__(
+            _conv_bn(int(in_shape[0]), w),
+            _conv_bn(w, 2 * w, kernel=5, stride=2, padding=2), _Residual(2 * w),
+            _conv_bn(2 * w, 4 * w), nn.MaxPool2d(2), _Residual(4 * w),
+            _conv_bn(4 * w, 2 * w, padding=0),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(2 * w, num_classes, bias=False),
+            _Scale(0.2),
         )
 
 

@@ -38,7 +38,8 @@ class RecipeTrainer:
     when the arch allows it: MLPs), stacked (require it), loop (one by one)."""
 
     def __init__(self, recipe: Recipe | Mapping[str, Any], together: str = "auto",
-                 epochs: int | None = None, batch_size: int | None = None):
+                 epochs: int | None = None, batch_size: int | None = None, label: str = "arch"):
+        self.label = label  # display name in tables
         if together not in _TOGETHER:
             raise BrittleError(f"trainer.together={together} is not valid; use one of {list(_TOGETHER)}")
         self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)

@@ -92,8 +92,10 @@ class Scorer(ABC):
         return restrict_to_pools(affinity.copy(), self.train.labels, queries.labels, self.label_conditioning)
 
     def magnitude(self, affinity: np.ndarray) -> np.ndarray:
-        """Influence magnitude of a similarity: inverse distance, the nearest the largest."""
-        return 1.0 / np.clip(-affinity, 1e-6, None)
+        """Influence magnitude of a similarity (minus a distance): the inverse distance, the nearest
+        the largest; 0 where the affinity is -inf (no distance known). Images at or beyond the
+        boundary (affinity >= -1e-3, e.g. on the ESVM's positive side) share the largest value."""
+        return 1.0 / np.clip(-affinity, 1e-3, None)
 
     def attributions(self, affinity: np.ndarray, queries: Queries) -> np.ndarray:
         """Signed LDS scores tau float64 [T, N]."""
@@ -157,8 +159,3 @@ def validate_features(name: str, feats: np.ndarray, chunk: int = 8192) -> None:
     if bad:
         raise BrittleError(f"{name} features contain NaN or inf in {bad} rows; re-embed or "
                            f"retrain the backbone (its pretraining may have diverged)")
-
-
-def rank(scorer: Scorer, queries: Queries, k: int) -> np.ndarray:
-    """The top-k matrix int64 [T, k] of a prepared scorer for `queries`, in one call."""
-    return rank_from_scores(scorer.ranking(scorer.affinity(queries), queries), k)

@@ -1,7 +1,8 @@
 """Exemplar SVM scorer (the paper's method): one linear SVM per target, it the only positive and
 its pool (its class, with label conditioning) negative. The affinity of a training image is its
 decision value under that hyperplane; the search ranks the pool by it, highest first, and LDS
-uses the inverse distance to the hyperplane, signed by label (brittle/scorers/base.py).
+uses the inverse distance to the hyperplane (the nearest the most influential), signed by label
+(brittle/scorers/base.py). Images outside the pool get no distance, hence magnitude 0.
 
 Backends:
   sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
@@ -62,14 +63,15 @@ class ExemplarSVM(Scorer):
         self.fallbacks = 0      # torch solves redone by liblinear
 
     def affinity(self, queries: Queries) -> np.ndarray:
-        """Decision values float64 [T, N] of every training image under each target's SVM."""
+        """Decision values float64 [T, N] of each target's pool under its SVM; -inf outside the
+        pool, about which an SVM fitted against the pool says nothing (LDS magnitude 0 there)."""
         train, labels = self.train.features, self.train.labels
-        out = np.empty((len(queries.ids), len(labels)))
+        out = np.full((len(queries.ids), len(labels)), -np.inf)
         groups = np.unique(queries.labels) if self.label_conditioning else [None]
         for label in groups:
             rows = np.flatnonzero(queries.labels == label) if label is not None else np.arange(len(out))
             pool = candidate_pool(labels, int(queries.labels[rows[0]]), self.label_conditioning)
-            out[rows] = self.decisions(queries.features[rows], train[pool], train)
+            out[np.ix_(rows, pool)] = self.decisions(queries.features[rows], train[pool], train[pool])
         return out
 
     def decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -116,8 +118,8 @@ class ExemplarSVM(Scorer):
         from brittle.scorers.esvm_torch import NewtonSettings, decisions, exemplar_svm_weights
 
         dev = self.device
-        neg = torch.as_tensor(np.asarray(negatives), dtype=torch.float32, device=dev)
-        pts = torch.as_tensor(np.asarray(points), dtype=torch.float32, device=dev)
+        neg = torch.from_numpy(np.array(negatives, dtype=np.float32)).to(dev)
+        pts = torch.from_numpy(np.array(points, dtype=np.float32)).to(dev)
         settings = NewtonSettings(tol=self.torch_tol)
         out = []
         for start in range(0, len(queries), self.batch_size):

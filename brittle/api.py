@@ -1,0 +1,72 @@
+"""The supported Python API: brittle's stages and scorers without the command line.
+
+    from brittle.api import rank
+    from brittle.scorers.esvm import ExemplarSVM
+    topk = rank(ExemplarSVM(), train_feats, train_labels, query_feats, query_labels, k=100)
+
+The stage helpers take a composed config (Hydra's `compose`, see tests/conftest.py) and run one
+stage with that config's subset and execution settings, exactly as `python run.py` does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from brittle.data import Dataset
+from brittle.execution import execution_of
+from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
+from brittle.retrain.engine import Retrainer
+from brittle.scorers.base import ModelProvider, Queries, Scorer, TrainSet, rank_from_scores
+from brittle.stages import data as data_stage
+from brittle.stages import embed as embed_stage
+from brittle.stages import models as models_stage
+from brittle.stages import pretrain as pretrain_stage
+from brittle.stages.embed import Embeddings
+from brittle.stages.spec import select
+
+
+def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, queries: np.ndarray | None,
+         query_labels: np.ndarray, query_ids: np.ndarray | None = None, k: int = 100,
+         models: ModelProvider | None = None) -> np.ndarray:
+    """Top-k matrix int64 [T, k] of training indices per query, most influential first.
+
+    train float [N, D] and queries float [T, D] are features (ignored by scorers that need
+    none); labels are int [N] and [T]; query_ids (test indices, default 0..T-1) seed the random
+    scorer and select test images for model-based scorers, which also need `models`."""
+    labels = np.asarray(query_labels)
+    ids = np.arange(len(labels)) if query_ids is None else np.asarray(query_ids)
+    feats = scorer.needs_features
+    device = models.engine.train_x.device if models is not None else torch.device("cpu")
+    scorer.prepare(TrainSet(np.asarray(train_labels), np.asarray(train) if feats else None), models, device)
+    q = Queries(ids, labels, np.asarray(queries) if feats else None)
+    return rank_from_scores(scorer.ranking(scorer.affinity(q), q), k)
+
+
+def load_data(cfg: DictConfig, run_dir: Path | str = ".") -> Dataset:
+    """The dataset of `cfg.dataset` (decoded into the cache once, for CIFAR-10)."""
+    return data_stage.run(select(cfg, data_stage.DEPENDS_ON), execution_of(cfg, Path(run_dir)))
+
+
+def build_engine(cfg: DictConfig, data: Dataset) -> Retrainer:
+    """The retraining engine of `cfg.arch` and `cfg.trainer` on `data`, on `cfg.device`."""
+    return Retrainer.from_spec(select(cfg, ENGINE_DEPENDS_ON), data, execution_of(cfg, Path(".")).device)
+
+
+def pretrain(cfg: DictConfig, data: Dataset) -> Path:
+    """The cache directory of the pretrained backbone of `cfg.backbone` (trained if missing)."""
+    spec = select(cfg, pretrain_stage.DEPENDS_ON, pretrain_stage.EXCLUDES)
+    return pretrain_stage.run(spec, execution_of(cfg, Path(".")), data)
+
+
+def embed(cfg: DictConfig, data: Dataset, backbone_dir: Path) -> Embeddings:
+    """Train and test features of the backbone in `backbone_dir` (cached)."""
+    return embed_stage.run(select(cfg, embed_stage.DEPENDS_ON), execution_of(cfg, Path(".")), data, backbone_dir)
+
+
+def trained_models(cfg: DictConfig, engine: Retrainer, work_dir: Path | str = ".") -> ModelProvider:
+    """The model provider that TRAK, Datamodels and Grad-Cos prepare with."""
+    return models_stage.TrainedModels(select(cfg, models_stage.DEPENDS_ON),
+                                      execution_of(cfg, Path(work_dir)), engine)

@@ -1,0 +1,94 @@
+"""LDS against dattri's published test vectors, and the sign convention of every similarity scorer:
+attributions that rank the truly influential images first must get a high LDS."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from brittle.metrics import lds, sparsify_top
+from brittle.scorers.base import Queries, TrainSet
+from brittle.scorers.distance import Distance
+from brittle.scorers.esvm import ExemplarSVM
+from brittle.scorers.random import RandomOrder
+
+
+def test_lds_matches_dattri_test_vectors():
+    # dattri test/dattri/metrics/test_lds.py: 2 targets, 4 training samples, 3 subsets of size 2
+    scores = np.array([[0.1, 0.2, 0.3, 0.4], [0.2, 0.1, 0.3, 0.4]])
+    gt_values = np.array([[0.3, 0.3], [0.4, 0.4], [0.5, 0.3]])   # [subset, target] margins
+    indices = [[0, 1], [0, 2], [1, 2]]
+    masks = np.zeros((3, 4), dtype=bool)
+    for j, idx in enumerate(indices):
+        masks[j, idx] = True
+    assert np.allclose(lds(masks, gt_values, scores), [1.0, 0.8660254037844387])
+
+
+def _problem(seed: int = 0):
+    """Two Gaussian classes in 16-d: 400 training images, 6 targets of class 0."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, (2, 16))
+    labels = np.repeat([0, 1], 200)
+    train = centers[labels] + rng.normal(0, 1, (400, 16))
+    queries = centers[0] + rng.normal(0, 1, (6, 16))
+    return train.astype(np.float32), labels, queries.astype(np.float32)
+
+
+def _truth(affinity: np.ndarray, train_labels: np.ndarray, query_label: int) -> np.ndarray:
+    """A linear datamodel whose influence follows the scorer's own ranking: the 20 images of the
+    target's class it ranks first support the target (weight 1/sqrt(1 + rank)), the 20 nearest
+    images of other classes oppose it (0.3 of that), the rest do not matter."""
+    tau = np.zeros_like(affinity)
+    for sign, members in ((1.0, train_labels == query_label), (-0.3, train_labels != query_label)):
+        idx = np.flatnonzero(members)
+        order = idx[np.argsort(-affinity[idx], kind="stable")][:20]
+        tau[order] = sign / np.sqrt(1.0 + np.arange(len(order)))
+    return tau
+
+
+SCORERS = {"esvm": lambda: ExemplarSVM(backend="torch"), "esvm_sklearn": lambda: ExemplarSVM(backend="sklearn"),
+           "l2": lambda: Distance("l2"), "cosine": lambda: Distance("cosine")}
+
+
+@pytest.mark.parametrize("name", sorted(SCORERS))
+def test_signed_attributions_get_high_lds_where_raw_scores_do_not(name):
+    train, labels, queries = _problem()
+    scorer = SCORERS[name]()
+    scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
+    q = Queries(np.arange(len(queries)), np.zeros(len(queries), np.int64), queries)
+    affinity = scorer.affinity(q)
+    # other classes need an order for the truth: the ESVM gives them none, so use the l2 one
+    nearest = Distance("l2")
+    nearest.prepare(TrainSet(labels, train), None, torch.device("cpu"))
+    affinity_all = np.where(np.isfinite(affinity), affinity, nearest.affinity(q) - 1e9)
+    rng = np.random.default_rng(1)
+    masks = rng.random((300, len(labels))) < 0.5
+    truth = np.stack([_truth(a, labels, 0) for a in affinity_all])
+    margins = masks @ truth.T + 0.05 * rng.standard_normal((300, len(queries)))
+    tau = sparsify_top(scorer.attributions(affinity, q), scorer.lds_sparsity)
+    assert lds(masks, margins, tau).mean() > 0.5
+    # the old convention (raw scores of the search's ranking, other classes 0) fails this
+    raw = np.where(np.isfinite(scorer.ranking(affinity, q)), scorer.ranking(affinity, q), 0.0)
+    assert lds(masks, margins, sparsify_top(raw, scorer.lds_sparsity)).mean() < 0.5
+
+
+def test_attribution_signs_follow_the_label_and_nearness():
+    train, labels, queries = _problem()
+    scorer = Distance("l2")
+    scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
+    q = Queries(np.arange(1), np.zeros(1, np.int64), queries[:1])
+    tau = scorer.attributions(scorer.affinity(q), q)[0]
+    assert (tau[labels == 0] > 0).all() and (tau[labels == 1] < 0).all()
+    dist = np.linalg.norm(train - queries[0], axis=1)
+    same = np.flatnonzero(labels == 0)
+    assert same[np.argmax(tau[same])] == same[np.argmin(dist[same])]  # nearest = most influential
+    assert np.allclose(tau[same], 1.0 / dist[same], rtol=1e-4)
+
+
+def test_random_attributions_are_signed_by_label_only():
+    labels = np.repeat([0, 1], 50)
+    scorer = RandomOrder(seed=3)
+    scorer.prepare(TrainSet(labels), None, torch.device("cpu"))
+    q = Queries(np.array([7]), np.array([1]))
+    tau = scorer.attributions(scorer.affinity(q), q)[0]
+    assert (tau[labels == 1] > 0).all() and (tau[labels == 0] < 0).all()
