@@ -99,3 +99,16 @@ def paired_sign_test(a: np.ndarray, b: np.ndarray, max_support: int) -> dict[str
     equal = int(len(ca) - smaller - larger)
     p = binomtest(smaller, smaller + larger, 0.5).pvalue if smaller + larger else 1.0
     return {"smaller": smaller, "equal": equal, "larger": larger, "p_value": float(p)}
+
+
+def targets_needed(a: np.ndarray, b: np.ndarray, difference: float, power: float = 0.8,
+                   alpha: float = 0.05) -> int:
+    """Targets a paired comparison needs to detect a mean difference `difference` in per-target
+    values (e.g. each target's AUC term (K - support) / K) with the given power, two-sided level
+    `alpha`: n = ((z_{1-alpha/2} + z_power) * sd(a - b) / difference)^2, the normal approximation,
+    with the spread of the differences measured on targets a [T] and b [T] (same targets)."""
+    from scipy.stats import norm
+
+    sd = float(np.std(np.asarray(a, np.float64) - np.asarray(b, np.float64), ddof=1))
+    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+    return int(np.ceil((z * sd / difference) ** 2))

@@ -30,7 +30,7 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class Bisection:
-    """The paper's fixed-budget bisection (its Algorithm 1; DESIGN.md section 2): one test at
+    """The paper's fixed-budget bisection (its Algorithm 1; docs/algorithm.md): one test at
     max_support, then `budget` halvings; resolution max_support / 2**budget."""
     budget: int = 7
     n_test: int = 5

@@ -161,3 +161,15 @@ def test_unconverged_torch_solve_is_redone_exactly(monkeypatch):
     assert svm.fallbacks == 1
     assert np.allclose(got[0], want[0])
     assert ExemplarSVM(backend="auto").backend == "torch"  # cuML only when asked for
+
+
+def test_targets_needed_is_the_paired_normal_approximation():
+    from scipy.stats import norm
+
+    from brittle.metrics import targets_needed
+    a = np.array([0.9, 0.1, 0.5, 0.7, 0.3, 0.0, 1.0, 0.2])
+    b = np.zeros(8)
+    sd = np.std(a, ddof=1)
+    want = math.ceil(((norm.ppf(0.975) + norm.ppf(0.8)) * sd / 0.1) ** 2)
+    assert targets_needed(a, b, 0.1) == want
+    assert targets_needed(a, b, 0.05) > 3.9 * targets_needed(a, b, 0.1)  # n grows as 1/difference^2

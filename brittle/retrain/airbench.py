@@ -11,13 +11,13 @@ weights from epoch 3; flip + translate test-time augmentation.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brittle.retrain.loop import Trainer, batches, seeded
 from brittle.retrain.trainer import translate
 
 
@@ -84,7 +84,7 @@ class AirNet(nn.Module):
         return self.head(torch.amax(x, dim=(2, 3))) * self.scale
 
 
-class FastTrainer:
+class FastTrainer(Trainer):
     """The airbench-class training procedure; any arch works, AirNet gets its whitening init."""
 
     def __init__(self, epochs: float = 9.9, batch_size: int = 1024, lr: float = 11.5,
@@ -122,42 +122,36 @@ class FastTrainer:
 
     def _train_one(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
                    keep: torch.Tensor, seed: int) -> nn.Module:
-        """The seed fixes init, data order, augmentation and (global RNG, restored) dropout."""
+        """The seed fixes init, data order, augmentation and dropout (brittle/retrain/loop.py)."""
         device = x.device
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            return self._fit(build().to(device), x, labels, keep, seed)
+        with seeded(seed, device) as gen:
+            return self._fit(build().to(device), x, labels, keep, gen)
 
     def _fit(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
-             seed: int) -> nn.Module:
-        device = x.device
-        if device.type == "cuda":
+             gen: torch.Generator) -> nn.Module:
+        if x.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
-        gen = torch.Generator(device=device).manual_seed(seed)
         if isinstance(model, AirNet):
             model.init_whitening(x[keep[:self.whiten_images]])
         opt = self._optimizer(model)
         n = int(keep.shape[0])
-        bs = min(self.batch_size, n)
-        total = math.ceil((n // bs) * self.epochs)
-        base_flip = torch.rand(n, generator=gen, device=device) < 0.5   # alternating flips
-        ema, step = None, 0
+        base_flip = torch.rand(n, generator=gen, device=x.device) < 0.5   # alternating flips
+        ema, epoch = None, -1
         model.train()
-        for epoch in range(math.ceil(self.epochs)):
-            if isinstance(model, AirNet):
-                model.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
-            pos = torch.randperm(n, generator=gen, device=device)
-            for b in range(n // bs):
-                if step >= total:
-                    break
-                p = pos[b * bs:(b + 1) * bs]
-                xb = self._augment(x[keep[p]], base_flip[p] ^ (epoch % 2 == 1), gen)
-                self._step(model, opt, xb, labels[keep[p]], step, total)
-                step += 1
-                if epoch >= self.ema_start and step % self.ema_every == 0:
-                    ema = _lookahead(model, ema, self.ema_base * (step / total) ** self.ema_pow)
-            if ema is not None:
-                _lookahead(model, ema, 1.0)
+        for step in batches(n, self.batch_size, self.epochs, [gen]):
+            if step.epoch != epoch:   # a new epoch: close the last one, open this one
+                if ema is not None:
+                    _lookahead(model, ema, 1.0)
+                epoch = step.epoch
+                if isinstance(model, AirNet):
+                    model.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
+            p = step.positions[0]
+            xb = self._augment(x[keep[p]], base_flip[p] ^ (epoch % 2 == 1), gen)
+            self._step(model, opt, xb, labels[keep[p]], step.step, step.total)
+            if epoch >= self.ema_start and (step.step + 1) % self.ema_every == 0:
+                ema = _lookahead(model, ema, self.ema_base * ((step.step + 1) / step.total) ** self.ema_pow)
+        if ema is not None:
+            _lookahead(model, ema, 1.0)
         return model.eval()
 
     def _augment(self, xb: torch.Tensor, flip: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brittle.retrain.loop import batches, build_seeded
 from brittle.retrain.trainer import Recipe, augment, lr_at, optimizer_for
 
 
@@ -48,37 +49,25 @@ def _forward(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -
 def train_stacked(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
                   keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
     """Train one MLP per seed on x[keep] with labels[keep], all at once; same per-seed data order,
-    augmentation and initialisation as trainer.train_model."""
+    augmentation and initialisation as trainer.train_model (the shared loop of loop.py)."""
     device = x.device
-    models = []
-    for seed in seeds:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            models.append(build().to(device))
+    models = [build_seeded(build, seed, device) for seed in seeds]
     gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     layers = _stack(models)
     opt = optimizer_for([t for pair in layers for t in pair], recipe)
-    n = int(keep.shape[0])
-    bs = min(recipe.batch_size, n)
-    steps_per_epoch = n // bs
-    total = steps_per_epoch * recipe.epochs
-    step = 0
-    for _ in range(recipe.epochs):
-        orders = [keep[torch.randperm(n, generator=g, device=device)] for g in gens]
-        for b in range(steps_per_epoch):
-            idx = torch.stack([order[b * bs:(b + 1) * bs] for order in orders])   # [N, B]
-            xb = torch.stack([augment(x[i], recipe, g).flatten(1) for i, g in zip(idx, gens)])
-            yb = labels[idx]
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, recipe)
-            out = _forward(layers, xb)
-            # sum over copies of each copy's mean loss: every copy gets its own gradient
-            loss = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none",
-                                   label_smoothing=recipe.label_smoothing).view(len(seeds), -1).mean(1).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, gens):
+        idx = torch.stack([keep[p] for p in step.positions])   # [N, B]
+        xb = torch.stack([augment(x[i], recipe, g).flatten(1) for i, g in zip(idx, gens)])
+        yb = labels[idx]
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step.step, step.total, recipe)
+        out = _forward(layers, xb)
+        # sum over copies of each copy's mean loss: every copy gets its own gradient
+        loss = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none",
+                               label_smoothing=recipe.label_smoothing).view(len(seeds), -1).mean(1).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return [_unstack(model, layers, k) for k, model in enumerate(models)]
 
 

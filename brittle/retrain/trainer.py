@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brittle.errors import BrittleError
+from brittle.retrain.loop import batches, seeded
 
 
 @dataclass(frozen=True)
@@ -84,44 +85,33 @@ def optimizer_for(params: Iterable[torch.Tensor], recipe: Recipe) -> torch.optim
 
 def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
                 keep: torch.Tensor, seed: int) -> nn.Module:
-    """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU:
-    the seed fixes the initialisation, the data order and augmentation, and (through the global
-    RNG, restored afterwards) dropout.
+    """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU
+    (brittle/retrain/loop.py: init, data order, augmentation and dropout follow the seed).
 
     x: float [N, C, H, W] on the device; labels: int64 [N]; keep: int64 [N_keep] indices.
     """
     device = x.device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    with seeded(seed, device) as gen:
         model = build().to(device)
-        _train_loop(model, recipe, x, labels, keep, torch.Generator(device=device).manual_seed(seed))
+        _train_loop(model, recipe, x, labels, keep, gen)
     return model.eval()
 
 
 def _train_loop(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
                 keep: torch.Tensor, gen: torch.Generator) -> None:
-    device = x.device
     opt = optimizer_for(model.parameters(), recipe)
-    n = int(keep.shape[0])
-    bs = min(recipe.batch_size, n)
-    steps_per_epoch = n // bs
-    total = steps_per_epoch * recipe.epochs
-    amp = device.type == "cuda"
+    amp = x.device.type == "cuda"
     model.train()
-    step = 0
-    for _ in range(recipe.epochs):
-        order = keep[torch.randperm(n, generator=gen, device=device)]
-        for b in range(steps_per_epoch):
-            idx = order[b * bs:(b + 1) * bs]
-            xb = augment(x[idx], recipe, gen)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, recipe)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = F.cross_entropy(model(xb), labels[idx], label_smoothing=recipe.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, [gen]):
+        idx = keep[step.positions[0]]
+        xb = augment(x[idx], recipe, gen)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step.step, step.total, recipe)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(model(xb), labels[idx], label_smoothing=recipe.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from brittle.errors import BrittleError
+from brittle.retrain.loop import Trainer
 from brittle.retrain.stacked import stackable, train_stacked
 from brittle.retrain.trainer import Recipe, logits, train_model
 
@@ -33,7 +34,7 @@ def recipe_from(recipe: Recipe | Mapping[str, Any], **overrides: Any) -> Recipe:
                            f"{sorted(Recipe.__dataclass_fields__)}") from None
 
 
-class RecipeTrainer:
+class RecipeTrainer(Trainer):
     """Trains models from scratch with one Recipe. together: auto (stack the N models of a test
     when the arch allows it: MLPs), stacked (require it), loop (one by one)."""
 
