@@ -17,7 +17,7 @@ register_resolvers()
 
 # A whole run in seconds: one pretraining epoch, two targets, a 3-test bisection of 2 models.
 TINY = [
-    "dataset.profile.pretrain_epochs=1",
+    "backbone.epochs=1",
     "targets.n=2",
     "search.budget=2",
     "search.n_test=2",

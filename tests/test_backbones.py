@@ -24,8 +24,8 @@ SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_s
 
 @pytest.mark.parametrize("backbone", SMALL)
 def test_every_method_pretrains_and_embeds(backbone, tmp_path):
-    cfg = make_cfg([f"backbone={backbone}", "dataset.train_subset=300", "dataset.profile.pretrain_epochs=2",
-                    "backbone.knn_every=1", "dataset.profile.ssl_batch_size=64"], cache_dir=tmp_path)
+    cfg = make_cfg([f"backbone={backbone}", "dataset.train_subset=300", "backbone.epochs=2",
+                    "backbone.knn_every=1", "backbone.batch_size=64"], cache_dir=tmp_path)
     data = load_data(cfg)
     cache = StageCache(tmp_path)
     out = pretrain(cfg, data)
@@ -52,8 +52,8 @@ def _folder(root: Path, n_per_class: int, size: int = 24, classes=("ant", "bee",
 def test_imagefolder_embed_and_score(tmp_path):
     root = _folder(tmp_path / "tree", n_per_class=12)
     cfg = make_cfg(["dataset=imagefolder", f"dataset.root={root}", "dataset.image_size=16",
-                    "dataset.profile.pretrain_epochs=1", "dataset.profile.ssl_batch_size=16",
-                    "dataset.profile.memory_bank=64", "backbone.knn_every=0"], cache_dir=tmp_path / "c")
+                    "backbone.epochs=1", "backbone.batch_size=16",
+                    "backbone.memory_bank=64", "backbone.knn_every=0"], cache_dir=tmp_path / "c")
     data = load_data(cfg)
     assert isinstance(data.train.images, LazyImages) and data.train.images.shape == (36, 3, 16, 16)
     assert data.train.classes == ["ant", "bee", "cow"]

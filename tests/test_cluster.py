@@ -47,7 +47,7 @@ def test_missing_and_duplicate_shards_are_reported(tmp_path, caplog):
 
 
 def test_two_processes_on_an_empty_cache_pretrain_once(tmp_path):
-    args = [*TINY, "dataset.profile.pretrain_epochs=3", f"cache_dir={tmp_path}/cache"]
+    args = [*TINY, "backbone.epochs=3", f"cache_dir={tmp_path}/cache"]
     procs = [subprocess.Popen([sys.executable, "run.py", *args, f"hydra.run.dir={tmp_path}/r{i}"], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outs = [p.communicate(timeout=600)[0] for p in procs]

@@ -6,35 +6,67 @@ from hydra.utils import instantiate
 
 from tests.conftest import CONF, make_cfg
 
-GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml"))
-          for g in CONF.iterdir() if g.is_dir() and g.name != "hydra"}
+GROUPS = {str(g.relative_to(CONF)): sorted(p.stem for p in g.glob("*.yaml"))
+          for g in CONF.rglob("*") if g.is_dir() and not str(g.relative_to(CONF)).startswith("hydra")}
 OPTIONS = [(g, o) for g, opts in sorted(GROUPS.items()) for o in opts]
 
 
 def test_expected_groups_exist():
-    for group in ("dataset", "backbone", "scorer", "task", "search", "arch"):
+    for group in ("dataset", "backbone", "backbone/method", "backbone/net", "scorer", "task", "search",
+                  "arch", "trainer", "eval", "experiment"):
         assert GROUPS.get(group), f"config group {group} is missing or empty"
 
 
+def _backbone_for(group: str, option: str) -> list[str]:
+    """A backbone option built from this method or network (the nested backbone groups)."""
+    if group == "backbone/method":
+        return [f"backbone={option}_small"]
+    return [f"backbone=moco_{'small' if option == 'small_cnn' else 'r18'}"]
+
+
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_option_composes_and_resolves(group, option):
-    override = f"{group}={option}"
-    cfg = make_cfg([override])
-    # resolving every interpolation catches dangling references between groups
+def test_option_composes_resolves_and_builds_its_object(group, option, tmp_path):
     from omegaconf import OmegaConf
+
+    from brittle.scorers.base import Scorer
+    overrides = _backbone_for(group, option) if group.startswith("backbone/") else [f"{group}={option}"]
+    if group == "experiment" and option != "digits_compare":
+        overrides.append("dataset.root=/data/cifar10")
+    cfg = make_cfg(overrides)
+    # resolving every interpolation catches dangling references between groups
     OmegaConf.to_container(cfg, resolve=True)
+    shape = [cfg.dataset.channels, cfg.dataset.image_size, cfg.dataset.image_size]
     if group == "scorer":
-        from brittle.scorers.base import Scorer
         assert isinstance(instantiate(cfg.scorer), Scorer)
-    if group in ("task", "search"):
+    if group in ("task", "search", "trainer", "eval"):
         assert instantiate(cfg[group]) is not None
+    if group == "trainer":
+        assert instantiate(cfg.trainer).label == option
+    if group == "eval":
+        assert isinstance(instantiate(cfg.eval).needs_attributions, bool)
     if group == "arch":
-        model = instantiate(cfg.arch.model, in_shape=[cfg.dataset.channels, cfg.dataset.image_size,
-                                                       cfg.dataset.image_size], num_classes=10)
+        model = instantiate(cfg.arch.model, in_shape=shape, num_classes=10)
         assert sum(p.numel() for p in model.parameters()) > 0
-    if group == "backbone":
+    if group == "dataset":
+        from hydra.utils import get_method
+        assert callable(get_method(cfg.dataset.loader._target_))
+    if group.startswith("backbone") and cfg.backbone.get("method") is not None:
         net = instantiate(cfg.backbone.net)
         assert net.feature_dim > 0
+        extra = {"num_classes": 10} if "num_classes" in cfg.backbone.method else {}
+        method = instantiate(cfg.backbone.method, backbone=net, max_epochs=1, batch_size=8, **extra)
+        assert method.configure_optimizers() is not None
+    if group == "backbone" and option == "pretrained":
+        assert cfg.backbone.checkpoint is None   # a user file: nothing is downloaded
+
+
+def test_loaders_build_datasets(cifar_tgz, tmp_path):
+    from brittle.api import load_data
+    digits = load_data(make_cfg([]))
+    assert digits.train.images.shape == (1437, 1, 8, 8) and digits.ordering == "official"
+    cifar = load_data(make_cfg(["dataset=cifar10", f"dataset.root={cifar_tgz}", "dataset.train_subset=100",
+                                "dataset.test_subset=20"], cache_dir=tmp_path))
+    assert cifar.train.images.shape == (100, 3, 32, 32) and cifar.ordering == "class-folder"
 
 
 def test_defaults_are_the_cpu_default_job():

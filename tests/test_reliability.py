@@ -130,7 +130,7 @@ def test_kill_9_mid_search_then_rerun_retrains_nothing_finished(tmp_path):
 
 
 def test_kill_9_during_pretraining_leaves_no_half_artifact(tmp_path):
-    proc = subprocess.Popen(_cli(tmp_path, "run")[:-3] + ["dataset.profile.pretrain_epochs=30"], cwd=ROOT,
+    proc = subprocess.Popen(_cli(tmp_path, "run")[:-3] + ["backbone.epochs=30"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     pre = tmp_path / "cache" / "pretrain"
     deadline = time.time() + 120
