@@ -33,6 +33,16 @@ def make_cfg(overrides: list[str], cache_dir: Path | None = None) -> DictConfig:
         return compose(config_name="config", overrides=list(overrides) + extra)
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One TINY default run shared by the tests that read its outputs: (base, cfg, summary);
+    its cache is `base / "cache"`, its run directory `base / "run"`."""
+    from brittle.pipeline import run
+    base = tmp_path_factory.mktemp("tiny")
+    cfg = make_cfg(TINY, cache_dir=base / "cache")
+    return base, cfg, run(cfg, base / "run")
+
+
 @pytest.fixture
 def cifar_tgz() -> Path:
     if not CIFAR_TGZ.exists():

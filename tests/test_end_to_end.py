@@ -11,16 +11,8 @@ from brittle.pipeline import run
 from tests.conftest import TINY, make_cfg
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("e2e")
-    cfg = make_cfg(TINY, cache_dir=base / "cache")
-    summary = run(cfg, base / "run")
-    return base, cfg, summary
-
-
-def test_contract_files(first_run):
-    base, cfg, summary = first_run
+def test_contract_files(tiny_run):
+    base, cfg, summary = tiny_run
     run_dir = base / "run"
     for name in ("summary.json", "support.parquet", "tests.parquet", "topk.npy", "targets.npy", "cdf.png"):
         assert (run_dir / name).exists(), name
@@ -45,8 +37,8 @@ def test_contract_files(first_run):
             assert t[t.k == row.support]["correct"].mean() <= 0.5
 
 
-def test_second_run_hits_every_cache_and_retrains_nothing(first_run, caplog):
-    base, cfg, summary = first_run
+def test_second_run_hits_every_cache_and_retrains_nothing(tiny_run, caplog):
+    base, cfg, summary = tiny_run
     caplog.set_level("INFO")
     again = run(cfg, base / "run")
     assert again["trained_this_run"] == 0
@@ -58,8 +50,8 @@ def test_second_run_hits_every_cache_and_retrains_nothing(first_run, caplog):
     assert "computing pretrain" not in caplog.text and "computing reference" not in caplog.text
 
 
-def test_same_seed_gives_identical_tables(first_run, tmp_path):
-    base, _, _ = first_run
+def test_same_seed_gives_identical_tables(tiny_run, tmp_path):
+    base, _, _ = tiny_run
     cfg = make_cfg(TINY, cache_dir=tmp_path / "cache")  # fresh cache: everything recomputed
     run(cfg, tmp_path / "run")
     for name in ("support.parquet", "tests.parquet"):
@@ -69,8 +61,8 @@ def test_same_seed_gives_identical_tables(first_run, tmp_path):
     assert np.array_equal(np.load(base / "run" / "topk.npy"), np.load(tmp_path / "run" / "topk.npy"))
 
 
-def test_mislabel_records_flip_class(first_run):
-    base, _, _ = first_run
+def test_mislabel_records_flip_class(tiny_run):
+    base, _, _ = tiny_run
     cfg = make_cfg(TINY + ["task=mislabel", "scorer=random"], cache_dir=base / "cache")
     summary = run(cfg, base / "run_mislabel")
     support = pd.read_parquet(base / "run_mislabel" / "support.parquet")
@@ -78,14 +70,14 @@ def test_mislabel_records_flip_class(first_run):
     assert summary["task"] == "mislabel"
 
 
-def test_esvm_backends_on_real_moco_embeddings(first_run):
+def test_esvm_backends_on_real_moco_embeddings(tiny_run):
     """The reference recipe and the torch solver on the run's own MoCo digits embeddings."""
     from sklearn.svm import LinearSVC
 
     from brittle.data import load_digits
     from brittle.api import rank
     from brittle.scorers.esvm import ExemplarSVM
-    base, _, _ = first_run
+    base, _, _ = tiny_run
     emb = next(p for p in (base / "cache" / "embed").iterdir() if (p / "meta.json").exists())
     train, test = np.load(emb / "train.npy"), np.load(emb / "test.npy")
     data = load_digits()

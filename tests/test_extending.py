@@ -56,3 +56,15 @@ def test_python_api_ranks_own_features_like_the_reference_recipe():
         ref = LinearSVC(C=0.1, class_weight="balanced", loss="squared_hinge", max_iter=10000,
                         tol=1e-6, random_state=0).fit(x, y).decision_function(train[pool])
         assert list(topk[t]) == list(pool[np.argsort(-ref, kind="stable")[:10]])
+
+
+def test_readme_python_api_example_runs():
+    from tests.conftest import ROOT
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Python API"):]
+    code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]
+    scope: dict = {}
+    exec(compile(code, "README.md (Python API)", "exec"), scope)
+    assert scope["topk"].shape == (4, 20)
+    labels, query_labels = scope["labels"], scope["query_labels"]
+    assert all((labels[row] == c).all() for row, c in zip(scope["topk"], query_labels))

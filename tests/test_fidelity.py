@@ -75,14 +75,6 @@ def test_cifar_class_folders_record_their_order(cifar_tgz, tmp_path):
     assert data.ordering == "class-folder"
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fidelity")
-    cfg = make_cfg(TINY, cache_dir=base / "cache")
-    summary = run(cfg, base / "run")
-    return base, cfg, summary
-
-
 def test_rerun_on_another_device_reuses_the_run(tiny_run):
     base, _, first = tiny_run
     again = run(make_cfg([*TINY, "device=cpu", "progress=true"], cache_dir=base / "cache"), base / "run")
