@@ -36,7 +36,7 @@ gpu-check: $(STAMP)
 
 # tables, figures and figures/report.md from every run under outputs/ and multirun/
 figures: $(STAMP)
-	$(PY) -m brittle.figures
+	$(PY) -m brittle.report
 
 clean-cache:
 	rm -rf .cache/brittle

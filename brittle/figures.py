@@ -1,15 +1,8 @@
-"""Figures and the report from the aggregated tables (the paper's Fig 1, 3, 4, 7 and Tables 1, 2).
-
-    python -m brittle.figures [PATHS ...] [--out figures] [--baseline "Random (0)"]
-
-Writes PNG and PDF per figure, `auc.md`, and `report.md` embedding them with the commands that
-produced the runs. Reads only what the runs stored.
-"""
+"""Figures from the aggregated tables (the paper's Fig 1, 3, 4, 7 and Tables 1, 2), each saved as
+PNG and PDF; brittle/report.py puts them into `report.md`. Reads only what the runs stored."""
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -19,12 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-import yaml  # noqa: E402
 
-from brittle.aggregate import DEFAULT_PATHS, aggregate  # noqa: E402
 from brittle.artifacts import atomic_path  # noqa: E402
 from brittle.metrics import support_cdf  # noqa: E402
-from brittle.tables import auc_markdown, comparisons  # noqa: E402
+from brittle.tables import auc_markdown  # noqa: E402
 
 log = logging.getLogger("brittle.figures")
 
@@ -204,66 +195,3 @@ def topk_figure(summary: pd.DataFrame, out: Path, n_show: int = 10) -> str | Non
                  f"(class {data.test.classes[data.test.labels[target]]})", fontsize=9)
     fig.tight_layout()
     return _save(fig, out, "topk_images")
-
-
-def _commands(summary: pd.DataFrame) -> list[str]:
-    out = []
-    for run in summary["run"]:
-        overrides = Path(run) / ".hydra" / "overrides.yaml"
-        args = yaml.safe_load(overrides.read_text()) if overrides.exists() else []
-        out.append("python run.py " + " ".join(args or []))
-    return sorted(set(out))
-
-
-def write_report(paths: list[Path], out: Path, baseline: str | None) -> Path:
-    summary, tidy = aggregate(paths)
-    if summary.empty:
-        raise SystemExit(f"error: no finished runs under {[str(p) for p in paths]}")
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "runs.parquet") as tmp:
-        tidy.to_parquet(tmp, index=False)
-    with atomic_path(out / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    summary, tidy = dedupe(summary, tidy)
-    sns.set_theme(style="whitegrid", context="paper")
-    compared = comparisons(tidy, baseline)
-    figs = {"Support CDF (paper Fig 3)": cdf_figure(tidy, out),
-            "Per-target comparison (paper Fig 4)": comparison_figure(compared, out),
-            "Cost (paper Fig 1)": cost_figure(summary, out),
-            "Top training images (paper Fig 7)": topk_figure(summary, out),
-            "LDS (paper Table 1)": lds_figure(summary, out)}
-    auc_md, heat = auc_table(summary, out)
-    figs["AUC heatmap (paper Table 2)"] = heat
-    cols = ["method", "task", "arch", "dataset", "auc", "auc_lo", "auc_hi", "n_flipped", "n_targets",
-            "median_support", "lds", "lds_lo", "lds_hi", "n_trainings", "score_seconds", "bytes_stored"]
-    lines = ["# brittle report", "", f"{len(summary)} runs from {', '.join(str(p) for p in paths)}.", "",
-             "## AUC (Table 2 layout)", "", auc_md,
-             "## Per-target comparison against a baseline (two-sided sign test over targets)", "",
-             compared.round(4).to_markdown(index=False) if not compared.empty else "(one method only)", "",
-             "## Runs", "", summary[cols].round(4).to_markdown(index=False), ""]
-    for title, name in figs.items():
-        if name:
-            lines += [f"## {title}", "", f"![{title}]({name})", ""]
-    lines += ["## Commands", "", "```bash", *_commands(summary), "```", ""]
-    report = out / "report.md"
-    with atomic_path(report) as tmp:
-        tmp.write_text("\n".join(lines))
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Figures and report from brittle runs.")
-    parser.add_argument("paths", nargs="*", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("figures"))
-    parser.add_argument("--baseline", default=None, help="method label to compare against "
-                        "(default: the random baseline)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    paths = args.paths or [Path(p) for p in DEFAULT_PATHS if Path(p).exists()]
-    report = write_report(paths, args.out, args.baseline)
-    print(f"report: {report}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from brittle.aggregate import aggregate, main as aggregate_main
-from brittle.figures import write_report
+from brittle.report import write_report
 from tests.conftest import ROOT, TINY
 
 
