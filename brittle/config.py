@@ -1,5 +1,5 @@
-"""OmegaConf resolvers of the config: run-directory names and the execution keys Hydra leaves
-out of them."""
+"""OmegaConf resolvers of the config: run-directory names, the execution keys Hydra leaves out
+of them, and the text of `python run.py --help`."""
 from __future__ import annotations
 
 import hashlib
@@ -7,6 +7,7 @@ import re
 
 from omegaconf import OmegaConf
 
+from brittle.cli_help import help_text
 from brittle.execution import command_line_keys
 
 
@@ -23,3 +24,4 @@ def run_name(override_dirname: str) -> str:
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("brittle_run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("brittle_execution_keys", command_line_keys, replace=True)
+    OmegaConf.register_new_resolver("brittle_help", help_text, replace=True)

@@ -3,6 +3,7 @@ the kNN accuracy that tells how class-aware label-free features are."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,13 +32,15 @@ def features(net: torch.nn.Module, images, mean: list[float], std: list[float], 
 
 def features_to(path: Path, net: torch.nn.Module, images, mean: list[float], std: list[float],
                 device: torch.device, batch_size: int = 512, resize: int | None = None,
-                channels: int | None = None) -> None:
+                channels: int | None = None, progress: Any = None) -> None:
     """Write float32 [N, D] features to an .npy memmap chunk by chunk: memory stays flat in N."""
     out = None
     for start, chunk in _batches(net, images, mean, std, device, batch_size, resize, channels):
         if out is None:
             out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(images), chunk.shape[1]))
         out[start:start + len(chunk)] = chunk
+        if progress is not None:
+            progress.update(len(chunk))
     if out is not None:
         out.flush()
         del out

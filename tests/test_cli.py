@@ -34,3 +34,12 @@ def test_bad_values_fail_in_one_line_before_any_work(override, needle, tmp_path)
     assert len(errors) == 1 and needle in errors[0], p.stderr[-2000:]
     assert "Traceback" not in p.stderr
     assert not (tmp_path / "cache" / "pretrain").exists()  # failed before any expensive stage
+
+
+def test_help_lists_groups_options_settings_and_examples():
+    p = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    for needle in ("== Groups", "scorer:", "esvm", "Exemplar SVM", "backbone/method:", "== Common settings",
+                   "targets.n=10", "== Examples", "experiment=paper_cifar10"):
+        assert needle in p.stdout, needle
+    assert "powered by Hydra" not in p.stdout

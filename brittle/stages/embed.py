@@ -22,6 +22,7 @@ from brittle.data import Dataset
 from brittle.errors import BrittleError
 from brittle.execution import Execution
 from brittle.features import features_to, knn_accuracy
+from brittle.progress import Progress
 from brittle.stages import pretrain
 from brittle.stages.spec import key_of
 
@@ -58,8 +59,10 @@ def run(spec: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> E
         mean, std = list(norm.mean), list(norm.std)
         opts = {"resize": bcfg.get("resize"), "channels": bcfg.get("in_channels")}
         start = time.perf_counter()
-        for name, images in (("train", data.train.images), ("test", data.test.images)):
-            features_to(tmp / f"{name}.npy", net, images, mean, std, ex.device, **opts)
+        total = len(data.train) + len(data.test)
+        with Progress(total, "embed", ex.progress, unit="img") as bar:
+            for name, images in (("train", data.train.images), ("test", data.test.images)):
+                features_to(tmp / f"{name}.npy", net, images, mean, std, ex.device, progress=bar, **opts)
         seconds = time.perf_counter() - start
         train, test = np.load(tmp / "train.npy", mmap_mode="r"), np.load(tmp / "test.npy", mmap_mode="r")
         for name, arr in (("train", train), ("test", test)):

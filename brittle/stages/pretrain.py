@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from brittle.data import Dataset
 from brittle.errors import BrittleError
 from brittle.execution import Execution
+from brittle.progress import on_terminal
 from brittle.ssl import fit_backbone
 from brittle.stages import data as data_stage
 from brittle.stages.spec import key_of
@@ -66,7 +67,7 @@ def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) ->
     # a method may bring its own views (DINO's multi-crop); otherwise the dataset's
     transform = bcfg.transform if bcfg.get("transform") else spec.dataset.ssl_transform
     fit = fit_backbone(bcfg, transform, spec.dataset.normalize, data.train, int(spec.seed),
-                       ex.accelerator, ex.progress)
+                       ex.accelerator, ex.progress and on_terminal())
     torch.save(fit.net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n" + "".join(
         f"{i + 1},{v:.6f},{'' if k is None else f'{k:.4f}'}\n"

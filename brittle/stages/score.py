@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from brittle.artifacts import save_json, save_npy
 from brittle.costs import Meter
 from brittle.execution import Execution
+from brittle.progress import Progress
 from brittle.scorers.base import (ModelProvider, Queries, Scorer, TrainSet, check_pool_sizes,
                                   rank_from_scores, validate_features)
 
@@ -50,7 +51,7 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
         validate_features("test", queries.features)
     chunk = int(spec.score.chunk)
     topk, kept = [], []
-    with Meter() as meter:
+    with Meter() as meter, Progress(len(queries.ids), "score", ex.progress, unit="target") as bar:
         scorer.prepare(train, models, ex.device)
         for lo in range(0, len(queries.ids), chunk):
             part = Queries(queries.ids[lo:lo + chunk], queries.labels[lo:lo + chunk],
@@ -59,7 +60,7 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
             topk.append(rank_from_scores(scorer.ranking(affinity, part), k))
             if want:
                 kept.append(scorer.attributions(affinity, part).astype(np.float32))
-            log.info("scored %d/%d targets", min(lo + chunk, len(queries.ids)), len(queries.ids))
+            bar.update(len(part.ids))
     topk_arr = np.concatenate(topk)
     cost = _cost_record(scorer, topk_arr, features, meter, len(queries.ids))
     log.info("scored %d targets in %.2f s (%.3f s per target)%s", len(queries.ids), meter.seconds,

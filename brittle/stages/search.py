@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from omegaconf import DictConfig
 from brittle.artifacts import save_parquet
 from brittle.counterfactual import CounterfactualTester, TestLog, search_target
 from brittle.execution import Execution
+from brittle.progress import Progress, clock
 from brittle.retrain.engine import Retrainer
 from brittle.stages.targets import Targets
 
@@ -41,22 +43,31 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer, targets: Targets, to
     test_log = TestLog(ex.run_dir / "tests.jsonl")
     tester = CounterfactualTester(engine, task, test_log, int(spec.seed), int(search.n_test))
     rows, rounds, start = [], 0, time.perf_counter()
-    for i, target in enumerate(targets.ids):
-        flip = int(targets.flips[i]) if task.needs_flip_class else None
-        began = time.perf_counter()
-        result = search_target(search, tester, int(target), topk[i], flip)
-        row = {"target": int(target), "label": int(engine.test_y[target]),
-               "support": int(result.support), "n_trainings": result.n_tests * int(search.n_test)}
-        if flip is not None:
-            row["flip_class"] = flip
-        rows.append(row)
-        rounds += result.n_rounds
-        elapsed = time.perf_counter() - start
-        left = elapsed / (i + 1) * (len(targets.ids) - i - 1)
-        log.info("target %d/%d (test #%d): support %s after %d tests (%.1f s); %d models trained, "
-                 "%.0f s elapsed, ~%.0f s left", i + 1, len(targets.ids), target, result.support,
-                 result.n_tests, time.perf_counter() - began, tester.trained, elapsed, left)
+    with Progress(len(targets.ids), "search", ex.progress, unit="target", every=float("inf")) as bar:
+        for i, target in enumerate(targets.ids):
+            row, n_rounds = _search_one(tester, task, search, engine, targets, topk, i)
+            rows.append(row)
+            rounds += n_rounds
+            bar.update(models=tester.trained)
+            # the ETA: seconds per model so far times the models the remaining targets will need
+            log.info("target %d/%d (test #%d): support %s after %d tests; %d models trained, %s elapsed, "
+                     "~%s left", i + 1, len(targets.ids), target, row["support"],
+                     row["n_trainings"] // int(search.n_test), tester.trained,
+                     clock(time.perf_counter() - start), clock(bar.eta()))
     support = pd.DataFrame(rows)
     save_parquet(ex.run_dir / "support.parquet", support)
     save_parquet(ex.run_dir / "tests.parquet", test_log.frame())
     return Searched(support, tester.trained, rounds)
+
+
+def _search_one(tester: CounterfactualTester, task: Any, search: Any, engine: Retrainer, targets: Targets,
+                topk: np.ndarray, i: int) -> tuple[dict, int]:
+    """One target's search -> its support.parquet row and the search's sequential rounds."""
+    target = int(targets.ids[i])
+    flip = int(targets.flips[i]) if task.needs_flip_class else None
+    result = search_target(search, tester, target, topk[i], flip)
+    row = {"target": target, "label": int(engine.test_y[target]), "support": int(result.support),
+           "n_trainings": result.n_tests * int(search.n_test)}
+    if flip is not None:
+        row["flip_class"] = flip
+    return row, result.n_rounds
