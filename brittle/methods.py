@@ -42,11 +42,20 @@ class Pretrainer(pl.LightningModule):
         self._running: list[float] = []
         self.monitor: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.monitor_every = 0
+        self.views: nn.Module | None = None   # set by brittle/ssl.py for device augmentation
 
     def set_monitor(self, bank_x: torch.Tensor, bank_y: torch.Tensor, query_x: torch.Tensor,
                     query_y: torch.Tensor, every: int) -> None:
         """kNN accuracy of query_x against bank_x (normalised float images) every `every` epochs."""
         self.monitor, self.monitor_every = (bank_x, bank_y, query_x, query_y), int(every)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With device augmentation (`self.views`, brittle/augment.py), a batch arrives as uint8
+        images and leaves as the method's views; otherwise the DataLoader made the views."""
+        if self.views is None:
+            return batch
+        images, labels = batch
+        return self.views(images), labels
 
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -8,6 +8,7 @@ directory, which is bound to the run's identity (`run_spec.json`) so a rerun res
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +57,27 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     lds_result = evaluation.evaluate(_on(cfg, lds), ex, engine, chosen.ids, scored.attributions,
                                      scorer.lds_sparsity)
     searched = search.run(_on(cfg, search), ex, engine, chosen, scored.topk)
-    labels = {"method": scorer.display_label(cfg.backbone.get("label") if scorer.needs_features else None),
-              "backbone": cfg.backbone.get("label") if scorer.needs_features else None,
-              "task": task.name, "arch": cfg.arch.get("label"), "trainer": cfg.trainer.get("label"),
-              "dataset": cfg.dataset.name}
-    extra = {"task": task.name, "labels": labels, "method": labels["method"], "choices": choices or {},
+    labels = _labels(cfg, scorer, task.name)
+    extra = {"task": task.name, "labels": asdict(labels), "method": labels.method, "choices": choices or {},
              "reference_accuracy": float((mean_probs.argmax(1) == dataset.test.labels).mean()),
              "knn_accuracy": None if features is None else features.knn_accuracy,
              "score_cost": scored.cost, "n_trainings": int(searched.support["n_trainings"].sum()),
              "trained_this_run": searched.trained, "n_rounds": searched.rounds,
-             "search": key_of(_on(cfg, search).search),
-             "lds": None if lds_result is None else lds_result["mean"],
-             "lds_ci": None if lds_result is None else lds_result["ci"],
-             "lds_sparsify_top": None if lds_result is None else lds_result["sparsify_top"]}
+             "search": key_of(_on(cfg, search).search), **_lds_record(lds_result)}
     summary = summarize.summarize(ex.run_dir, searched.support, search_obj.max_support, extra)
     print(summarize.format_table(searched.support, summary, dataset.test.classes), flush=True)
     print(f"run directory: {ex.run_dir}", flush=True)
     return summary
+
+
+def _labels(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunLabels:
+    """The names this run gives itself in tables: from the objects it built and the groups' labels."""
+    backbone = cfg.backbone.get("label") if scorer.needs_features else None
+    return summarize.RunLabels(method=scorer.display_label(backbone), backbone=backbone, task=task,
+                               arch=cfg.arch.get("label"), trainer=cfg.trainer.get("label"),
+                               dataset=cfg.dataset.name)
+
+
+def _lds_record(result: dict | None) -> dict:
+    return {"lds": None if result is None else result["mean"], "lds_ci": None if result is None else result["ci"],
+            "lds_sparsify_top": None if result is None else result["sparsify_top"]}

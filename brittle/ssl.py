@@ -15,14 +15,33 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
+from brittle.augment import DeviceViews, view_specs
 from brittle.data import ImageSet, balanced_subset, normalized
+from brittle.errors import BrittleError
 
 log = logging.getLogger(__name__)
+
+
+class Pixels(torch.utils.data.Dataset):
+    """uint8 images [N, C, H, W] -> whole batches (uint8 [B, C, H, W], labels [B]) indexed at once,
+    for augmentation on the device; labels are -1 unless the method trains with labels."""
+
+    def __init__(self, images: Any, labels: np.ndarray | None = None):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.sort(np.asarray(index))   # sorted reads: memory-mapped and lazy images stream
+        images = torch.from_numpy(np.ascontiguousarray(np.asarray(self.images[idx])))
+        labels = torch.as_tensor(self.labels[idx]) if self.labels is not None else torch.full((len(idx),), -1)
+        return images, labels
 
 
 class Views(torch.utils.data.Dataset):
@@ -61,12 +80,8 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     model = instantiate(bcfg.method, backbone=net, max_epochs=int(bcfg.epochs),
                         batch_size=int(bcfg.batch_size), **extra)
     _attach_monitor(model, train, normalize, int(bcfg.get("knn_every", 0)))
-    labels = train.labels if getattr(model, "uses_labels", False) else None
-    workers = int(bcfg.num_workers)
-    loader = DataLoader(Views(train.images, instantiate(transform_cfg), labels),
-                        batch_size=int(bcfg.batch_size), shuffle=True,
-                        drop_last=len(train) > int(bcfg.batch_size),
-                        num_workers=workers, persistent_workers=workers > 0)
+    labels = train.labels if model.uses_labels else None
+    loader = _loader(bcfg, transform_cfg, model, train, labels)
     trainer = pl.Trainer(max_epochs=int(bcfg.epochs), accelerator=accelerator, devices=1,
                          precision=bcfg.precision, logger=False, enable_checkpointing=False,
                          enable_model_summary=False, enable_progress_bar=progress,
@@ -80,6 +95,24 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     log.info("pretrained %s for %d epochs in %.1f s (final loss %.4f)", type(model).__name__,
              int(bcfg.epochs), seconds, model.epoch_losses[-1] if model.epoch_losses else float("nan"))
     return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds)
+
+
+def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: ImageSet,
+            labels: np.ndarray | None) -> DataLoader:
+    """Batches of uint8 images that `model.views` augments on the device (`augment_on: device`),
+    or lightly's per-image views made by DataLoader workers (`augment_on: dataloader`)."""
+    workers, batch = int(bcfg.num_workers), int(bcfg.batch_size)
+    common = dict(num_workers=workers, persistent_workers=workers > 0)
+    where = str(bcfg.get("augment_on", "device"))
+    if where == "device":
+        model.views = DeviceViews(view_specs(OmegaConf.to_container(transform_cfg, resolve=True)),
+                                  int(train.images.shape[1]))
+        sampler = BatchSampler(RandomSampler(range(len(train))), batch, drop_last=len(train) > batch)
+        return DataLoader(Pixels(train.images, labels), batch_size=None, sampler=sampler, **common)
+    if where != "dataloader":
+        raise BrittleError(f"backbone.augment_on={where} is not valid; use device or dataloader")
+    return DataLoader(Views(train.images, instantiate(transform_cfg), labels), batch_size=batch,
+                      shuffle=True, drop_last=len(train) > batch, **common)
 
 
 def _attach_monitor(model: Any, train: ImageSet, normalize: DictConfig, every: int) -> None:

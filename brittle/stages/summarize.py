@@ -6,6 +6,7 @@ when at least half never flipped), and the labels (method, backbone, task, arch,
 dataset) the run computed itself, which aggregation reads as they are."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,17 @@ from brittle.artifacts import atomic_path, save_json
 from brittle.metrics import (bootstrap_ci, fraction_flipped, median_support, support_auc,
                              support_cdf)
 from brittle.search import NOT_FOUND
+
+
+@dataclass(frozen=True)
+class RunLabels:
+    """How tables and figures name a run (summary.json "labels"); computed by the run itself."""
+    method: str
+    backbone: str | None
+    task: str
+    arch: str | None
+    trainer: str | None
+    dataset: str
 
 
 def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
