@@ -27,6 +27,7 @@ test-all: $(STAMP)
 
 # benchmarks print ratios measured side by side in one run (not part of the tests)
 bench: $(STAMP)
+	$(PY) bench/pretrain.py
 	$(PY) bench/esvm.py
 	$(PY) bench/retrain.py
 

@@ -16,25 +16,9 @@ from omegaconf import DictConfig
 
 from brittle.config import register_resolvers
 from brittle.errors import BrittleError
+from brittle.validate import check_command_line
 
 register_resolvers()
-
-CONF = Path(__file__).resolve().parent / "conf"
-
-
-def check_group_choices(argv: list[str]) -> str | None:
-    """One line naming an unknown `group=option` on the command line, before Hydra starts."""
-    groups = {p.name for p in CONF.iterdir() if p.is_dir()}
-    for arg in argv:
-        key, sep, value = arg.lstrip("+").partition("=")
-        if not sep or key not in groups or "(" in value:
-            continue
-        valid = sorted(p.stem for p in (CONF / key).glob("*.yaml"))
-        for option in value.split(","):
-            if option not in valid and option != "null":
-                return f"{key}={option} is not an option of {key}; valid: {', '.join(valid)}"
-    return None
-
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
@@ -74,7 +58,7 @@ def _user_error(exc: BaseException | None) -> BrittleError | None:
 
 
 if __name__ == "__main__":
-    problem = check_group_choices(sys.argv[1:])
+    problem = check_command_line(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

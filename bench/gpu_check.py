@@ -1,12 +1,14 @@
 """GPU check (`make gpu-check`): the figures the retraining and scoring issues ask of a GPU, in
-one prepared script. On full CIFAR-10 (../shared/data/cifar10-jpeg.tar.gz or $BRITTLE_CIFAR10):
+one prepared script. On full CIFAR-10 ($BRITTLE_CIFAR10, or the development copy beside the checkout):
 
 1. trainer=fast, arch=airnet: seconds per model and TTA test accuracy over a few seeds
    (target: >= 93% in <= 5 s per model);
 2. trainer=paper, arch=resnet9: one model's seconds and test accuracy (target: >= 92%);
 3. ESVM scoring of all 10,000 test images against their 5,000 same-class training features
    (penultimate features of that ResNet-9): torch backend on the GPU, cuML when importable,
-   and top-100 overlap with the scikit-learn reference on a sample of targets.
+   and top-100 overlap with the scikit-learn reference on a sample of targets;
+4. pretraining throughput: images/s of one MoCo ResNet-18 epoch with batched device
+   augmentation against lightly's per-image views in 8 DataLoader workers.
 
 Prints one line per figure and writes them to gpu_check.json (in $OUT when set). `--smoke` runs
 the same code at a toy size (any device) to check the script itself.
@@ -33,10 +35,14 @@ from brittle.retrain.engine import Retrainer  # noqa: E402
 from brittle.scorers.esvm import ExemplarSVM, cuml_available  # noqa: E402
 
 
-def engine_for(overrides: list[str]) -> Retrainer:
+def compose_cfg(overrides: list[str]):
     register_resolvers()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides)
+
+
+def engine_for(overrides: list[str]) -> Retrainer:
+    cfg = compose_cfg(overrides)
     return build_engine(cfg, load_data(cfg))
 
 
@@ -90,6 +96,29 @@ def esvm_figures(model, engine: Retrainer, n_reference: int) -> dict:
     return out
 
 
+def pretrain_throughput(base: list[str], smoke: bool) -> dict:
+    """Images/s of one MoCo ResNet-18 epoch on the training set: batched views on the device
+    (backbone.augment_on=device) against lightly's per-image views in 8 DataLoader workers."""
+    import tempfile
+
+    from brittle.api import pretrain
+    from brittle.artifacts import StageCache
+    out = {}
+    for where, workers in (("device", 0), ("dataloader", 2 if smoke else 8)):
+        with tempfile.TemporaryDirectory() as cache:
+            over = [*base, "backbone=moco_r18", "backbone.epochs=1", "backbone.knn_every=0",
+                    f"backbone.augment_on={where}", f"backbone.num_workers={workers}", "progress=false",
+                    f"cache_dir={cache}", "backbone.batch_size=64" if smoke else "backbone.batch_size=512"]
+            if torch.cuda.is_available():
+                over.append("backbone.precision=16-mixed")
+            cfg = compose_cfg(over)
+            data = load_data(cfg)
+            seconds = float(StageCache.meta(pretrain(cfg, data))["seconds"])
+        out[f"{where}_images_per_second"] = len(data.train) / seconds
+    out["speedup"] = out["device_images_per_second"] / out["dataloader_images_per_second"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="toy sizes: checks the script, not the GPU")
@@ -115,6 +144,8 @@ def main() -> None:
     print(f"paper (resnet9): {seconds[0]:.1f} s/model, test acc {accs[0]:.4f}", flush=True)
     report["esvm"] = esvm_figures(model, engine, n_reference=5 if args.smoke else 50)
     print("esvm:", json.dumps(report["esvm"]), flush=True)
+    report["pretrain"] = pretrain_throughput(base, args.smoke)
+    print("pretrain (MoCo ResNet-18, one epoch):", json.dumps(report["pretrain"]), flush=True)
     out_dir = Path(os.environ.get("OUT", "."))
     (out_dir / "gpu_check.json").write_text(json.dumps(report, indent=2))
 

@@ -51,6 +51,19 @@ def save_npy(path: Path, array: np.ndarray) -> None:
             np.save(f, array)
 
 
+def load_npy(path: Path) -> np.ndarray | None:
+    """A run-directory array, or None (with a warning) when it is missing or unreadable: the stage
+    that wrote it recomputes it instead of trusting a damaged file."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return np.load(path)
+    except Exception as exc:  # a truncated or overwritten file
+        log.warning("%s is unreadable (%s); recomputing it", path, type(exc).__name__)
+        return None
+
+
 def save_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
@@ -107,7 +120,14 @@ class StageCache:
         meta_file = final / "meta.json"
         if not meta_file.exists():
             return None
-        recorded = json.loads(meta_file.read_text())
+        try:
+            recorded = json.loads(meta_file.read_text())
+            _verify_files(final)
+        except Exception as exc:  # a file cut short or overwritten: recompute, never use it
+            log.warning("cached %s artifact %s is corrupted (%s: %s); recomputing it", stage, final,
+                        type(exc).__name__, " ".join(str(exc).split())[:100])
+            shutil.rmtree(final, ignore_errors=True)
+            return None
         wanted = json.loads(canonical(spec))
         if canonical(recorded.get("spec")) != canonical(wanted):
             diff = _differences(recorded.get("spec"), wanted)
@@ -152,6 +172,20 @@ class StageCache:
     @staticmethod
     def meta(directory: Path) -> dict:
         return json.loads((Path(directory) / "meta.json").read_text())
+
+
+def _verify_files(directory: Path) -> None:
+    """Raise if an artifact file of a cache directory is unreadable: .npy headers against their
+    size, .npz and .pt (zip) archives against their checksums."""
+    import zipfile
+    for path in Path(directory).iterdir():
+        if path.suffix == ".npy":
+            np.load(path, mmap_mode="r")
+        elif path.suffix in (".npz", ".pt"):
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip()
+            if broken is not None:
+                raise ValueError(f"{path.name}: member {broken} fails its checksum")
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -43,7 +43,7 @@ def resnet18_cifar(in_channels: int = 3) -> nn.Module:
 
 def load_backbone_weights(net: nn.Module, path: Path) -> nn.Module:
     """Load a state dict saved by the pretrain stage; a mismatch names the offending keys."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_torch_file(path, "backbone weights", "a state dict saved by brittle", weights_only=True)
     return _load_checked(net, state, path)
 
 
@@ -100,10 +100,20 @@ def pretrained_net(arch: str, source: str = "torchvision") -> nn.Module:
     raise BrittleError(f"backbone.arch={arch}: cannot find its classifier (fc, heads, classifier)")
 
 
+def read_torch_file(path: Path, setting: str, expected: str, weights_only: bool = False) -> object:
+    """torch.load of a file the user handed in; a file that is not one is one clear error."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # pickle, zip and torch raise many types for a file that is not one
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise BrittleError(f"{setting}={path} is not a PyTorch file ({type(exc).__name__}: {reason}); "
+                           f"give {expected}") from None
+
+
 def release_state_dict(path: Path, net: nn.Module) -> dict[str, torch.Tensor]:
     """The backbone weights inside a release checkpoint (a plain state dict, MoCo v2/v3, DINO):
     pick the entry holding them, strip wrapper prefixes, drop heads the backbone does not have."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = read_torch_file(path, "backbone.checkpoint", "a state dict or a MoCo/DINO release checkpoint (.pth)")
     if isinstance(blob, dict):
         for key in _STATE_KEYS:
             if isinstance(blob.get(key), dict):

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from brittle.cli_help import help_text
 from brittle.execution import command_line_keys
+from brittle.validate import register_schema
 
 
 def run_name(override_dirname: str) -> str:
@@ -22,6 +23,8 @@ def run_name(override_dirname: str) -> str:
 
 
 def register_resolvers() -> None:
+    """The resolvers conf/ uses, and the typed schema (brittle/validate.py) it composes onto."""
+    register_schema()
     OmegaConf.register_new_resolver("brittle_run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("brittle_execution_keys", command_line_keys, replace=True)
     OmegaConf.register_new_resolver("brittle_help", help_text, replace=True)

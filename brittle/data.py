@@ -173,8 +173,12 @@ def _read_batches(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     def read(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for name in names:
-            with open(folder / name, "rb") as f:
-                batch = pickle.load(f, encoding="latin1")
+            try:
+                with open(folder / name, "rb") as f:
+                    batch = pickle.load(f, encoding="latin1")
+            except Exception as exc:  # truncated or foreign files raise many types
+                raise BrittleError(f"{folder / name} is not a CIFAR-10 python batch ({type(exc).__name__}); "
+                                   f"download the batches again or give the class-folder tarball") from None
             xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch["labels"], dtype=np.int64))
         return np.concatenate(xs), np.concatenate(ys)
@@ -219,13 +223,14 @@ def _read_class_tree(source: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarr
 
 def _decode_split(by_class: dict[str, list[tuple[str, bytes]]], classes: list[str],
                   split: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels, shape = [], [], None
+    images, labels, shape, bad = [], [], None, []
     for label, name in enumerate(classes):
         for fname, data in sorted(by_class[name]):
             try:
                 img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
-            except Exception as exc:  # PIL raises many types for corrupt files
-                raise BrittleError(f"cannot decode {split}/{name}/{fname}: {exc}") from None
+            except Exception:  # PIL raises many types for corrupt files
+                bad.append(f"{split}/{name}/{fname}")
+                continue
             if shape is None:
                 shape = img.shape
             elif img.shape != shape:
@@ -234,6 +239,9 @@ def _decode_split(by_class: dict[str, list[tuple[str, bytes]]], classes: list[st
                                    f"resize them to one size")
             images.append(img.transpose(2, 0, 1))
             labels.append(label)
+    if bad:
+        raise BrittleError(f"cannot decode {bad[0]} ({len(bad)} image{'s' if len(bad) > 1 else ''} of "
+                           f"{split}/ cannot be decoded); replace or remove them")
     log.info("decoded %d %s images", len(labels), split)
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 

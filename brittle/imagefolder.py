@@ -58,6 +58,21 @@ def _scan(split_dir: Path) -> tuple[list[Path], list[str]]:
     return [f for _, f in files], [c for c, _ in files]
 
 
+def _verify(root: Path, files: list[Path]) -> None:
+    """Every image file's header parses (PIL's verify; no pixels decoded): a corrupt file is
+    named here, with the count of bad files, rather than failing inside a DataLoader worker."""
+    bad = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except Exception:  # PIL raises many types for corrupt files
+            bad.append(path)
+    if bad:
+        raise BrittleError(f"cannot decode {bad[0].relative_to(root)} in dataset.root={root} ({len(bad)} "
+                           f"bad image{'s' if len(bad) > 1 else ''} of {len(files)}); replace or remove them")
+
+
 def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int | None = None,
                      test_subset: int | None = None, subset_seed: int = 0) -> Dataset:
     if root is None:
@@ -75,6 +90,7 @@ def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int |
     if sorted(set(test_cls)) != classes:
         raise BrittleError(f"class folders differ between train/ ({classes[:5]}...) and {test_name}/ "
                            f"({sorted(set(test_cls))[:5]}...) in dataset.root={root}")
+    _verify(base, train_files + test_files)
     index = {c: i for i, c in enumerate(classes)}
     train = ImageSet(LazyImages(train_files, image_size), np.array([index[c] for c in train_cls]), classes)
     test = ImageSet(LazyImages(test_files, image_size), np.array([index[c] for c in test_cls]), classes)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -12,8 +11,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, ROOT
 
-sys.path.insert(0, str(ROOT))
-from run import check_group_choices  # noqa: E402
+from brittle.validate import check_choices, check_targets
 
 
 def readme_commands(text: str) -> list[str]:
@@ -39,7 +37,7 @@ def _sweep_values(value: str) -> list[str]:
 def configs_of(command: str) -> list[list[str]]:
     """The override lists a command stands for: one per swept value (others at their first)."""
     args = [a for a in shlex.split(command)[2:] if a not in ("-m", "--multirun")]
-    problem = check_group_choices(args)
+    problem = check_choices(args)
     if problem:
         raise ValueError(problem)
     keys = [a.partition("=") for a in args]
@@ -58,6 +56,9 @@ def check_command(command: str) -> None:
             cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
         job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # hydra's own needs a run
         OmegaConf.to_container(job, resolve=True)
+        problem = check_targets(job)
+        if problem:
+            raise ValueError(problem)
 
 
 COMMANDS = readme_commands((ROOT / "README.md").read_text())

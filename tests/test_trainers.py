@@ -82,5 +82,6 @@ def test_gpu_check_script_runs_at_toy_size(cifar_tgz, tmp_path):
     subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--smoke", "--seeds", "1"],
                    check=True, env=env, cwd=tmp_path, capture_output=True, timeout=600)
     report = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert set(report) == {"device", "fast", "paper", "esvm"}
+    assert set(report) == {"device", "fast", "paper", "esvm", "pretrain"}
+    assert report["pretrain"]["device_images_per_second"] > 0 and report["pretrain"]["speedup"] > 0
     assert report["esvm"]["targets"] == 200 and report["esvm"]["torch_top100_overlap_min"] > 0.9

@@ -98,12 +98,13 @@ class Datamodels(Scorer):
 
 def load_released_weights(path: Path, n_train: int, n_test: int | None) -> np.ndarray:
     """`weight` [N_train, N_test] from a released datamodels `.pt` file, checked against the data."""
-    import torch
+    from brittle.backbones import read_torch_file
 
-    if not path.exists():
-        raise BrittleError(f"scorer.weights={path} does not exist; give a .pt file with a 'weight' "
+    if not path.is_file():
+        raise BrittleError(f"scorer.weights={path} does not exist (or is not a file); give a .pt file with a 'weight' "
                            f"tensor [n_train, n_test]")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = read_torch_file(path, "scorer.weights", "a .pt file with a 'weight' tensor [n_train, n_test]",
+                           weights_only=True)
     weight = blob.get("weight") if isinstance(blob, dict) else None
     if weight is None:
         raise BrittleError(f"scorer.weights={path} has no 'weight' entry (keys: "

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.artifacts import save_json, save_npy
+from brittle.artifacts import load_npy, save_json, save_npy
 from brittle.costs import Meter
 from brittle.execution import Execution
 from brittle.progress import Progress
@@ -42,9 +42,9 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
     want = want_attributions or bool(spec.score.save_scores)
     paths = {"topk": ex.run_dir / "topk.npy", "cost": ex.run_dir / "score_cost.json",
              "scores": ex.run_dir / "scores.npy"}
-    if paths["topk"].exists() and paths["cost"].exists() and (not want or paths["scores"].exists()):
-        return Scored(np.load(paths["topk"]), json.loads(paths["cost"].read_text()),
-                      np.load(paths["scores"]) if want else None)
+    done = _recorded(paths, want)
+    if done is not None:
+        return done
     check_pool_sizes(train.labels, queries.labels, k, scorer.label_conditioning)
     if train.features is not None:
         validate_features("train", train.features)
@@ -72,6 +72,17 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
     save_npy(paths["topk"], topk_arr)
     save_json(paths["cost"], cost)
     return Scored(topk_arr, cost, attributions)
+
+
+def _recorded(paths: dict, want: bool) -> Scored | None:
+    """This run's scoring as written before, or None when a file is missing or damaged."""
+    topk, scores = load_npy(paths["topk"]), load_npy(paths["scores"]) if want else None
+    if topk is None or (want and scores is None) or not paths["cost"].exists():
+        return None
+    try:
+        return Scored(topk, json.loads(paths["cost"].read_text()), scores)
+    except ValueError:
+        return None
 
 
 def _cost_record(scorer: Scorer, topk: np.ndarray, features: Any, meter: Meter, n_targets: int) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.artifacts import save_npy
+from brittle.artifacts import load_npy, save_npy
 from brittle.data import Dataset
 from brittle.errors import BrittleError
 from brittle.execution import Execution
@@ -35,8 +35,9 @@ def run(spec: DictConfig, ex: Execution, data: Dataset, mean_probs: np.ndarray) 
     ids = select_targets(spec.targets, data, mean_probs)
     flips = flip_classes(mean_probs[ids], data.test.labels[ids])
     id_path, flip_path = ex.run_dir / "targets.npy", ex.run_dir / "flips.npy"
-    if id_path.exists() and flip_path.exists():
-        recorded = Targets(np.load(id_path), np.load(flip_path))
+    recorded_ids, recorded_flips = load_npy(id_path), load_npy(flip_path)
+    if recorded_ids is not None and recorded_flips is not None:
+        recorded = Targets(recorded_ids, recorded_flips)
         if not (np.array_equal(recorded.ids, ids) and np.array_equal(recorded.flips, flips)):
             changed = int(len(recorded.ids) != len(ids) or (recorded.ids != ids).sum()
                           + (recorded.flips != flips).sum())
