@@ -179,19 +179,64 @@ def _target_nodes(node: Any, path: str):
             yield from _target_nodes(v, f"{path}{k}.")
 
 
-def _check_node(path: str, node: dict) -> str | None:
+def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """(parameters, type hints, accepts **kwargs) of what `target_name` builds. brittle's own
+    modules are read from source when not yet imported (checking a method must not cost the
+    seconds of importing Lightning); others are imported."""
+    import sys
+    module, _, name = target_name.rpartition(".")
+    if module.startswith("brittle.") and module not in sys.modules:
+        found = _source_signature(module, name)
+        if found is not None:
+            return found
     from hydra.utils import get_method
-    try:
-        target = get_method(node["_target_"])
-    except Exception:
-        return f"{path}_target_={node['_target_']} cannot be imported; check the option's YAML file"
+    target = get_method(target_name)
     fn = target.__init__ if inspect.isclass(target) else target
-    params = inspect.signature(fn).parameters
-    open_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    params = dict(inspect.signature(fn).parameters)
     try:
         hints = typing.get_type_hints(fn)
     except Exception:  # a library's annotations that do not resolve here: keys only
         hints = {}
+    return params, hints, any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+_NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list, "tuple": tuple,
+          "dict": dict, "Sequence": collections.abc.Sequence, "Mapping": collections.abc.Mapping,
+          "Optional": typing.Optional, "Union": typing.Union, "Any": Any, "List": typing.List,
+          "Tuple": typing.Tuple, "Dict": typing.Dict}
+
+
+def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str, Any], bool] | None:
+    """The parameters and simple annotations of `name` (a class's __init__, or a function) as
+    written in the module's source; None when it is not plainly there."""
+    import ast
+    import importlib.util
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    tree = ast.parse(Path(spec.origin).read_text())
+    node = next((n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name), None)
+    if isinstance(node, ast.ClassDef):
+        node = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if node is None:
+        return None
+    args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+    params = {a.arg: a for a in args if a.arg != "self"}
+    hints = {}
+    for a in args:
+        if a.annotation is not None:
+            try:
+                hints[a.arg] = eval(compile(ast.Expression(a.annotation), "<hint>", "eval"), {"__builtins__": {}}, _NAMES)
+            except Exception:  # a name this reader does not know: the key is still checked
+                pass
+    return params, hints, node.args.kwarg is not None
+
+
+def _check_node(path: str, node: dict) -> str | None:
+    try:
+        params, hints, open_kwargs = _signature(node["_target_"])
+    except Exception:
+        return f"{path}_target_={node['_target_']} cannot be imported; check the option's YAML file"
     for key, value in node.items():
         if key.startswith("_") or key == "label":
             continue

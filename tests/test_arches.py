@@ -23,7 +23,7 @@ def test_shapes_for_cifar_and_digits(arch):
 
 # MobileNetV2, ViT and Swin reach only ~chance on 8x8 digits in a few CPU epochs (measured:
 # ViT 0.27, Swin 0.24 after 10 AdamW epochs); their recipes wait for CIFAR-10 runs on a GPU.
-@pytest.mark.parametrize("arch", ["mlpmixer", "convmixer"])
+@pytest.mark.parametrize("arch", [pytest.param("mlpmixer", marks=pytest.mark.slow), "convmixer"])
 def test_trains_on_digits_above_chance(arch):
     cfg = make_cfg([f"arch={arch}", "arch.recipe.epochs=3", "arch.recipe.batch_size=128"])
     data = load_data(cfg)

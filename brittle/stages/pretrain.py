@@ -20,7 +20,6 @@ from brittle.data import Dataset
 from brittle.errors import BrittleError
 from brittle.execution import Execution
 from brittle.progress import on_terminal
-from brittle.ssl import fit_backbone
 from brittle.stages import data as data_stage
 from brittle.stages.spec import key_of
 
@@ -63,6 +62,7 @@ def _import_checkpoint(spec: DictConfig, out: Path) -> dict:
 
 
 def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
+    from brittle.ssl import fit_backbone  # Lightning: imported only when something is trained
     bcfg = spec.backbone
     # a method may bring its own views (DINO's multi-crop); otherwise the dataset's
     transform = bcfg.transform if bcfg.get("transform") else spec.dataset.ssl_transform
