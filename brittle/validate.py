@@ -180,12 +180,12 @@ def _target_nodes(node: Any, path: str):
 
 
 def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    """(parameters, type hints, accepts **kwargs) of what `target_name` builds. brittle's own
-    modules are read from source when not yet imported (checking a method must not cost the
-    seconds of importing Lightning); others are imported."""
+    """(parameters, type hints, accepts **kwargs) of what `target_name` builds. The pretraining
+    methods are read from source when not yet imported (checking one must not cost the seconds
+    of importing Lightning); everything else is imported."""
     import sys
     module, _, name = target_name.rpartition(".")
-    if module.startswith("brittle.") and module not in sys.modules:
+    if module in _READ_FROM_SOURCE and module not in sys.modules:
         found = _source_signature(module, name)
         if found is not None:
             return found
@@ -200,6 +200,7 @@ def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
     return params, hints, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
+_READ_FROM_SOURCE = ("brittle.methods",)
 _NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list, "tuple": tuple,
           "dict": dict, "Sequence": collections.abc.Sequence, "Mapping": collections.abc.Mapping,
           "Optional": typing.Optional, "Union": typing.Union, "Any": Any, "List": typing.List,
