@@ -3,6 +3,7 @@ that are not what they claim. Each exits non-zero with exactly one `error:` line
 and leaves nothing that a later correct run would trust."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -104,7 +105,9 @@ def _run(case_args: list[str], files: dict[str, Path], base: Path, name: str) ->
     args = [a.format(**files) for a in case_args]
     cmd = [sys.executable, "run.py", *FAST, *args, f"cache_dir={work}/cache"]
     cmd.append(f"hydra.sweep.dir={work}/multirun" if "-m" in args else f"hydra.run.dir={work}/run")
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300), work
+    # three runs share the machine: one thread each, or OpenMP's spinning threads oversubscribe it
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env), work
 
 
 @pytest.fixture(scope="module")
