@@ -108,7 +108,7 @@ def pretrain_throughput(base: list[str], smoke: bool) -> dict:
         with tempfile.TemporaryDirectory() as cache:
             over = [*base, "backbone=moco_r18", "backbone.epochs=1", "backbone.knn_every=0",
                     f"backbone.augment_on={where}", f"backbone.num_workers={workers}", "progress=false",
-                    f"cache_dir={cache}", *(["backbone.batch_size=32", "dataset.train_subset=100"] if smoke
+                    f"cache_dir={cache}", *(["backbone.batch_size=16", "dataset.train_subset=40"] if smoke
                                             else ["backbone.batch_size=512"])]
             if torch.cuda.is_available():
                 over.append("backbone.precision=16-mixed")
