@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, ROOT
 
-from brittle.validate import check_choices, check_targets
+from brittle.validate import check_choices, check_targets, sweep_configs
 
 
 def readme_commands(text: str) -> list[str]:
@@ -25,28 +25,13 @@ def readme_commands(text: str) -> list[str]:
     return commands
 
 
-def _sweep_values(value: str) -> list[str]:
-    """A multirun value as the single values it sweeps (range(n) -> its first)."""
-    if value.startswith("range("):
-        return [value[len("range("):].split(",")[0].rstrip(")")]
-    if "[" in value or "(" in value:
-        return [value]
-    return value.split(",")
-
-
 def configs_of(command: str) -> list[list[str]]:
-    """The override lists a command stands for: one per swept value (others at their first)."""
-    args = [a for a in shlex.split(command)[2:] if a not in ("-m", "--multirun")]
+    """The override lists a command stands for (brittle.validate: one per swept value)."""
+    args = shlex.split(command)[2:]
     problem = check_choices(args)
     if problem:
         raise ValueError(problem)
-    keys = [a.partition("=") for a in args]
-    base = [f"{k}={_sweep_values(v)[0]}" for k, _, v in keys]
-    out = [base]
-    for i, (k, _, v) in enumerate(keys):
-        for value in _sweep_values(v)[1:]:
-            out.append(base[:i] + [f"{k}={value}"] + base[i + 1:])
-    return out
+    return sweep_configs(args)
 
 
 def check_command(command: str) -> None:
