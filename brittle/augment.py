@@ -7,9 +7,9 @@ the lightly class's own defaults) into one `ViewSpec` per view; `DeviceViews` tu
 [B, C, H, W] into those views, float [B, C, s, s] each, with independent random parameters per
 image and per view. lightly applies the same steps to one PIL image at a time in DataLoader
 workers (`backbone.augment_on=dataloader`), which on small images costs far more than the network.
-kornia's augmentation module was measured first: on 8x8 digits it was slower than lightly's
-per-image path (13.3 s against 9.4 s for 5 MoCo epochs on 2 CPU cores), so the steps are written
-here in plain torch.
+kornia's augmentation module was measured side by side on the same steps (2 CPU cores, batches
+of 128): these views are 3.0x faster on 8x8 digits (218k vs 73k views/s) and on par on 32x32 RGB
+(13.9k vs 13.1k), without a further dependency.
 """
 from __future__ import annotations
 
@@ -180,8 +180,9 @@ def crop_and_flip(x: torch.Tensor, size: int, scale: tuple[float, float], hf_pro
 
 def color_jitter(x: torch.Tensor, strengths: tuple[float, float, float, float], p: float) -> torch.Tensor:
     """torchvision's ColorJitter applied with probability p per image: brightness, contrast,
-    saturation and hue factors drawn per image and applied in a random order per image.
-    A one-channel image gets brightness and contrast only, as torchvision leaves it."""
+    saturation and hue factors drawn per image and applied in a random order per image (each
+    image gets each step once: per position of the order, each step runs on the images that have
+    it there). A one-channel image gets brightness and contrast only, as torchvision leaves it."""
     b = x.shape[0]
     bright, contrast, sat, hue = strengths
     if x.shape[1] == 1:
@@ -189,19 +190,20 @@ def color_jitter(x: torch.Tensor, strengths: tuple[float, float, float, float], 
     factor = [torch.empty(b, device=x.device).uniform_(max(0.0, 1 - v), 1 + v) for v in (bright, contrast, sat)]
     shift = torch.empty(b, device=x.device).uniform_(-hue, hue)
     order = torch.argsort(torch.rand(b, 4, device=x.device), dim=1)
-    ops = [lambda y: (y * factor[0].view(-1, 1, 1, 1)).clamp(0, 1) if bright > 0 else y,
-           lambda y: _blend(y, _gray(y).mean((1, 2, 3), keepdim=True), factor[1]) if contrast > 0 else y,
-           lambda y: _blend(y, _gray(y), factor[2]) if sat > 0 else y,
-           lambda y: _shift_hue(y, shift) if hue > 0 else y]
-    out = x
+    jittered = _coin(x, p).view(-1)
+    ops = [(bright, lambda y, i: (y * factor[0][i].view(-1, 1, 1, 1)).clamp(0, 1)),
+           (contrast, lambda y, i: _blend(y, _gray(y).mean((1, 2, 3), keepdim=True), factor[1][i])),
+           (sat, lambda y, i: _blend(y, _gray(y), factor[2][i])),
+           (hue, lambda y, i: _shift_hue(y, shift[i]))]
+    out = x.clone()
     for slot in range(4):
-        step = out
-        for k, op in enumerate(ops):
-            mask = (order[:, slot] == k).view(-1, 1, 1, 1)
-            if bool(mask.any()):
-                step = torch.where(mask, op(out), step)
-        out = step
-    return torch.where(_coin(x, p), out, x)
+        for k, (strength, op) in enumerate(ops):
+            if strength <= 0:
+                continue
+            idx = torch.nonzero(jittered & (order[:, slot] == k)).view(-1)
+            if idx.numel():
+                out[idx] = op(out[idx], idx)
+    return out
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
