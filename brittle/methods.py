@@ -43,6 +43,7 @@ class Pretrainer(pl.LightningModule):
         self.monitor: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.monitor_every = 0
         self.views: nn.Module | None = None   # set by brittle/ssl.py for device augmentation
+        self.memory_format = torch.contiguous_format   # of the views; brittle/ssl.py may change it
 
     def set_monitor(self, bank_x: torch.Tensor, bank_y: torch.Tensor, query_x: torch.Tensor,
                     query_y: torch.Tensor, every: int) -> None:
@@ -51,11 +52,13 @@ class Pretrainer(pl.LightningModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With device augmentation (`self.views`, brittle/augment.py), a batch arrives as uint8
-        images and leaves as the method's views; otherwise the DataLoader made the views."""
-        if self.views is None:
-            return batch
-        images, labels = batch
-        return self.views(images), labels
+        images and leaves as the method's views; otherwise the DataLoader made the views. Views
+        leave in the network's memory format (channels-last convolutions and poolings are several
+        times faster on CPU and the tensor-core layout on GPU)."""
+        views, labels = batch
+        if self.views is not None:
+            views = self.views(views)
+        return [v.contiguous(memory_format=self.memory_format) for v in views], labels
 
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

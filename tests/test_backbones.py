@@ -1,6 +1,7 @@
 """Backbone family, pretrained checkpoints, and streamed image folders."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,37 @@ def test_pretrained_timm_model(tmp_path):
     with pytest.raises(BrittleError, match="backbone.arch=nosuchnet is not a timm model"):
         from brittle.backbones import pretrained_net
         pretrained_net("nosuchnet", "timm")
+
+
+def test_channels_last_trains_the_same_network():
+    """backbone.memory_format=channels_last changes the layout, not the training: three MoCo steps
+    from the same weights on the same views give the same losses and weights (to float rounding)."""
+    from brittle.backbones import small_cnn
+    from brittle.methods import MoCo
+    from brittle.ssl import _set_memory_format
+
+    torch.manual_seed(0)
+    views = [torch.randn(32, 1, 8, 8), torch.randn(32, 1, 8, 8)]
+    base = MoCo(small_cnn(1, 8), max_epochs=1, batch_size=32, memory_bank=64)
+    runs = {}
+    for name in ("contiguous", "channels_last"):
+        model = copy.deepcopy(base)
+        _set_memory_format(model, name)
+        model.log = lambda *args, **kwargs: None
+        optim = torch.optim.SGD(model.trainable(), lr=0.06, momentum=0.9)
+        torch.manual_seed(1)   # the same batch shuffles of the key encoder
+        losses = []
+        for step in range(3):
+            batch = model.on_after_batch_transfer((views, torch.zeros(32)), 0)
+            assert batch[0][0].is_contiguous(memory_format=model.memory_format)
+            loss = model.training_step(batch, step)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            losses.append(float(loss))
+        runs[name] = (losses, model)
+    conv = runs["channels_last"][1].backbone[3].weight   # [16, 8, 3, 3]: the layouts differ
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    np.testing.assert_allclose(runs["channels_last"][0], runs["contiguous"][0], rtol=1e-5)
+    for a, b in zip(runs["channels_last"][1].parameters(), runs["contiguous"][1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -81,6 +81,7 @@ CASES = [
     ("bad sparsity", ["eval=lds", "eval.sparsify_top=2"], "eval.sparsify_top=2 is out of range"),
     ("bad backend", ["scorer.backend=svmlight"], "scorer.backend=svmlight is not valid"),
     ("bad augmentation place", ["backbone.augment_on=gpu"], "backbone.augment_on=gpu is not valid; use device or dataloader"),
+    ("bad memory format", ["backbone.memory_format=nhwc"], "backbone.memory_format=nhwc is not valid; use channels_last or contiguous"),
     ("subset below the class count", ["dataset.train_subset=5"], "dataset.train_subset=5 is smaller than the number of classes"),
     ("cifar without a root", ["dataset=cifar10"], "dataset.root is not set"),
     ("cifar root missing", ["dataset=cifar10", "dataset.root=/nonexistent/cifar"], "dataset.root=/nonexistent/cifar does not exist"),
