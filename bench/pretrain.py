@@ -5,7 +5,8 @@ against lightly's per-image transforms in the DataLoader, side by side in one ru
 2. one pretraining epoch of the default backbone, end to end (loading, views, forward, backward,
    optimiser step): the median of the epochs of a 6-epoch fit, timed from Lightning's epoch-start
    to epoch-end hooks (so neither the Trainer's set-up nor the kNN monitor is in it), the two paths
-   alternating, twice each;
+   alternating, three times each, after a warm-up fit of each; also the pipeline as it was before
+   batched views (per-image views, contiguous layout: `backbone.memory_format=contiguous`);
 3. kNN accuracy of the default backbone after its default 30 epochs, both paths, for seeds 0, 1, 2
    (143 held-out images each: one image is 0.7 points, so one seed alone cannot resolve 1 point),
    with the whole fit's time;
@@ -79,7 +80,8 @@ class EpochClock(pl.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def fit(where: str, epochs: int | None, seed: int = 0) -> tuple[float, float | None, list[float]]:
+def fit(where: str, epochs: int | None, seed: int = 0, layout: str = "channels_last"
+        ) -> tuple[float, float | None, list[float]]:
     """(seconds of the Lightning fit, final kNN accuracy, seconds of each epoch) of the default
     backbone, fresh cache."""
     extra = [f"backbone.epochs={epochs}"] if epochs else []
@@ -92,22 +94,33 @@ def fit(where: str, epochs: int | None, seed: int = 0) -> tuple[float, float | N
     pl.Trainer.__init__ = with_clock
     try:
         with tempfile.TemporaryDirectory() as cache:
-            cfg = cfg_for([f"backbone.augment_on={where}", "progress=false", f"cache_dir={cache}",
-                           f"seed={seed}", *extra])
+            cfg = cfg_for([f"backbone.augment_on={where}", f"backbone.memory_format={layout}",
+                           "progress=false", f"cache_dir={cache}", f"seed={seed}", *extra])
             meta = StageCache.meta(pretrain(cfg, load_data(cfg)))
     finally:
         pl.Trainer.__init__ = trainer_init
     return float(meta["seconds"]), meta.get("knn_accuracy"), clock.seconds
 
 
-def epoch_seconds() -> tuple[float, float]:
-    """Median epoch of each path over two alternating 6-epoch fits (the first epoch of each fit,
-    which warms up allocators and kernels, left out)."""
-    epochs: dict[str, list[float]] = {"device": [], "dataloader": []}
-    for _ in range(2):
-        for where in epochs:
-            epochs[where] += fit(where, 6)[2][1:]
-    return statistics.median(epochs["device"]), statistics.median(epochs["dataloader"])
+# (augment_on, memory_format): today's two paths, and the pipeline before batched views
+PATHS = {"batched": ("device", "channels_last"), "per-image": ("dataloader", "channels_last"),
+         "before": ("dataloader", "contiguous")}
+
+
+def epoch_seconds(rounds: int = 3) -> tuple[dict[str, float], list[float]]:
+    """Median epoch of each path over `rounds` rounds of 6-epoch fits, the paths alternating (the
+    first epoch of each fit, which warms up allocators and kernels, left out), and each round's
+    per-image / batched ratio: this machine's speed drifts by up to 10% between minutes."""
+    epochs: dict[str, list[float]] = {name: [] for name in PATHS}
+    for where, layout in PATHS.values():   # warm-up, not counted: a process's first fits are slower
+        fit(where, 2, layout=layout)
+    ratios = []
+    for _ in range(rounds):
+        now = {name: fit(where, 6, layout=layout)[2][1:] for name, (where, layout) in PATHS.items()}
+        ratios.append(statistics.median(now["per-image"]) / statistics.median(now["batched"]))
+        for name in PATHS:
+            epochs[name] += now[name]
+    return {name: statistics.median(v) for name, v in epochs.items()}, ratios
 
 
 def cold_default_run() -> float:
@@ -124,9 +137,13 @@ def main() -> None:
     batched, per_image = views_per_second(images, OmegaConf.to_container(cfg.dataset.ssl_transform, resolve=True))
     print(f"views/s, digits MoCo v2 transform: batched {batched:,.0f}  per-image {per_image:,.0f}  "
           f"({batched / per_image:.1f}x)", flush=True)
-    dev_epoch, img_epoch = epoch_seconds()
-    print(f"epoch of the default backbone (median of 10 per path): batched {dev_epoch:.3f} s  per-image "
-          f"{img_epoch:.3f} s  ({img_epoch / dev_epoch:.2f}x)", flush=True)
+    epoch, ratios = epoch_seconds()
+    dev_epoch, img_epoch = epoch["batched"], epoch["per-image"]
+    print(f"epoch of the default backbone (median of 15 per path): batched {dev_epoch:.3f} s  per-image "
+          f"{img_epoch:.3f} s  ({img_epoch / dev_epoch:.2f}x; per round "
+          f"{', '.join(f'{r:.2f}x' for r in ratios)})", flush=True)
+    print(f"epoch before this change (per-image views, contiguous layout): {epoch['before']:.3f} s  "
+          f"({epoch['before'] / dev_epoch:.2f}x the batched epoch)", flush=True)
     knn: dict[str, list[float]] = {"device": [], "dataloader": []}
     for seed in (0, 1, 2):
         line = []
