@@ -14,9 +14,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from brittle.config import register_resolvers
-from brittle.errors import BrittleError
-from brittle.validate import check_command_line
+from brittle.cli.resolvers import register_resolvers
+from brittle.runtime.errors import BrittleError
+from brittle.cli.validate import check_command_line
 
 register_resolvers()
 

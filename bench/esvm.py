@@ -20,12 +20,12 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from brittle.artifacts import StageCache  # noqa: E402
-from brittle.config import register_resolvers  # noqa: E402
-from brittle.data import balanced_subset  # noqa: E402
+from brittle.runtime.cache import StageCache  # noqa: E402
+from brittle.cli.resolvers import register_resolvers  # noqa: E402
+from brittle.data.datasets import balanced_subset  # noqa: E402
 from brittle.api import embed, load_data, pretrain, rank  # noqa: E402
-from brittle.features import features  # noqa: E402
-from brittle.scorers.esvm import ExemplarSVM  # noqa: E402
+from brittle.ssl.features import features  # noqa: E402
+from brittle.scorers.esvm.scorer import ExemplarSVM  # noqa: E402
 
 TOP = 100
 
@@ -75,7 +75,7 @@ def cifar_features(n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         import torch
         from hydra.utils import instantiate
 
-        from brittle.backbones import load_backbone_weights
+        from brittle.ssl.checkpoints import load_backbone_weights
         net = load_backbone_weights(instantiate(small.backbone.net), ckpt / "backbone.pt")
         mean, std = list(small.dataset.normalize.mean), list(small.dataset.normalize.std)
         start = time.perf_counter()

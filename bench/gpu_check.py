@@ -29,10 +29,10 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from brittle.config import register_resolvers  # noqa: E402
+from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.api import build_engine, load_data, rank  # noqa: E402
 from brittle.retrain.engine import Retrainer  # noqa: E402
-from brittle.scorers.esvm import ExemplarSVM, cuml_available  # noqa: E402
+from brittle.scorers.esvm.scorer import ExemplarSVM, cuml_available  # noqa: E402
 
 
 def compose_cfg(overrides: list[str]):
@@ -102,7 +102,7 @@ def pretrain_throughput(base: list[str], smoke: bool) -> dict:
     import tempfile
 
     from brittle.api import pretrain
-    from brittle.artifacts import StageCache
+    from brittle.runtime.cache import StageCache
     out = {}
     for where, workers in (("device", 0), ("dataloader", 2 if smoke else 8)):
         with tempfile.TemporaryDirectory() as cache:

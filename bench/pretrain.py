@@ -1,4 +1,4 @@
-"""Benchmark: self-supervised pretraining with batched device augmentation (brittle/augment.py)
+"""Benchmark: self-supervised pretraining with batched device augmentation (brittle/ssl/views.py)
 against lightly's per-image transforms in the DataLoader, side by side in one run, on digits:
 
 1. augmented views per second (the default MoCo v2 transform of digits);
@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from brittle.api import load_data, pretrain  # noqa: E402
-from brittle.artifacts import StageCache  # noqa: E402
-from brittle.augment import DeviceViews, view_specs  # noqa: E402
-from brittle.config import register_resolvers  # noqa: E402
-from brittle.ssl import Views  # noqa: E402
+from brittle.runtime.cache import StageCache  # noqa: E402
+from brittle.ssl.views import DeviceViews, view_specs  # noqa: E402
+from brittle.cli.resolvers import register_resolvers  # noqa: E402
+from brittle.ssl.fit import Views  # noqa: E402
 
 register_resolvers()
 

@@ -1,10 +1,10 @@
 """The supported Python API: brittle's stages and scorers without the command line.
 
     from brittle.api import rank
-    from brittle.scorers.esvm import ExemplarSVM
+    from brittle.scorers.esvm.scorer import ExemplarSVM
     topk = rank(ExemplarSVM(), train_feats, train_labels, query_feats, query_labels, k=100)
 
-The stage helpers take a composed config (Hydra's `compose`, see tests/conftest.py) and run one
+The stage helpers take a composed config (Hydra's `compose`, see tests/helpers.py) and run one
 stage with that config's subset and execution settings, exactly as `python run.py` does.
 """
 from __future__ import annotations
@@ -15,14 +15,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from brittle.data import Dataset
-from brittle.execution import execution_of
+from brittle.data.datasets import Dataset
+from brittle.runtime.execution import execution_of
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
-from brittle.scorers.base import ModelProvider, Queries, Scorer, TrainSet, rank_from_scores
+from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores, validate_features
+from brittle.stages import bank as bank_stage
 from brittle.stages import data as data_stage
 from brittle.stages import embed as embed_stage
-from brittle.stages import models as models_stage
 from brittle.stages import pretrain as pretrain_stage
 from brittle.stages.embed import Embeddings
 from brittle.stages.spec import select
@@ -30,7 +30,7 @@ from brittle.stages.spec import select
 
 def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, queries: np.ndarray | None,
          query_labels: np.ndarray, query_ids: np.ndarray | None = None, k: int = 100,
-         models: ModelProvider | None = None) -> np.ndarray:
+         models: ScorerModels | None = None) -> np.ndarray:
     """Top-k matrix int64 [T, k] of training indices per query, most influential first.
 
     train float [N, D] and queries float [T, D] are features (ignored by scorers that need
@@ -39,6 +39,9 @@ def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, que
     labels = np.asarray(query_labels)
     ids = np.arange(len(labels)) if query_ids is None else np.asarray(query_ids)
     feats = scorer.needs_features
+    if feats:
+        validate_features("train", np.asarray(train))
+        validate_features("query", np.asarray(queries))
     device = models.engine.train_x.device if models is not None else torch.device("cpu")
     scorer.prepare(TrainSet(np.asarray(train_labels), np.asarray(train) if feats else None), models, device)
     q = Queries(ids, labels, np.asarray(queries) if feats else None)
@@ -66,7 +69,17 @@ def embed(cfg: DictConfig, data: Dataset, backbone_dir: Path) -> Embeddings:
     return embed_stage.run(select(cfg, embed_stage.DEPENDS_ON), execution_of(cfg, Path(".")), data, backbone_dir)
 
 
-def trained_models(cfg: DictConfig, engine: Retrainer, work_dir: Path | str = ".") -> ModelProvider:
-    """The model provider that TRAK, Datamodels and Grad-Cos prepare with."""
-    return models_stage.TrainedModels(select(cfg, models_stage.DEPENDS_ON),
-                                      execution_of(cfg, Path(work_dir)), engine)
+def scorer_models(cfg: DictConfig, engine: Retrainer, scorer: Scorer, work_dir: Path | str = "."
+                  ) -> ScorerModels:
+    """What the pipeline hands a model-based scorer (TRAK, Datamodels, Grad-Cos): the engine and
+    the models its `models_needed` asks for, trained once into `cfg.cache_dir`."""
+    from brittle import pipeline
+    return pipeline.scorer_models(cfg, execution_of(cfg, Path(work_dir)), engine, scorer)
+
+
+def bank(cfg: DictConfig, engine: Retrainer, n_models: int, alpha: float, purpose: str = "datamodels"
+         ) -> bank_stage.Bank:
+    """A subset bank of `n_models` models on random `alpha`-subsets (cached; `purpose` 'datamodels'
+    or 'lds' picks its seed stream)."""
+    return bank_stage.run(select(cfg, bank_stage.DEPENDS_ON), execution_of(cfg, Path(".")), engine,
+                          n_models, alpha, purpose)

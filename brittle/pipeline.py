@@ -1,29 +1,32 @@
-"""A brittleness run: the stages of brittle/stages/, in order, each handed only its config subset.
+"""A brittleness run: the one orchestrator. It builds the run's objects once (scorer, task,
+search, evaluation, retraining engine), calls every stage of brittle/stages/ in order, each
+handed only its declared config subset, and passes each stage's output to the next.
 
-data -> reference (cache) -> targets -> pretrain (cache) -> embed (cache) -> score -> lds ->
-search -> summarize. Cheap stages and checks come first, so bad settings fail before pretraining.
-Cached stages live in `cache_dir`, keyed by their subset; the others write into the run
-directory, which is bound to the run's identity (`run_spec.json`) so a rerun resumes it.
+data -> reference (cache) -> targets -> pretrain (cache) -> embed (cache), or the scorer's
+models / bank (cache) -> score -> LDS bank (cache) -> lds -> search -> summarize. Cheap stages
+and checks come first, so bad settings fail before pretraining. Cached stages live in
+`cache_dir`, keyed by their subset; the others write into the run directory, which is bound to
+the run's identity (`run_spec.json`) so a rerun resumes it.
 """
 from __future__ import annotations
 
-import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brittle.artifacts import check_run_dir
-from brittle.execution import execution_of, run_identity
+from brittle.eval.lds import Evaluation
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
-from brittle.scorers.base import Queries, Scorer, TrainSet, check_pool_sizes
-from brittle.stages import data, embed, lds, models, pretrain, reference, score, search, summarize, targets
+from brittle.runtime.execution import Execution, execution_of, run_identity
+from brittle.runtime.files import check_run_dir
+from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
+from brittle.stages import (bank, data, embed, lds, models, pretrain, reference, score, search, summarize,
+                            targets)
 from brittle.stages.spec import key_of, select
-
-log = logging.getLogger(__name__)
+from brittle.support.searches import Search
+from brittle.support.tasks import Task
 
 
 def _on(cfg: DictConfig, stage: Any) -> DictConfig:
@@ -31,11 +34,13 @@ def _on(cfg: DictConfig, stage: Any) -> DictConfig:
     return select(cfg, stage.DEPENDS_ON, getattr(stage, "EXCLUDES", ()))
 
 
-def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> dict:
-    """Run (or resume) every stage; returns the summary dict also written to summary.json."""
+def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> summarize.RunSummary:
+    """Run (or resume) every stage; returns the record also written to summary.json."""
     ex = execution_of(cfg, run_dir)  # a bad device fails now, not after pretraining
     scorer: Scorer = instantiate(cfg.scorer)
-    task, search_obj, evaluation = instantiate(cfg.task), instantiate(cfg.search), instantiate(cfg.eval)
+    task: Task = instantiate(cfg.task)
+    search_obj: Search = instantiate(cfg.search)
+    evaluation: Evaluation = instantiate(cfg.eval)
     ex.run_dir.mkdir(parents=True, exist_ok=True)
     check_run_dir(ex.run_dir, run_identity(cfg))
     dataset = data.run(_on(cfg, data), ex)
@@ -43,31 +48,56 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     engine = Retrainer.from_spec(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
     mean_probs = reference.run(_on(cfg, reference), ex, engine).mean(0)
     chosen = targets.run(_on(cfg, targets), ex, dataset, mean_probs)
-    features, provider = None, None
+    features, handed = None, None
     if scorer.needs_features:
         backbone_dir = pretrain.run(_on(cfg, pretrain), ex, dataset)
         features = embed.run(_on(cfg, embed), ex, dataset, backbone_dir)
-    else:
-        provider = models.TrainedModels(_on(cfg, models), ex, engine)
+    elif not score.recorded(ex.run_dir, evaluation.needs_attributions or bool(cfg.score.save_scores)):
+        handed = scorer_models(cfg, ex, engine, scorer)
     train = TrainSet(dataset.train.labels, None if features is None else features.train, dataset.ordering)
     queries = Queries(chosen.ids, dataset.test.labels[chosen.ids],
                       None if features is None else features.test[chosen.ids])
-    scored = score.run(_on(cfg, score), ex, scorer, train, queries, provider, features,
+    scored = score.run(_on(cfg, score), ex, scorer, train, queries, handed, features,
                        evaluation.needs_attributions)
-    lds_result = evaluation.evaluate(_on(cfg, lds), ex, engine, chosen.ids, scored.attributions,
-                                     scorer.lds_sparsity)
-    searched = search.run(_on(cfg, search), ex, engine, chosen, scored.topk)
+    lds_result = _evaluate(cfg, ex, engine, evaluation, chosen.ids, scored, scorer.lds_sparsity)
+    searched = search.run(_on(cfg, search), ex, engine, task, search_obj, chosen, scored.topk)
     labels = _labels(cfg, scorer, task.name)
-    extra = {"task": task.name, "labels": asdict(labels), "method": labels.method, "choices": choices or {},
-             "reference_accuracy": float((mean_probs.argmax(1) == dataset.test.labels).mean()),
-             "knn_accuracy": None if features is None else features.knn_accuracy,
-             "score_cost": scored.cost, "n_trainings": int(searched.support["n_trainings"].sum()),
-             "trained_this_run": searched.trained, "n_rounds": searched.rounds,
-             "search": key_of(_on(cfg, search).search), **_lds_record(lds_result)}
-    summary = summarize.summarize(ex.run_dir, searched.support, search_obj.max_support, extra)
+    details = summarize.RunDetails(
+        task=task.name, labels=labels, method=labels.method, choices=choices or {},
+        reference_accuracy=float((mean_probs.argmax(1) == dataset.test.labels).mean()),
+        knn_accuracy=None if features is None else features.knn_accuracy, score_cost=scored.cost,
+        n_trainings=int(searched.support["n_trainings"].sum()), trained_this_run=searched.trained,
+        n_rounds=searched.rounds, search=key_of(select(cfg, ("search",))).get("search", {}),
+        lds=None if lds_result is None else lds_result.mean,
+        lds_ci=None if lds_result is None else list(lds_result.ci),
+        lds_sparsify_top=None if lds_result is None else lds_result.sparsify_top)
+    summary = summarize.run(ex.run_dir, searched.support, search_obj.max_support, details)
     print(summarize.format_table(searched.support, summary, dataset.test.classes), flush=True)
     print(f"run directory: {ex.run_dir}", flush=True)
     return summary
+
+
+def scorer_models(cfg: DictConfig, ex: Execution, engine: Retrainer, scorer: Scorer) -> ScorerModels:
+    """The engine and the models a model-based scorer asked for: checkpoints or a subset bank."""
+    request = scorer.models_needed()
+    if request is None:
+        return ScorerModels(engine, ex.run_dir)
+    if request.bank:
+        fitted = bank.run(_on(cfg, bank), ex, engine, request.n_models, request.fraction, request.purpose)
+        return ScorerModels(engine, ex.run_dir, bank=fitted, seconds=fitted.seconds)
+    trained = models.run(_on(cfg, models), ex, engine, request)
+    return ScorerModels(engine, ex.run_dir, states=trained.states, seconds=trained.seconds)
+
+
+def _evaluate(cfg: DictConfig, ex: Execution, engine: Retrainer, evaluation: Evaluation, ids: Any,
+              scored: score.Scored, default_sparsity: float) -> lds.LdsResult | None:
+    """The LDS of the scorer's attributions on the 'lds' bank (trained unless already scored)."""
+    if not evaluation.needs_attributions:
+        return None
+    held_out = None
+    if lds.recorded(ex.run_dir) is None:
+        held_out = bank.run(_on(cfg, bank), ex, engine, int(evaluation.n_models), float(evaluation.alpha), "lds")
+    return lds.run(ex, evaluation, held_out, ids, scored.attributions, default_sparsity)
 
 
 def _labels(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunLabels:
@@ -76,8 +106,3 @@ def _labels(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunLabels:
     return summarize.RunLabels(method=scorer.display_label(backbone), backbone=backbone, task=task,
                                arch=cfg.arch.get("label"), trainer=cfg.trainer.get("label"),
                                dataset=cfg.dataset.name)
-
-
-def _lds_record(result: dict | None) -> dict:
-    return {"lds": None if result is None else result["mean"], "lds_ci": None if result is None else result["ci"],
-            "lds_sparsify_top": None if result is None else result["sparsify_top"]}

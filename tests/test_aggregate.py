@@ -8,9 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from brittle.aggregate import aggregate, main as aggregate_main
-from brittle.report import write_report
-from tests.conftest import ROOT, TINY
+from brittle.report.aggregate import aggregate, main as aggregate_main
+from brittle.report.build import write_report
+from tests.helpers import ROOT, TINY
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from hydra.utils import instantiate
 
 from brittle.api import build_engine, load_data
 from brittle.retrain.engine import Retrainer
-from brittle.retrain.trainer import logits
-from tests.conftest import make_cfg
+from brittle.retrain.recipe import logits
+from tests.helpers import make_cfg
 
 ARCHES = ["mobilenetv2", "vit", "swin_t", "mlpmixer", "convmixer"]
 

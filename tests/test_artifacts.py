@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brittle.artifacts import StageCache, atomic_path, check_run_dir, save_json, save_npy
-from brittle.errors import BrittleError
+from brittle.runtime.cache import StageCache
+from brittle.runtime.files import atomic_path, check_run_dir, save_json, save_npy
+from brittle.runtime.errors import BrittleError
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):

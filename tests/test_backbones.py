@@ -9,16 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
-from brittle.artifacts import StageCache
-from brittle.costs import Meter
+from brittle.runtime.cache import StageCache
+from brittle.runtime.costs import Meter
 from brittle.api import embed, pretrain
-from brittle.features import features_to
-from brittle.errors import BrittleError
-from brittle.imagefolder import LazyImages, load_imagefolder
+from brittle.ssl.features import features_to
+from brittle.runtime.errors import BrittleError
+from brittle.data.imagefolder import LazyImages, load_imagefolder
 from brittle.api import load_data, rank
 from brittle.scorers.distance import Distance
-from brittle.scorers.esvm import ExemplarSVM
-from tests.conftest import make_cfg
+from brittle.scorers.esvm.scorer import ExemplarSVM
+from tests.helpers import make_cfg
 
 SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small"]
 
@@ -144,16 +144,16 @@ def test_pretrained_timm_model(tmp_path):
     emb = embed(cfg, data, pretrain(cfg, data))
     assert emb.train.shape == (50, 512) and np.isfinite(np.asarray(emb.train)).all()
     with pytest.raises(BrittleError, match="backbone.arch=nosuchnet is not a timm model"):
-        from brittle.backbones import pretrained_net
+        from brittle.ssl.networks import pretrained_net
         pretrained_net("nosuchnet", "timm")
 
 
 def test_channels_last_trains_the_same_network():
     """backbone.memory_format=channels_last changes the layout, not the training: three MoCo steps
     from the same weights on the same views give the same losses and weights (to float rounding)."""
-    from brittle.backbones import small_cnn
-    from brittle.methods import MoCo
-    from brittle.ssl import _set_memory_format
+    from brittle.ssl.networks import small_cnn
+    from brittle.ssl.methods import MoCo
+    from brittle.ssl.fit import _set_memory_format
 
     torch.manual_seed(0)
     views = [torch.randn(32, 1, 8, 8), torch.randn(32, 1, 8, 8)]

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from brittle.artifacts import _verify_files
-from tests.conftest import ROOT
+from brittle.runtime.cache import _verify_files
+from tests.helpers import ROOT
 
 FAST = ["dataset.train_subset=300", "reference.n_models=1", "arch.recipe.epochs=2", "targets.n=2",
         "search.budget=1", "search.n_test=1", "search.max_support=8", "progress=false"]
@@ -63,12 +63,12 @@ CASES = [
     ("targets.n not an int", ["targets.n=ten"], "targets.n: the value 'ten'"),
     ("shard not an int", ["targets.shard=1.5"], "targets.shard"),
     ("progress not a bool", ["progress=maybe"], "progress"),
-    ("budget not an int", ["search.budget=x"], "search.budget='x' has the wrong type: brittle.search.Bisection expects int"),
+    ("budget not an int", ["search.budget=x"], "search.budget='x' has the wrong type: brittle.support.searches.Bisection expects int"),
     ("C not a float", ["scorer.C=abc"], "scorer.C='abc' has the wrong type"),
     ("recipe lr not a float", ["arch.recipe.lr=fast"], "trainer.recipe.lr='fast' has the wrong type: Recipe expects float"),
     ("unknown top-level key", ["seeed=1"], "seeed is not a setting of this configuration; valid under the top level: seed"),
     ("unknown scorer key", ["scorer.Cx=1"], "scorer.Cx is not a setting of this configuration; valid under scorer"),
-    ("added unknown parameter", ["+scorer.Cx=1"], "scorer.Cx is not a setting of brittle.scorers.esvm.ExemplarSVM; valid: C"),
+    ("added unknown parameter", ["+scorer.Cx=1"], "scorer.Cx is not a setting of brittle.scorers.esvm.scorer.ExemplarSVM; valid: C"),
     ("unknown group option", ["scorer=nosuch"], "scorer=nosuch is not an option of scorer; valid:"),
     ("unknown nested option", ["backbone/method=foo"], "backbone/method=foo is not an option of backbone/method"),
     ("bad value in a sweep", ["-m", "arch=mlp,resnet10"], "arch=resnet10 is not an option of arch"),

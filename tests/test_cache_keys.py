@@ -8,11 +8,11 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from brittle.artifacts import canonical
-from brittle.execution import EXECUTION_KEYS, run_identity
+from brittle.runtime.files import canonical
+from brittle.runtime.execution import EXECUTION_KEYS, run_identity
 from brittle.stages import bank, data, embed, models, pretrain, reference
 from brittle.stages.spec import key_of, select
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
 
 # stage -> (its key function of a config, config prefixes its key must never depend on)
 UNRELATED_TO_MODELS = ("backbone", "scorer", "task", "search", "eval", "targets", "score", "dataset.ssl_transform")

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from brittle.aggregate import aggregate
-from tests.conftest import CONF, ROOT, TINY
+from brittle.report.aggregate import aggregate
+from tests.helpers import CONF, ROOT, TINY
 
 
 def _run(args, timeout=600):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hydra.utils import instantiate
 
-from tests.conftest import CONF, make_cfg
+from tests.helpers import CONF, make_cfg
 
 GROUPS = {str(g.relative_to(CONF)): sorted(p.stem for p in g.glob("*.yaml"))
           for g in CONF.rglob("*") if g.is_dir() and not str(g.relative_to(CONF)).startswith("hydra")}

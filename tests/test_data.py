@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brittle.data import balanced_subset, load_cifar10, load_digits
-from brittle.errors import BrittleError
+from brittle.data.datasets import balanced_subset, load_cifar10, load_digits
+from brittle.runtime.errors import BrittleError
 
 
 def test_digits_split_is_fixed_stratified_uint8():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from brittle.pipeline import run
-from tests.conftest import TINY, make_cfg
+from tests.helpers import TINY, make_cfg
 
 
 def test_contract_files(tiny_run):
@@ -41,9 +41,9 @@ def test_second_run_hits_every_cache_and_retrains_nothing(tiny_run, caplog):
     base, cfg, summary = tiny_run
     caplog.set_level("INFO")
     again = run(cfg, base / "run")
-    assert again["trained_this_run"] == 0
+    assert again.trained_this_run == 0
     assert "computing" not in caplog.text and "cache hit: pretrain" in caplog.text
-    assert again["auc"] == summary["auc"]
+    assert again.auc == summary.auc
     # a new run directory with a different scorer reuses pretraining, embedding and references
     caplog.clear()
     run(make_cfg(TINY + ["scorer=l2"], cache_dir=base / "cache"), base / "run_l2")
@@ -67,16 +67,16 @@ def test_mislabel_records_flip_class(tiny_run):
     summary = run(cfg, base / "run_mislabel")
     support = pd.read_parquet(base / "run_mislabel" / "support.parquet")
     assert "flip_class" in support.columns and (support["flip_class"] != support["label"]).all()
-    assert summary["task"] == "mislabel"
+    assert summary.task == "mislabel"
 
 
 def test_esvm_backends_on_real_moco_embeddings(tiny_run):
     """The reference recipe and the torch solver on the run's own MoCo digits embeddings."""
     from sklearn.svm import LinearSVC
 
-    from brittle.data import load_digits
+    from brittle.data.datasets import load_digits
     from brittle.api import rank
-    from brittle.scorers.esvm import ExemplarSVM
+    from brittle.scorers.esvm.scorer import ExemplarSVM
     base, _, _ = tiny_run
     emb = next(p for p in (base / "cache" / "embed").iterdir() if (p / "meta.json").exists())
     train, test = np.load(emb / "train.npy"), np.load(emb / "test.npy")

@@ -9,8 +9,8 @@ import numpy as np
 from brittle.api import rank
 from brittle.pipeline import run
 from brittle.scorers.base import Cost, Queries, Scorer
-from brittle.scorers.esvm import ExemplarSVM
-from tests.conftest import TINY, make_cfg
+from brittle.scorers.esvm.scorer import ExemplarSVM
+from tests.helpers import TINY, make_cfg
 
 
 class FarthestFirst(Scorer):
@@ -33,7 +33,7 @@ def test_a_scorer_from_outside_runs_through_the_pipeline(tmp_path):
     cfg = make_cfg([*TINY, "scorer=random", "scorer._target_=tests.test_extending.FarthestFirst",
                     "eval=lds", "eval.n_models=6"], cache_dir=tmp_path / "cache")
     summary = run(cfg, tmp_path / "run")
-    assert summary["labels"]["method"] == "Farthest MoCo"
+    assert summary.labels.method == "Farthest MoCo"
     topk = np.load(tmp_path / "run" / "topk.npy")
     scores = np.load(tmp_path / "run" / "scores.npy")
     assert topk.shape == (2, 16) and scores.shape[0] == 2
@@ -59,7 +59,7 @@ def test_python_api_ranks_own_features_like_the_reference_recipe():
 
 
 def test_readme_python_api_example_runs():
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Python API"):]
     code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]

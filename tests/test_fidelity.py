@@ -10,15 +10,16 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from brittle.data import Dataset, ImageSet
-from brittle.errors import BrittleError
-from brittle.metrics import bootstrap_ci, median_support, paired_sign_test, support_auc
+from brittle.data.datasets import Dataset, ImageSet
+from brittle.runtime.errors import BrittleError
+from brittle.eval.stats import bootstrap_ci, paired_sign_test
+from brittle.support.metrics import median_support, support_auc
 from brittle.pipeline import run
 from brittle.retrain.arches import ResNet9FFCV
 from brittle.scorers.base import Queries, TrainSet
-from brittle.scorers.esvm import ExemplarSVM
+from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.stages.targets import select_targets
-from tests.conftest import TINY, make_cfg
+from tests.helpers import TINY, make_cfg
 
 
 @pytest.mark.parametrize("scorer,label", [("trak", "TRAK"), ("datamodels", "Datamodels")])
@@ -70,7 +71,7 @@ def test_explicit_indices_refuse_a_dataset_in_another_order():
 
 
 def test_cifar_class_folders_record_their_order(cifar_tgz, tmp_path):
-    from brittle.data import load_cifar10
+    from brittle.data.datasets import load_cifar10
     data = load_cifar10(str(cifar_tgz), str(tmp_path), train_subset=100, test_subset=20)
     assert data.ordering == "class-folder"
 
@@ -78,7 +79,7 @@ def test_cifar_class_folders_record_their_order(cifar_tgz, tmp_path):
 def test_rerun_on_another_device_reuses_the_run(tiny_run):
     base, _, first = tiny_run
     again = run(make_cfg([*TINY, "device=cpu", "progress=true"], cache_dir=base / "cache"), base / "run")
-    assert again["trained_this_run"] == 0 and again["auc"] == first["auc"]
+    assert again.trained_this_run == 0 and again.auc == first.auc
 
 
 def test_recorded_targets_are_read_back_and_a_disagreement_refused(tiny_run, tmp_path):
@@ -87,7 +88,7 @@ def test_recorded_targets_are_read_back_and_a_disagreement_refused(tiny_run, tmp
     copy = tmp_path / "copy"
     shutil.copytree(base / "run", copy)
     shutil.rmtree(base / "cache" / "reference")  # rebuilt deterministically on a CPU
-    assert run(cfg, copy)["trained_this_run"] == 0
+    assert run(cfg, copy).trained_this_run == 0
     ids = np.load(copy / "targets.npy")
     np.save(copy / "targets.npy", ids[::-1].copy() + 1)
     with pytest.raises(BrittleError, match="was made with other targets or flip classes than the reference"):
@@ -134,7 +135,7 @@ def test_bootstrap_interval_covers_and_tightens():
 
 
 def test_unconverged_torch_solve_is_redone_exactly(monkeypatch):
-    import brittle.scorers.esvm_torch as et
+    import brittle.scorers.esvm.newton as et
     rng = np.random.default_rng(0)
     train = rng.normal(size=(120, 8)).astype(np.float32)
     labels = np.zeros(120, np.int64)
@@ -158,7 +159,7 @@ def test_unconverged_torch_solve_is_redone_exactly(monkeypatch):
 def test_targets_needed_is_the_paired_normal_approximation():
     from scipy.stats import norm
 
-    from brittle.metrics import targets_needed
+    from brittle.eval.stats import targets_needed
     a = np.array([0.9, 0.1, 0.5, 0.7, 0.3, 0.0, 1.0, 0.2])
     b = np.zeros(8)
     sd = np.std(a, ddof=1)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from brittle.metrics import lds, sparsify_top
+from brittle.eval.lds import lds, sparsify_top
 from brittle.scorers.base import Queries, TrainSet
 from brittle.scorers.distance import Distance
-from brittle.scorers.esvm import ExemplarSVM
+from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.scorers.random import RandomOrder
 
 

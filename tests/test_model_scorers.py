@@ -5,26 +5,31 @@ import numpy as np
 import pytest
 import torch
 
-from brittle.api import build_engine, load_data, rank, trained_models
-from brittle.metrics import lds, sparsify_top
+from brittle.api import bank as subset_bank
+from brittle.api import build_engine, load_data, rank, scorer_models
+from brittle.eval.lds import lds, sparsify_top
 from brittle.scorers.base import Queries, TrainSet
 from brittle.scorers.datamodels import Datamodels, fit_datamodel
 from brittle.scorers.gradcos import GradCos
 from brittle.scorers.random import RandomOrder
 from brittle.scorers.trak import Trak
-from tests.conftest import make_cfg
+from tests.helpers import make_cfg
 
 K = 40
 QUERIES = np.array([3, 40, 77, 111, 150, 190, 222, 260, 300, 340])
 
 
 class Ctx:
-    """The digits data and the model provider that the pipeline would hand a model-based scorer."""
+    """The digits data and the models that the pipeline would hand a model-based scorer."""
 
     def __init__(self, base):
-        cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
-        self.data = load_data(cfg)
-        self.models = trained_models(cfg, build_engine(cfg, self.data), base)
+        self.base = base
+        self.cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
+        self.data = load_data(self.cfg)
+        self.engine = build_engine(self.cfg, self.data)
+
+    def models_for(self, scorer):
+        return scorer_models(self.cfg, self.engine, scorer, self.base)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def ctx(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bank(ctx):
-    return ctx.models.bank(60, 0.5, "datamodels")
+    return subset_bank(ctx.cfg, ctx.engine, 60, 0.5, "datamodels")
 
 
 def _valid(topk, ctx, conditioned=True):
@@ -48,12 +53,12 @@ def _valid(topk, ctx, conditioned=True):
 
 def _rank(scorer, ctx):
     d = ctx.data
-    return rank(scorer, None, d.train.labels, None, d.test.labels[QUERIES], QUERIES, K, models=ctx.models)
+    return rank(scorer, None, d.train.labels, None, d.test.labels[QUERIES], QUERIES, K, models=ctx.models_for(scorer))
 
 
 def _affinity(scorer, ctx):
     d = ctx.data
-    scorer.prepare(TrainSet(d.train.labels), ctx.models, torch.device("cpu"))
+    scorer.prepare(TrainSet(d.train.labels), ctx.models_for(scorer), torch.device("cpu"))
     return scorer.affinity(Queries(QUERIES, d.test.labels[QUERIES]))
 
 
@@ -105,7 +110,7 @@ def test_datamodels_recover_known_weights():
 
 
 def test_released_weights_are_loaded_and_checked(ctx, tmp_path):
-    from brittle.errors import BrittleError
+    from brittle.runtime.errors import BrittleError
     n_train, n_test = len(ctx.data.train), len(ctx.data.test)
     w = torch.randn(n_train, n_test)
     torch.save({"weight": w}, tmp_path / "dm.pt")
@@ -117,12 +122,13 @@ def test_released_weights_are_loaded_and_checked(ctx, tmp_path):
     assert np.array_equal(topk[0], pool[np.argsort(-w[pool, t0].numpy(), kind="stable")[:K]])
     torch.save({"weight": w[:10]}, tmp_path / "bad.pt")
     with pytest.raises(BrittleError, match="has weight of shape"):
-        Datamodels(weights=str(tmp_path / "bad.pt")).prepare(TrainSet(ctx.data.train.labels), ctx.models,
-                                                             torch.device("cpu"))
+        bad = Datamodels(weights=str(tmp_path / "bad.pt"))
+        bad.prepare(TrainSet(ctx.data.train.labels), ctx.models_for(bad), torch.device("cpu"))
     with pytest.raises(BrittleError, match="in the official dataset order, but the dataset was loaded in "
                                            "the class-folder order"):
-        Datamodels(weights=str(tmp_path / "dm.pt")).prepare(
-            TrainSet(ctx.data.train.labels, ordering="class-folder"), ctx.models, torch.device("cpu"))
+        other = Datamodels(weights=str(tmp_path / "dm.pt"))
+        other.prepare(TrainSet(ctx.data.train.labels, ordering="class-folder"), ctx.models_for(other),
+                      torch.device("cpu"))
 
 
 def test_lds_known_answers():

@@ -9,9 +9,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, ROOT
+from tests.helpers import CONF, ROOT
 
-from brittle.validate import check_choices, check_targets, sweep_configs
+from brittle.cli.validate import check_choices, check_targets, sweep_configs
 
 
 def readme_commands(text: str) -> list[str]:
@@ -26,7 +26,7 @@ def readme_commands(text: str) -> list[str]:
 
 
 def configs_of(command: str) -> list[list[str]]:
-    """The override lists a command stands for (brittle.validate: one per swept value)."""
+    """The override lists a command stands for (brittle.cli.validate: one per swept value)."""
     args = shlex.split(command)[2:]
     problem = check_choices(args)
     if problem:

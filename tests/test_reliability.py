@@ -13,14 +13,15 @@ import pandas as pd
 import pytest
 import torch
 
-from brittle import artifacts
-from brittle.backbones import load_backbone_weights, resnet18_cifar, small_cnn
-from brittle.errors import BrittleError
+from brittle.runtime import files as artifacts
+from brittle.ssl.checkpoints import load_backbone_weights
+from brittle.ssl.networks import resnet18_cifar, small_cnn
+from brittle.runtime.errors import BrittleError
 from brittle.pipeline import run
-from brittle.scorers.esvm import ExemplarSVM, cuml_available
-from brittle.data import Dataset, ImageSet
+from brittle.scorers.esvm.scorer import ExemplarSVM, cuml_available
+from brittle.data.datasets import Dataset, ImageSet
 from brittle.stages.targets import select_targets
-from tests.conftest import ROOT, TINY, make_cfg
+from tests.helpers import ROOT, TINY, make_cfg
 
 
 def test_checkpoint_of_another_architecture(tmp_path):
@@ -92,7 +93,7 @@ def test_disk_full_while_writing_keeps_previous_state(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "support.parquet").read_bytes() == before
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
     monkeypatch.setattr(artifacts.os, "replace", real_replace)
-    assert run(cfg, tmp_path / "run")["trained_this_run"] == 0
+    assert run(cfg, tmp_path / "run").trained_this_run == 0
 
 
 def _cli(tmp_path, name):

@@ -6,12 +6,12 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.svm import LinearSVC
 
-from brittle.data import load_digits
-from brittle.errors import BrittleError
+from brittle.data.datasets import load_digits
+from brittle.runtime.errors import BrittleError
 from brittle.api import rank
 from brittle.scorers.base import check_pool_sizes
 from brittle.scorers.distance import Distance
-from brittle.scorers.esvm import ExemplarSVM
+from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.scorers.random import RandomOrder
 
 K = 50

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from brittle.data import load_digits
-from brittle.data import normalized
+from brittle.data.datasets import load_digits
+from brittle.data.datasets import normalized
 from brittle.retrain.arches import MLP, ResNet9, SmallCNN
-from brittle.retrain.trainer import Recipe, augment, logits, lr_at, margin, train_model
+from brittle.retrain.recipe import Recipe, augment, logits, lr_at, margin, train_model
 
 
 def _digits():
@@ -93,8 +93,8 @@ def test_stacked_mlps_follow_their_solo_trajectories():
 def test_recipe_trainer_stacks_only_mlps():
     import pytest
 
-    from brittle.errors import BrittleError
-    from brittle.retrain.trainers import RecipeTrainer
+    from brittle.runtime.errors import BrittleError
+    from brittle.retrain.recipe_trainer import RecipeTrainer
 
     x, y, _, _ = _digits()
     keep = torch.arange(200)

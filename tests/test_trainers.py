@@ -7,12 +7,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from brittle.data import load_digits
-from brittle.data import normalized
+from brittle.data.datasets import load_digits
+from brittle.data.datasets import normalized
 from brittle.retrain.airbench import AirNet, FastTrainer, _triangle
 from brittle.retrain.arches import mobilenet_v2
-from brittle.retrain.trainers import RecipeTrainer
-from tests.conftest import make_cfg
+from brittle.retrain.recipe_trainer import RecipeTrainer
+from tests.helpers import make_cfg
 
 
 @pytest.mark.parametrize("option,cls,epochs", [("arch", RecipeTrainer, 20), ("paper", RecipeTrainer, 24),
@@ -75,7 +75,7 @@ def test_gpu_check_script_runs_at_toy_size(cifar_tgz, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     env = {**os.environ, "OUT": str(tmp_path), "BRITTLE_CIFAR10": str(cifar_tgz),
            "BRITTLE_CACHE": str(tmp_path / "cache")}

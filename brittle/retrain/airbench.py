@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brittle.retrain.loop import Trainer, batches, seeded
-from brittle.retrain.trainer import translate
+from brittle.retrain.loop import batches, seeded
+from brittle.retrain.trainer import Trainer
+from brittle.retrain.recipe import translate
 
 
 class _Norm(nn.BatchNorm2d):

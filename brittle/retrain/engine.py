@@ -15,17 +15,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from brittle.data import Dataset, normalized
-from brittle.retrain.trainer import margin
+from brittle.data.datasets import Dataset, normalized
+from brittle.retrain.recipe import margin
 
 # The settings a trained model depends on (besides its seed and training set): the data, its
 # normalisation, the arch and the trainer. Stages that train models include these in their key.
 DEPENDS_ON = ("dataset.loader", "dataset.normalize", "arch", "trainer")
-
-
-def model_seed(*parts: int) -> int:
-    """A 63-bit seed from integer parts; independent streams for distinct part tuples."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
 
 
 @dataclass

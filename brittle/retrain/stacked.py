@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brittle.retrain.loop import batches, build_seeded
-from brittle.retrain.trainer import Recipe, augment, lr_at, optimizer_for
+from brittle.retrain.recipe import Recipe, augment, lr_at, optimizer_for
 
 
 def stackable(model: nn.Module) -> bool:

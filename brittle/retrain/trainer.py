@@ -1,132 +1,24 @@
-"""Fast supervised training of the retrained classifiers, with the data resident on the device.
-
-The training images live on the device as one normalised float tensor `[N, C, H, W]`; a run
-trains on a subset given by an index tensor and with (possibly overridden) labels, so removal and
-mislabelling never copy images. Augmentation (flip, translate, cutout) is batched on the device.
-The learning-rate schedule is the paper's: linear warm-up to the peak, then linear decay to 0.
-"""
+"""The Trainer interface: what every `trainer=` option does (train models from scratch, read them
+out). Implementations: RecipeTrainer (recipe_trainer.py) and FastTrainer (airbench.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from abc import ABC, abstractmethod
+from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from brittle.errors import BrittleError
-from brittle.retrain.loop import batches, seeded
 
+class Trainer(ABC):
+    """A `trainer=` option: trains models from scratch and reads them out."""
 
-@dataclass(frozen=True)
-class Recipe:
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_fraction: float = 5 / 24
-    label_smoothing: float = 0.1
-    flip: bool = False
-    translate: int = 0
-    cutout: int = 0
-    nesterov: bool = False
-    optimizer: str = "sgd"   # sgd (the paper's) | adamw (transformers and mixers train with it)
+    label: str = "?"
 
+    @abstractmethod
+    def train(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
+              keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
+        """One model per seed on x[keep] (x float [N, C, H, W] on the device, labels int64 [N])."""
 
-def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip, translation by up to `translate` px (zero padding) and a
-    `cutout` x `cutout` zeroed square, independently per image of x [B, C, H, W]."""
-    b, _, h, w = x.shape
-    dev = x.device
-    if recipe.flip:
-        flip = torch.rand(b, generator=gen, device=dev) < 0.5
-        x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
-    if recipe.translate > 0:
-        x = translate(x, recipe.translate, gen)
-    if recipe.cutout > 0:
-        s = recipe.cutout
-        y0 = torch.randint(0, h, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
-        x0 = torch.randint(0, w, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
-        yy = torch.arange(h, device=dev).view(1, h, 1)
-        xx = torch.arange(w, device=dev).view(1, 1, w)
-        hole = (yy >= y0) & (yy < y0 + s) & (xx >= x0) & (xx < x0 + s)
-        x = x.masked_fill(hole.unsqueeze(1), 0.0)
-    return x
-
-
-def translate(x: torch.Tensor, pad: int, gen: torch.Generator, mode: str = "constant") -> torch.Tensor:
-    """Each image of x [B, C, H, W] shifted by up to `pad` px in each direction; the uncovered
-    border is zero (mode "constant") or mirrored ("reflect")."""
-    b, c, h, w = x.shape
-    padded = F.pad(x, (pad,) * 4, mode=mode)
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w)
-    return padded.gather(2, rows.expand(b, c, h, w + 2 * pad)).gather(3, cols.expand(b, c, h, w))
-
-
-def lr_at(step: int, total: int, recipe: Recipe) -> float:
-    warm = max(1, int(round(recipe.warmup_fraction * total)))
-    if step < warm:
-        return recipe.lr * (step + 1) / warm
-    return recipe.lr * max(0.0, (total - step) / max(1, total - warm))
-
-
-def optimizer_for(params: Iterable[torch.Tensor], recipe: Recipe) -> torch.optim.Optimizer:
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
-    raise BrittleError(f"recipe optimizer={recipe.optimizer} is not valid; use sgd or adamw")
-
-
-def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
-                keep: torch.Tensor, seed: int) -> nn.Module:
-    """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU
-    (brittle/retrain/loop.py: init, data order, augmentation and dropout follow the seed).
-
-    x: float [N, C, H, W] on the device; labels: int64 [N]; keep: int64 [N_keep] indices.
-    """
-    device = x.device
-    with seeded(seed, device) as gen:
-        model = build().to(device)
-        _train_loop(model, recipe, x, labels, keep, gen)
-    return model.eval()
-
-
-def _train_loop(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
-                keep: torch.Tensor, gen: torch.Generator) -> None:
-    opt = optimizer_for(model.parameters(), recipe)
-    amp = x.device.type == "cuda"
-    model.train()
-    for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, [gen]):
-        idx = keep[step.positions[0]]
-        xb = augment(x[idx], recipe, gen)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step.step, step.total, recipe)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = F.cross_entropy(model(xb), labels[idx], label_smoothing=recipe.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-
-@torch.no_grad()
-def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """float32 [M, num_classes] logits of x [M, C, H, W] in eval mode."""
-    amp = x.device.type == "cuda"
-    out = []
-    for start in range(0, x.shape[0], batch_size):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(model(x[start:start + batch_size]).float())
-    return torch.cat(out)
-
-
-def margin(logit: torch.Tensor, label: int) -> float:
-    """Correct-class logit minus the highest other logit, for one logit vector [C]."""
-    other = logit.clone()
-    other[label] = -float("inf")
-    return float(logit[label] - other.max())
+    @abstractmethod
+    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """float32 [M, classes] of x [M, C, H, W]."""

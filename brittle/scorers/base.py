@@ -1,7 +1,8 @@
 """The scorer interface: everything the pipeline asks of an attribution method.
 
 A scorer is prepared once per run with the training set (labels, and backbone features when it
-`needs_features`) and, when it trains models of its own, a `ModelProvider`. It then maps a chunk
+`needs_features`) and, when it needs none, `ScorerModels`: the retraining engine and the models
+it asked for with `models_needed` (trained and cached by the pipeline's models or bank stage). It then maps a chunk
 of `Queries` (test targets) to its *affinity* float [T, N]: higher = the training image matters
 more for the target, over every training image. From that one matrix come:
 
@@ -19,20 +20,20 @@ the adaptation of its own method; dense for TRAK and Datamodels, as their papers
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from brittle.errors import BrittleError
+from brittle.runtime.errors import BrittleError
 
 
 @dataclass(frozen=True)
 class TrainSet:
     """labels int64 [N]; features float32 [N, D] (None for scorers without features);
-    ordering: the dataset's index order (brittle.data.ORDERINGS)."""
+    ordering: the dataset's index order (brittle.data.datasets.ORDERINGS)."""
     labels: np.ndarray
     features: np.ndarray | None = None
     ordering: str = "official"
@@ -55,15 +56,35 @@ class Cost:
     bytes_stored: int = 0
 
 
-class ModelProvider(Protocol):
-    """Trained models for scorers that need them (brittle/stages/models.py), cached per run key."""
-    engine: Any          # brittle.retrain.engine.Retrainer: data on the device, arch, trainer
-    work_dir: Path       # scratch space inside the run directory
-    seed: int
+@dataclass(frozen=True)
+class ModelRequest:
+    """The models a model-based scorer asks the pipeline for, before it is prepared: `n_models`
+    checkpoints, each trained on a seeded random `fraction` of the training set, or with `bank`
+    a subset bank (masks and test margins) of `n_models` models on `fraction`-subsets. `purpose`
+    names the seed stream (brittle/runtime/seeds.py) and is part of the cache key."""
+    purpose: str
+    n_models: int
+    fraction: float = 1.0
+    bank: bool = False
 
-    def checkpoints(self, purpose: str, n_models: int, fraction: float) -> tuple[list[dict], float]: ...
 
-    def bank(self, n_models: int, alpha: float, purpose: str) -> Any: ...
+@dataclass(frozen=True)
+class ScorerModels:
+    """What the pipeline hands a scorer that needs no features (brittle/stages/models.py): the
+    retraining engine (data on the device, arch, trainer), a scratch directory in the run
+    directory, and the models it requested: `states` (checkpoints) or `bank`, and the seconds
+    their training took when they were built (cached stages count once)."""
+    engine: Any          # brittle.retrain.engine.Retrainer
+    work_dir: Path
+    states: list[dict] = field(default_factory=list)
+    bank: Any = None     # brittle.stages.bank.Bank
+    seconds: float = 0.0
+
+    def model(self, state: dict) -> torch.nn.Module:
+        """A model of the engine's arch on its device, holding `state`, in eval mode."""
+        net = self.engine.build().to(self.engine.train_x.device)
+        net.load_state_dict(state)
+        return net.eval()
 
 
 class Scorer(ABC):
@@ -78,8 +99,13 @@ class Scorer(ABC):
     not_converged: int = 0   # solves that missed their tolerance (solver-based scorers)
     fallbacks: int = 0       # solves redone by a slower exact solver
 
-    def prepare(self, train: TrainSet, models: ModelProvider | None, device: torch.device) -> None:
-        """Called once per run before any `affinity`; keeps what scoring needs."""
+    def models_needed(self) -> ModelRequest | None:
+        """The models this scorer trains for itself (the pipeline trains and caches them)."""
+        return None
+
+    def prepare(self, train: TrainSet, models: ScorerModels | None, device: torch.device) -> None:
+        """Called once per run before any `affinity`; keeps what scoring needs. `models` is
+        given to scorers that need no features (with what `models_needed` asked for)."""
         self.train = train
         self.device = device
 

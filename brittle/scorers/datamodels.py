@@ -14,8 +14,8 @@ import numpy as np
 
 import torch
 
-from brittle.errors import BrittleError
-from brittle.scorers.base import Cost, ModelProvider, Queries, Scorer, TrainSet
+from brittle.runtime.errors import BrittleError
+from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,11 @@ class Datamodels(Scorer):
         self._released: np.ndarray | None = None
         self._cost = Cost()
 
-    def prepare(self, train: TrainSet, models: ModelProvider | None, device: torch.device) -> None:
+    def models_needed(self) -> ModelRequest | None:
+        """A subset bank to fit on, unless released weights are given."""
+        return None if self.weights is not None else ModelRequest("datamodels", self.n_models, self.alpha, bank=True)
+
+    def prepare(self, train: TrainSet, models: ScorerModels | None, device: torch.device) -> None:
         super().prepare(train, models, device)
         if self.weights is not None:
             if train.ordering != "official":
@@ -74,9 +78,9 @@ class Datamodels(Scorer):
             self._released = load_released_weights(Path(self.weights), len(train.labels), n_test)
             self._cost = Cost(0, 0.0, int(self._released.nbytes))  # the publisher's bank: unknown
             return
-        if models is None:
+        if models is None or models.bank is None:
             raise BrittleError("scorer=datamodels trains models: run it through the pipeline")
-        self._bank = models.bank(self.n_models, self.alpha, "datamodels")
+        self._bank = models.bank
         self._cost = Cost(self.n_models, self._bank.seconds,
                           int(self._bank.masks.nbytes + self._bank.margins.nbytes))
 
@@ -98,7 +102,7 @@ class Datamodels(Scorer):
 
 def load_released_weights(path: Path, n_train: int, n_test: int | None) -> np.ndarray:
     """`weight` [N_train, N_test] from a released datamodels `.pt` file, checked against the data."""
-    from brittle.backbones import read_torch_file
+    from brittle.runtime.files import read_torch_file
 
     if not path.is_file():
         raise BrittleError(f"scorer.weights={path} does not exist (or is not a file); give a .pt file with a 'weight' "

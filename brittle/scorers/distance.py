@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from brittle.errors import BrittleError
+from brittle.runtime.errors import BrittleError
 from brittle.scorers.base import Queries, Scorer
 
 

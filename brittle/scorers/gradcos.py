@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from brittle.errors import BrittleError
-from brittle.scorers.base import Cost, ModelProvider, Queries, Scorer, TrainSet
+from brittle.runtime.errors import BrittleError
+from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
 
 
 def per_sample_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -40,14 +40,16 @@ class GradCos(Scorer):
         self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
         self.lds_sparsity = float(lds_sparsity)
 
-    def prepare(self, train: TrainSet, models: ModelProvider | None, device: torch.device) -> None:
+    def models_needed(self) -> ModelRequest:
+        return ModelRequest("gradcos", 1, 1.0)
+
+    def prepare(self, train: TrainSet, models: ScorerModels | None, device: torch.device) -> None:
         """The one supervised model whose gradients are compared (trained once, cached)."""
         super().prepare(train, models, device)
-        if models is None:
+        if models is None or len(models.states) != 1:
             raise BrittleError("scorer=gradcos trains a model: run it through the pipeline")
-        self._engine = models.engine
-        states, self._seconds = models.checkpoints("gradcos", 1, 1.0)
-        self._model = models.model(states[0])
+        self._engine, self._seconds = models.engine, models.seconds
+        self._model = models.model(models.states[0])
         self._bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
 
     def affinity(self, queries: Queries) -> np.ndarray:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brittle.errors import BrittleError
-from brittle.scorers.base import Cost, ModelProvider, Queries, Scorer, TrainSet
+from brittle.runtime.errors import BrittleError
+from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
 
 
 def _require_traker() -> None:
@@ -47,15 +47,18 @@ class Trak(Scorer):
         self.lds_sparsity = float(lds_sparsity)
         self._chunks = 0
 
-    def prepare(self, train: TrainSet, models: ModelProvider | None, device: torch.device) -> None:
+    def models_needed(self) -> ModelRequest:
+        return ModelRequest("trak", self.n_models, self.train_fraction)
+
+    def prepare(self, train: TrainSet, models: ScorerModels | None, device: torch.device) -> None:
         """Featurize the training set with every checkpoint (once per run)."""
         from trak import TRAKer
 
         super().prepare(train, models, device)
-        if models is None:
+        if models is None or len(models.states) != self.n_models:
             raise BrittleError("scorer=trak trains models: run it through the pipeline")
         self._engine = engine = models.engine
-        self._states, self._seconds = models.checkpoints("trak", self.n_models, self.train_fraction)
+        self._states, self._seconds = models.states, models.seconds
         save_dir = Path(tempfile.mkdtemp(prefix="trak-", dir=models.work_dir))
         weakref.finalize(self, shutil.rmtree, save_dir, True)
         self._traker = TRAKer(model=engine.build().to(engine.train_x.device), task="image_classification",

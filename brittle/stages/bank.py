@@ -3,7 +3,7 @@
 Stores masks bool [m, N_train] and test margins float32 [m, N_test] (correct logit minus the
 highest other logit). Datamodels are fitted on one bank ('datamodels' seed stream) and the Linear
 Datamodeling Score evaluates any scorer on another ('lds'), so a method is never scored on the
-models it was fitted to. Key: the engine's settings, the seed, m, alpha and the purpose.
+models it was fitted to. The pipeline runs it for both (brittle/pipeline.py). Key: the engine's settings, the seed, m, alpha and the purpose.
 """
 from __future__ import annotations
 
@@ -16,20 +16,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from brittle.artifacts import StageCache
-from brittle.errors import BrittleError
-from brittle.execution import Execution
+from brittle.runtime.cache import StageCache
+from brittle.runtime.errors import BrittleError
+from brittle.runtime.execution import Execution
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
-from brittle.retrain.engine import Retrainer, model_seed
+from brittle.retrain.engine import Retrainer
+from brittle.runtime.seeds import model_seed, stream
 from brittle.stages.spec import key_of
 
 log = logging.getLogger(__name__)
 
 DEPENDS_ON = (*ENGINE_DEPENDS_ON, "seed")
-
-# Seed streams keep banks apart: the LDS must be measured on models a datamodel never saw.
-BANK_STREAMS = {"datamodels": 9_000_017, "lds": 9_000_029}
-
 
 @dataclass(frozen=True)
 class Bank:
@@ -57,7 +54,7 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer, n_models: int, alpha
         raise BrittleError(f"bank alpha={alpha} is out of range; use 0 < alpha < 1")
     if n_models < 2:
         raise BrittleError(f"bank n_models={n_models} is out of range; use >= 2")
-    seed = int(spec.seed)
+    seed, bank_stream = int(spec.seed), stream(purpose)  # an unknown purpose fails here
 
     def compute(tmp: Path) -> dict:
         n = engine.train_x.shape[0]
@@ -66,7 +63,7 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer, n_models: int, alpha
         margins = np.zeros((n_models, len(engine.test_y)), dtype=np.float32)
         start = time.perf_counter()
         for j in range(n_models):
-            model_rng_seed = model_seed(seed, BANK_STREAMS[purpose], j)
+            model_rng_seed = model_seed(seed, bank_stream, j)
             rng = np.random.default_rng(model_rng_seed)
             keep = np.sort(rng.choice(n, size=int(round(alpha * n)), replace=False))
             masks[j, keep] = True

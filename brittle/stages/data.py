@@ -8,8 +8,8 @@ import logging
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from brittle.data import Dataset
-from brittle.execution import Execution
+from brittle.data.datasets import Dataset
+from brittle.runtime.execution import Execution
 
 log = logging.getLogger(__name__)
 

@@ -1,72 +1,54 @@
-"""LDS stage: the Linear Datamodeling Score of a run's attributions against a subset-model bank.
+"""LDS stage: the Linear Datamodeling Score of a run's attributions on the 'lds' subset bank
+(brittle/eval/lds.py) -> lds.parquet (target, lds) in the run directory, and its summary.
 
-LDS(z) = Spearman(margins f(z; S_j), sum_{i in S_j} tau_i(z)) over the bank's models j, per
-target, where tau are the scorer's signed attributions (brittle/scorers/base.py) sparsified to
-their top fraction by magnitude: `eval.sparsify_top`, or the scorer's own `lds_sparsity` when
-null (paper: 5% for ESVM, dense for TRAK and Datamodels). Writes lds.parquet (target, lds).
-
-`eval=` options build an evaluation object: `LinearDatamodelingScore` or `NoEvaluation`.
+The pipeline trains (or loads) the bank and hands it here; a resumed run reads lds.parquet back
+and needs no bank at all (`recorded`).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
-from brittle.artifacts import save_parquet
-from brittle.errors import BrittleError
-from brittle.execution import Execution
-from brittle.metrics import bootstrap_ci, lds, sparsify_top
-from brittle.retrain.engine import Retrainer
-from brittle.stages import bank
+from brittle.eval.lds import Evaluation
+from brittle.eval.stats import bootstrap_ci
+from brittle.runtime.execution import Execution
+from brittle.runtime.files import save_parquet
+from brittle.stages.bank import Bank
 
 log = logging.getLogger(__name__)
 
-DEPENDS_ON = bank.DEPENDS_ON
-
-
-class NoEvaluation:
-    """`eval=none`: nothing beyond the support search."""
-
-    needs_attributions = False
-
-    def evaluate(self, spec: DictConfig, ex: Execution, engine: Retrainer, targets: np.ndarray,
-                 attributions: np.ndarray | None, default_sparsity: float) -> dict | None:
-        return None
+DEPENDS_ON: tuple[str, ...] = ()  # reads no setting: handed the evaluation, its bank and the scores
 
 
 @dataclass(frozen=True)
-class LinearDatamodelingScore:
-    """`eval=lds`: LDS on `n_models` models trained on random `alpha`-subsets (the 'lds' bank)."""
-    n_models: int = 100
-    alpha: float = 0.5
-    sparsify_top: float | None = None
+class LdsResult:
+    """mean LDS over targets, its 95% bootstrap interval, and the fraction of |scores| kept."""
+    mean: float
+    ci: tuple[float, float]
+    sparsify_top: float
 
-    needs_attributions = True
 
-    def __post_init__(self) -> None:
-        if self.sparsify_top is not None and not 0 < self.sparsify_top <= 1:
-            raise BrittleError(f"eval.sparsify_top={self.sparsify_top} is out of range; use 0 < "
-                               f"sparsify_top <= 1, or null for the scorer's own")
+def recorded(run_dir: Path) -> np.ndarray | None:
+    """The per-target LDS a previous (interrupted) run of this directory wrote, if any."""
+    out = Path(run_dir) / "lds.parquet"
+    return pd.read_parquet(out)["lds"].to_numpy() if out.exists() else None
 
-    def evaluate(self, spec: DictConfig, ex: Execution, engine: Retrainer, targets: np.ndarray,
-                 attributions: np.ndarray | None, default_sparsity: float) -> dict | None:
-        """{'mean', 'ci', 'sparsify_top'} over targets; per target in lds.parquet."""
-        out = ex.run_dir / "lds.parquet"
-        fraction = float(self.sparsify_top if self.sparsify_top is not None else default_sparsity)
-        if out.exists():
-            per_target = pd.read_parquet(out)["lds"].to_numpy()
-        else:
-            tau = sparsify_top(np.asarray(attributions, dtype=np.float64), fraction)
-            models = bank.run(spec, ex, engine, int(self.n_models), float(self.alpha), purpose="lds")
-            per_target = lds(models.masks, models.margins[:, targets], tau)
-            per_target = np.nan_to_num(per_target, nan=0.0)  # constant predictions carry no signal
-            save_parquet(out, pd.DataFrame({"target": targets, "lds": per_target}))
-        mean = float(per_target.mean())
-        ci = bootstrap_ci(per_target, np.mean)
-        log.info("LDS over %d targets: mean %.3f (95%% CI %.3f..%.3f), top %.0f%% of |scores| kept",
-                 len(targets), mean, ci[0], ci[1], 100 * fraction)
-        return {"mean": mean, "ci": list(ci), "sparsify_top": fraction}
+
+def run(ex: Execution, evaluation: Evaluation, bank: Bank | None, targets: np.ndarray,
+        attributions: np.ndarray | None, default_sparsity: float) -> LdsResult:
+    """Score (or read back) the LDS per target and summarise it."""
+    per_target = recorded(ex.run_dir)
+    if per_target is None:
+        if bank is None or attributions is None:
+            raise ValueError("the LDS needs its bank and the scorer's attributions")
+        per_target = evaluation.score(bank.masks, bank.margins[:, targets], attributions, default_sparsity)
+        save_parquet(ex.run_dir / "lds.parquet", pd.DataFrame({"target": targets, "lds": per_target}))
+    fraction = evaluation.fraction(default_sparsity)
+    mean, ci = float(per_target.mean()), bootstrap_ci(per_target, np.mean)
+    log.info("LDS over %d targets: mean %.3f (95%% CI %.3f..%.3f), top %.0f%% of |scores| kept",
+             len(targets), mean, ci[0], ci[1], 100 * fraction)
+    return LdsResult(mean, ci, fraction)

@@ -1,4 +1,4 @@
-"""Pretrain stage: the backbone trained on the training images (brittle/ssl.py), or released
+"""Pretrain stage: the backbone trained on the training images (brittle/ssl/fit.py), or released
 weights imported from `backbone.checkpoint`, cached as `backbone.pt` (state dict) and
 `curve.csv` (epoch, loss, kNN accuracy).
 
@@ -16,10 +16,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brittle.data import Dataset
-from brittle.errors import BrittleError
-from brittle.execution import Execution
-from brittle.progress import on_terminal
+from brittle.data.datasets import Dataset
+from brittle.runtime.errors import BrittleError
+from brittle.runtime.execution import Execution
+from brittle.runtime.progress import on_terminal
 from brittle.stages import data as data_stage
 from brittle.stages.spec import key_of
 
@@ -54,7 +54,7 @@ def run(spec: DictConfig, ex: Execution, data: Dataset) -> Path:
 
 def _import_checkpoint(spec: DictConfig, out: Path) -> dict:
     """A released checkpoint as this project's backbone.pt, validated key by key."""
-    from brittle.backbones import load_release_checkpoint
+    from brittle.ssl.checkpoints import load_release_checkpoint
     net = load_release_checkpoint(instantiate(spec.backbone.net), Path(spec.backbone.checkpoint))
     torch.save(net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n")
@@ -62,7 +62,7 @@ def _import_checkpoint(spec: DictConfig, out: Path) -> dict:
 
 
 def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
-    from brittle.ssl import fit_backbone  # Lightning: imported only when something is trained
+    from brittle.ssl.fit import fit_backbone  # Lightning: imported only when something is trained
     bcfg = spec.backbone
     # a method may bring its own views (DINO's multi-crop); otherwise the dataset's
     transform = bcfg.transform if bcfg.get("transform") else spec.dataset.ssl_transform

@@ -13,17 +13,15 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.execution import Execution
+from brittle.runtime.execution import Execution
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
-from brittle.retrain.engine import Retrainer, model_seed
+from brittle.retrain.engine import Retrainer
+from brittle.runtime.seeds import Stream, model_seed
 from brittle.stages.spec import key_of
 
 log = logging.getLogger(__name__)
 
 DEPENDS_ON = (*ENGINE_DEPENDS_ON, "reference.n_models", "seed")
-
-_REFERENCE_STREAM = 7_000_001  # keeps reference seeds apart from counterfactual-test seeds
-
 
 def run(spec: DictConfig, ex: Execution, engine: Retrainer) -> np.ndarray:
     """Test-set softmax of `reference.n_models` full-data models, float32 [R, M, C]."""
@@ -31,7 +29,7 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer) -> np.ndarray:
 
     def compute(tmp: Path) -> dict:
         start = time.perf_counter()
-        probs = np.stack([engine.test_probs(model_seed(seed, _REFERENCE_STREAM, r))
+        probs = np.stack([engine.test_probs(model_seed(seed, Stream.REFERENCE, r))
                           for r in range(n_models)]).astype(np.float32)
         np.save(tmp / "probs.npy", probs)
         acc = [float((p.argmax(1) == engine.test_y).mean()) for p in probs]

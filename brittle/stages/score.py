@@ -10,17 +10,17 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.artifacts import load_npy, save_json, save_npy
-from brittle.costs import Meter
-from brittle.execution import Execution
-from brittle.progress import Progress
-from brittle.scorers.base import (ModelProvider, Queries, Scorer, TrainSet, check_pool_sizes,
-                                  rank_from_scores, validate_features)
+from brittle.runtime.files import load_npy, save_json, save_npy
+from brittle.runtime.costs import Meter
+from brittle.runtime.execution import Execution
+from brittle.runtime.progress import Progress
+from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,15 @@ class Scored:
 
 
 def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, queries: Queries,
-        models: ModelProvider | None, features: Any, want_attributions: bool) -> Scored:
-    """Rank (and attribute) the queries; reuses the run directory's files when they exist."""
+        models: ScorerModels | None, features: Any, want_attributions: bool) -> Scored:
+    """Rank (and attribute) the queries; reuses the run directory's files when they exist. The
+    pipeline has checked the pools against K, and the embed stage the features' finiteness."""
     k = int(spec.search.max_support)
     want = want_attributions or bool(spec.score.save_scores)
-    paths = {"topk": ex.run_dir / "topk.npy", "cost": ex.run_dir / "score_cost.json",
-             "scores": ex.run_dir / "scores.npy"}
-    done = _recorded(paths, want)
+    paths = _paths(ex.run_dir)
+    done = recorded(ex.run_dir, want)
     if done is not None:
         return done
-    check_pool_sizes(train.labels, queries.labels, k, scorer.label_conditioning)
-    if train.features is not None:
-        validate_features("train", train.features)
-        validate_features("test", queries.features)
     chunk = int(spec.score.chunk)
     topk, kept = [], []
     with Meter() as meter, Progress(len(queries.ids), "score", ex.progress, unit="target") as bar:
@@ -74,8 +70,14 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
     return Scored(topk_arr, cost, attributions)
 
 
-def _recorded(paths: dict, want: bool) -> Scored | None:
-    """This run's scoring as written before, or None when a file is missing or damaged."""
+def _paths(run_dir: Path) -> dict[str, Path]:
+    return {"topk": run_dir / "topk.npy", "cost": run_dir / "score_cost.json", "scores": run_dir / "scores.npy"}
+
+
+def recorded(run_dir: Path, want: bool) -> Scored | None:
+    """This run's scoring as written before (with attributions when `want`), or None when a file
+    is missing or damaged."""
+    paths = _paths(run_dir)
     topk, scores = load_npy(paths["topk"]), load_npy(paths["scores"]) if want else None
     if topk is None or (want and scores is None) or not paths["cost"].exists():
         return None

@@ -1,5 +1,5 @@
 """Search stage: each target's support, found by the configured search over its ranking with
-counterfactual tests (brittle/counterfactual.py) -> support.parquet and tests.parquet.
+counterfactual tests (brittle/support/counterfactual.py) -> support.parquet and tests.parquet.
 
 Every trained model is logged durably in tests.jsonl first, so an interrupted search resumes
 without retraining what it had. Progress: one line per target with the models trained so far,
@@ -10,23 +10,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brittle.artifacts import save_parquet
-from brittle.counterfactual import CounterfactualTester, TestLog, search_target
-from brittle.execution import Execution
-from brittle.progress import Progress, clock
+from brittle.runtime.files import save_parquet
+from brittle.support.counterfactual import CounterfactualTester, TestLog, search_target
+from brittle.runtime.execution import Execution
+from brittle.runtime.progress import Progress, clock
 from brittle.retrain.engine import Retrainer
 from brittle.stages.targets import Targets
+from brittle.support.searches import Search
+from brittle.support.tasks import Task
 
 log = logging.getLogger(__name__)
 
-DEPENDS_ON = ("task", "search", "seed")
+DEPENDS_ON = ("seed",)  # handed the task and search the pipeline built
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,8 @@ class Searched:
     rounds: int
 
 
-def run(spec: DictConfig, ex: Execution, engine: Retrainer, targets: Targets, topk: np.ndarray) -> Searched:
-    task, search = instantiate(spec.task), instantiate(spec.search)
+def run(spec: DictConfig, ex: Execution, engine: Retrainer, task: Task, search: Search, targets: Targets,
+        topk: np.ndarray) -> Searched:
     test_log = TestLog(ex.run_dir / "tests.jsonl")
     tester = CounterfactualTester(engine, task, test_log, int(spec.seed), int(search.n_test))
     rows, rounds, start = [], 0, time.perf_counter()
@@ -60,7 +59,7 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer, targets: Targets, to
     return Searched(support, tester.trained, rounds)
 
 
-def _search_one(tester: CounterfactualTester, task: Any, search: Any, engine: Retrainer, targets: Targets,
+def _search_one(tester: CounterfactualTester, task: Task, search: Search, engine: Retrainer, targets: Targets,
                 topk: np.ndarray, i: int) -> tuple[dict, int]:
     """One target's search -> its support.parquet row and the search's sequential rounds."""
     target = int(targets.ids[i])

@@ -1,9 +1,11 @@
 """A stage's config subset: the only settings it is handed, and so its cache key.
 
 Each stage module declares `DEPENDS_ON` (dotted config paths) and, where part of a subtree does
-not matter, `EXCLUDES`. `select` copies exactly those paths out of the composed config, resolved
-and without execution keys or display labels, into a read-only struct config: a stage that tries to read a setting
-it did not declare gets an error instead of a silently incomplete cache key.
+not matter, `EXCLUDES`. `select` copies exactly those paths out of the composed config, resolved,
+without execution keys or display labels,
+into a read-only struct config: a stage that tries to read a setting it did not declare gets an
+error instead of a silently incomplete cache key. `key_of` names its `_target_`s by their stable
+names (brittle/runtime/names.py), so a key survives moving code.
 """
 from __future__ import annotations
 
@@ -12,12 +14,11 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-from brittle.execution import without_execution
+from brittle.runtime.execution import DISPLAY_KEYS, without_execution
+from brittle.runtime.names import with_stable_names
 
 # Settings that name files: the same file given by another relative path is the same input.
 _PATH_KEYS = ("root",)
-# Display names (tables, figures): never part of what a stage computes.
-_COSMETIC_KEYS = ("label",)
 
 
 def _get(container: dict, path: str) -> Any:
@@ -48,10 +49,10 @@ def _drop(container: dict, path: str) -> None:
 
 
 def _canonical(node: Any) -> Any:
-    """Display names dropped, file settings as absolute paths."""
+    """File settings as absolute paths."""
     if isinstance(node, dict):
         return {k: (str(Path(v).expanduser().resolve()) if k in _PATH_KEYS and isinstance(v, str)
-                    else _canonical(v)) for k, v in node.items() if k not in _COSMETIC_KEYS}
+                    else _canonical(v)) for k, v in node.items()}
     return node
 
 
@@ -68,7 +69,7 @@ def subset(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] =
         except KeyError:
             value = None
         _put(out, path, value)
-    for path in excludes:
+    for path in (*excludes, *DISPLAY_KEYS):
         _drop(out, path)
     return _canonical(out)
 
@@ -82,5 +83,6 @@ def select(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] =
 
 
 def key_of(spec: DictConfig) -> dict:
-    """The cache-key material of a selected subset (plain, JSON-ready)."""
-    return OmegaConf.to_container(spec, resolve=True)
+    """The cache-key material of a selected subset (plain, JSON-ready): code named by what it
+    computes (stable names), not by the module it lives in."""
+    return with_stable_names(OmegaConf.to_container(spec, resolve=True))

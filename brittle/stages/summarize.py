@@ -1,22 +1,24 @@
 """Summarize stage: summary.json, the support CDF figure, and the table printed at the end.
 
-summary.json is the run's typed record: the headline numbers with 95% bootstrap intervals over
-targets (AUC, fraction flipped; LDS when evaluated), the median support over all targets (">K"
-when at least half never flipped), and the labels (method, backbone, task, arch, trainer,
-dataset) the run computed itself, which aggregation reads as they are."""
+summary.json is the run's typed record, `RunSummary`: the headline numbers with 95% bootstrap
+intervals over targets (AUC, fraction flipped; LDS when evaluated), the median support over all
+targets (">K" when at least half never flipped), what the run cost, and the labels (method,
+backbone, task, arch, trainer, dataset) the run computed itself. Aggregation reads it back with
+`RunSummary.read`, never key by key."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from brittle.artifacts import atomic_path, save_json
-from brittle.metrics import (bootstrap_ci, fraction_flipped, median_support, support_auc,
-                             support_cdf)
-from brittle.search import NOT_FOUND
+from brittle.runtime.files import atomic_path, save_json
+from brittle.eval.stats import bootstrap_ci
+from brittle.support.metrics import fraction_flipped, median_support, support_auc, support_cdf
+from brittle.support.searches import NOT_FOUND
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,55 @@ class RunLabels:
     arch: str | None
     trainer: str | None
     dataset: str
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """What the pipeline knows of a run besides its supports (the non-headline summary fields)."""
+    task: str
+    labels: RunLabels
+    method: str
+    choices: dict[str, str]
+    reference_accuracy: float
+    knn_accuracy: float | None
+    score_cost: dict[str, Any]
+    n_trainings: int
+    trained_this_run: int
+    n_rounds: int
+    search: dict[str, Any]
+    lds: float | None = None
+    lds_ci: list[float] | None = None
+    lds_sparsify_top: float | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary(RunDetails):
+    """summary.json: the headline over targets, the support CDF ([k, fraction] points) and the
+    details. `read` is the one reader (aggregation); unknown keys of a newer writer are kept out."""
+    auc: float = 0.0
+    auc_ci: list[float] = field(default_factory=list)
+    n_targets: int = 0
+    n_flipped: int = 0
+    fraction_flipped: float = 0.0
+    fraction_flipped_ci: list[float] = field(default_factory=list)
+    median_support: float | str = 0.0
+    max_support: int = 0
+    cdf: list[list[float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def read(cls, path: Path) -> "RunSummary":
+        """The record of a summary.json; ValueError when it is not one (e.g. it predates labels)."""
+        raw = json.loads(Path(path).read_text())
+        missing = [f.name for f in fields(cls) if f.name not in raw and not f.name.startswith("lds")]
+        if missing or not isinstance(raw.get("labels"), dict):
+            raise ValueError(f"{path} lacks {missing or ['labels']}")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        return cls(**{**values, "labels": RunLabels(**{k: raw["labels"].get(k) for k in
+                                                      ("method", "backbone", "task", "arch", "trainer", "dataset")})})
 
 
 def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
@@ -45,30 +96,30 @@ def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
     }
 
 
-def summarize(run_dir: Path, support: pd.DataFrame, max_support: int, extra: dict[str, Any]) -> dict:
-    """Write summary.json and cdf.png; return the summary dict."""
+def run(run_dir: Path, support: pd.DataFrame, max_support: int, details: RunDetails) -> RunSummary:
+    """Write summary.json and cdf.png; return the record."""
     s = support["support"].to_numpy()
-    summary = {**headline(s, max_support),
-               "cdf": [[k, f] for k, f in support_cdf(s, max_support)], **extra}
-    save_json(run_dir / "summary.json", summary)
-    plot_cdf(run_dir / "cdf.png", summary, label=str(summary.get("labels", {}).get("method", "method")))
+    summary = RunSummary(**{f.name: getattr(details, f.name) for f in fields(RunDetails)},
+                         **headline(s, max_support),
+                         cdf=[[k, f] for k, f in support_cdf(s, max_support)])
+    save_json(run_dir / "summary.json", summary.to_json())
+    plot_cdf(run_dir / "cdf.png", summary)
     return summary
 
 
-def plot_cdf(path: Path, summary: dict, label: str) -> None:
+def plot_cdf(path: Path, summary: RunSummary) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ks, fs = zip(*summary["cdf"])
+    ks, fs = zip(*summary.cdf)
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    ax.step(ks, fs, where="post", label=f"{label} (AUC {summary['auc']:.3f})")
-    ax.set_xlim(0, summary["max_support"])
+    ax.step(ks, fs, where="post", label=f"{summary.labels.method} (AUC {summary.auc:.3f})")
+    ax.set_xlim(0, summary.max_support)
     ax.set_ylim(0, 1)
-    ax.set_xlabel(f"support size k ({summary.get('task', 'task')})")
+    ax.set_xlabel(f"support size k ({summary.task})")
     ax.set_ylabel("fraction of targets flipped within k")
-    ax.set_title(f"{summary['n_flipped']}/{summary['n_targets']} targets flipped "
-                 f"within {summary['max_support']}")
+    ax.set_title(f"{summary.n_flipped}/{summary.n_targets} targets flipped within {summary.max_support}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -77,16 +128,16 @@ def plot_cdf(path: Path, summary: dict, label: str) -> None:
     plt.close(fig)
 
 
-def format_table(support: pd.DataFrame, summary: dict, classes: list[str]) -> str:
+def format_table(support: pd.DataFrame, summary: RunSummary, classes: list[str]) -> str:
     """The human-readable end-of-run report: one line per target, then the headline numbers."""
     lines = [f"{'target':>7} {'label':>10} {'flip':>10} {'support':>8} {'trainings':>9}"]
     for row in support.itertuples():
         flip = classes[row.flip_class] if "flip_class" in support.columns else "-"
-        sup = f"{row.support}" if row.support != NOT_FOUND else f">{summary['max_support']}"
+        sup = f"{row.support}" if row.support != NOT_FOUND else f">{summary.max_support}"
         lines.append(f"{row.target:>7} {classes[row.label]:>10} {flip:>10} {sup:>8} {row.n_trainings:>9}")
-    lo, hi = summary["auc_ci"]
+    lo, hi = summary.auc_ci
     lines.append(
-        f"AUC {summary['auc']:.3f} (95% CI {lo:.3f}..{hi:.3f})   flipped {summary['n_flipped']}/"
-        f"{summary['n_targets']} within {summary['max_support']}   median support "
-        f"{summary['median_support']} (all targets; >K: not flipped)")
+        f"AUC {summary.auc:.3f} (95% CI {lo:.3f}..{hi:.3f})   flipped {summary.n_flipped}/"
+        f"{summary.n_targets} within {summary.max_support}   median support "
+        f"{summary.median_support} (all targets; >K: not flipped)")
     return "\n".join(lines)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.artifacts import load_npy, save_npy
-from brittle.data import Dataset
-from brittle.errors import BrittleError
-from brittle.execution import Execution
-from brittle.retrain.perturb import flip_classes
+from brittle.runtime.files import load_npy, save_npy
+from brittle.data.datasets import Dataset
+from brittle.runtime.errors import BrittleError
+from brittle.runtime.execution import Execution
+from brittle.runtime.seeds import Stream
+from brittle.support.tasks import flip_classes
 
 DEPENDS_ON = ("targets",)
 
@@ -91,7 +92,7 @@ def _all_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.
     if n < 1 or n > int(eligible.sum()):
         raise BrittleError(f"targets.n={n} is out of range; use 1..{int(eligible.sum())} "
                            f"(eligible test samples{' classified correctly' if tcfg.only_correct else ''})")
-    rng = np.random.default_rng([int(tcfg.seed), 17])
+    rng = np.random.default_rng([int(tcfg.seed), int(Stream.TARGETS)])
     per_class = [rng.permutation(np.flatnonzero(eligible & (test_labels == c))) for c in classes]
     chosen: list[int] = []
     # round-robin over classes (in a seeded class order) keeps the selection balanced

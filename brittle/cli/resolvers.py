@@ -1,0 +1,30 @@
+"""OmegaConf resolvers of the config: run-directory names, the execution keys Hydra leaves out
+of them, and the text of `python run.py --help`."""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from omegaconf import OmegaConf
+
+from brittle.cli.help import help_text
+from brittle.runtime.execution import command_line_keys
+from brittle.cli.validate import register_schema
+
+
+def run_name(override_dirname: str) -> str:
+    """A directory name for a run from its command-line overrides ('default' when none)."""
+    if not override_dirname:
+        return "default"
+    name = re.sub(r"[^A-Za-z0-9=,._+-]", "_", override_dirname)
+    if len(name) > 200:  # file names stop at 255 bytes: keep a readable head and a unique tail
+        name = name[:180] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
+
+
+def register_resolvers() -> None:
+    """The resolvers conf/ uses, and the typed schema (brittle/cli/validate.py) it composes onto."""
+    register_schema()
+    OmegaConf.register_new_resolver("brittle_run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("brittle_execution_keys", command_line_keys, replace=True)
+    OmegaConf.register_new_resolver("brittle_help", help_text, replace=True)

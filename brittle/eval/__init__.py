@@ -1,0 +1,2 @@
+"""Evaluation beyond the support search: the Linear Datamodeling Score and the statistics over
+targets (bootstrap intervals, sign tests, power analysis)."""

@@ -1,0 +1,1 @@
+"""From finished run directories to tables, figures and report.md (`python -m brittle.report`)."""

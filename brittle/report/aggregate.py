@@ -1,0 +1,166 @@
+"""Aggregation: run directories -> tidy tables (figures/runs.parquet, figures/summary.csv).
+
+    python -m brittle.report.aggregate [PATHS ...] [--out figures]
+
+Reads what the runs stored (summary.json with the labels each run computed, support.parquet,
+score costs); recomputes nothing but merged shards' headline numbers. A directory without a finished summary is named in a warning and skipped.
+Runs of different sweeps may sit in one folder: each is identified by its own recorded config.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from brittle.runtime.files import canonical
+from brittle.stages.summarize import RunSummary
+
+log = logging.getLogger("brittle.report.aggregate")
+
+DEFAULT_PATHS = ("outputs", "multirun")
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Every directory under `paths` that a brittle run wrote into (it holds run_spec.json)."""
+    found = set()
+    for root in paths:
+        if (root / "run_spec.json").exists():
+            found.add(root.resolve())
+        if root.is_dir():
+            found.update(p.parent.resolve() for p in root.rglob("run_spec.json"))
+    return sorted(found)
+
+
+def method_label(method: str, n_models: int) -> str:
+    """The run's own method label with the number of models it used, e.g. 'TRAK (5)'."""
+    return f"{method} ({n_models})"
+
+
+def search_name(search: dict) -> str:
+    """'bisection' of a recorded search `_target_` ('brittle:search/bisection', or a user's
+    'pkg.module.MySearch' -> 'mysearch')."""
+    target = str(search.get("_target_", ""))
+    return target.rsplit("/", 1)[-1] if target.startswith("brittle:") else target.rsplit(".", 1)[-1].lower()
+
+
+def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
+    """(one summary row, per-target rows) of a finished run, or None when it is incomplete."""
+    summary_file, support_file = run_dir / "summary.json", run_dir / "support.parquet"
+    if not summary_file.exists() or not support_file.exists():
+        return None
+    try:
+        summary = RunSummary.read(summary_file)
+    except (ValueError, TypeError) as exc:
+        log.warning("skipping %s: its summary.json is not this brittle's record (%s); rerun it", run_dir, exc)
+        return None
+    spec = json.loads((run_dir / "run_spec.json").read_text())
+    labels, cost = summary.labels, summary.score_cost or {}
+    n_models = int(cost.get("n_models", 0))
+    row = {
+        "run": str(run_dir), "method": method_label(labels.method, n_models),
+        "scorer": labels.method, "backbone": labels.backbone, "task": labels.task, "arch": labels.arch,
+        "trainer": labels.trainer, "dataset": labels.dataset, "search": search_name(summary.search),
+        "seed": spec.get("seed"),
+        "auc": summary.auc, "auc_lo": summary.auc_ci[0], "auc_hi": summary.auc_ci[1],
+        "n_targets": summary.n_targets, "n_flipped": summary.n_flipped,
+        "fraction_flipped": summary.fraction_flipped, "median_support": str(summary.median_support),
+        "max_support": summary.max_support, "n_trainings": summary.n_trainings,
+        "lds": summary.lds, "lds_lo": (summary.lds_ci or [None, None])[0],
+        "lds_hi": (summary.lds_ci or [None, None])[1], "n_models": n_models,
+        "score_seconds": cost.get("seconds"), "models_seconds": cost.get("models_seconds"),
+        "bytes_stored": cost.get("bytes_stored"), "peak_bytes": cost.get("peak_bytes"),
+        "not_converged": cost.get("not_converged", 0),
+        "shard": (spec.get("targets") or {}).get("shard"),
+        "num_shards": (spec.get("targets") or {}).get("num_shards"),
+    }
+    logical = {**spec, "targets": {k: v for k, v in (spec.get("targets") or {}).items() if k != "shard"}}
+    row["logical_run"] = hashlib.sha1(canonical(logical).encode()).hexdigest()[:12]
+    support = pd.read_parquet(support_file)
+    for key in ("run", "method", "scorer", "backbone", "task", "arch", "trainer", "dataset", "max_support"):
+        support[key] = row[key]
+    return row, support
+
+
+def aggregate(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-run summary, per-target tidy table) of every finished run under `paths`."""
+    rows, supports = [], []
+    for run_dir in find_runs(paths):
+        loaded = load_run(run_dir)
+        if loaded is None:
+            log.warning("skipping incomplete run %s (no summary.json/support.parquet yet)", run_dir)
+            continue
+        rows.append(loaded[0])
+        supports.append(loaded[1])
+    summary = pd.DataFrame(rows)
+    tidy = pd.concat(supports, ignore_index=True) if supports else pd.DataFrame()
+    if not summary.empty and (summary["num_shards"].fillna(1) > 1).any():
+        summary, tidy = merge_shards(summary, tidy)
+    return summary, tidy
+
+
+def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join the shards of one logical run (same config but targets.shard) into one row; warn
+    about missing shards and drop duplicates (the first directory of a shard wins)."""
+    from brittle.stages.summarize import headline
+
+    merged_rows, keep_runs = [], []
+    for logical, group in summary.groupby("logical_run", sort=False):
+        num = int(group["num_shards"].fillna(1).iloc[0])
+        if num <= 1:  # not sharded: every directory is a run of its own
+            merged_rows += group.to_dict("records")
+            keep_runs += list(group["run"])
+            continue
+        first = group.drop_duplicates("shard", keep="first")
+        for shard, dup in group[group.duplicated("shard", keep="first")].groupby("shard"):
+            log.warning("duplicate shard %d of %s: keeping %s, ignoring %s", shard, logical,
+                        first[first["shard"] == shard]["run"].iloc[0], list(dup["run"]))
+        missing = sorted(set(range(num)) - set(first["shard"].astype(int)))
+        if missing:
+            log.warning("run %s (%s) is missing shards %s of %d", logical, first["run"].iloc[0], missing, num)
+        supports = tidy[tidy["run"].isin(first["run"])]
+        row = first.iloc[0].to_dict()
+        k = int(row["max_support"])
+        merged = headline(supports["support"].to_numpy(), k)
+        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None, n_targets=merged["n_targets"],
+                   n_flipped=merged["n_flipped"], auc=merged["auc"], auc_lo=merged["auc_ci"][0],
+                   auc_hi=merged["auc_ci"][1], fraction_flipped=merged["fraction_flipped"],
+                   median_support=str(merged["median_support"]),
+                   n_trainings=int(first["n_trainings"].sum()), shards_missing=len(missing))
+        merged_rows.append(row)
+        keep_runs += list(first["run"])
+        tidy.loc[tidy["run"].isin(first["run"]), "run"] = row["run"]
+    tidy = tidy[tidy["run"].isin(keep_runs) | tidy["run"].isin([r["run"] for r in merged_rows])]
+    return pd.DataFrame(merged_rows), tidy.reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Collect brittle runs into tidy tables.")
+    parser.add_argument("paths", nargs="*", type=Path, help="run or sweep directories "
+                        f"(default: {' '.join(DEFAULT_PATHS)})")
+    parser.add_argument("--out", type=Path, default=Path("figures"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    paths = args.paths or [Path(p) for p in DEFAULT_PATHS if Path(p).exists()]
+    summary, tidy = aggregate(paths)
+    if summary.empty:
+        print(f"error: no finished runs under {[str(p) for p in paths]}", file=sys.stderr)
+        return 2
+    from brittle.runtime.files import atomic_path
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "runs.parquet") as tmp:
+        tidy.to_parquet(tmp, index=False)
+    with atomic_path(args.out / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    print(summary[["method", "task", "arch", "auc", "auc_lo", "auc_hi", "n_flipped", "n_targets",
+                   "median_support"]].to_string(index=False))
+    print(f"{len(summary)} runs -> {args.out}/runs.parquet, {args.out}/summary.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

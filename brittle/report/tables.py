@@ -1,0 +1,45 @@
+"""Report tables from aggregated runs: AUC with 95% bootstrap intervals, and per-target
+comparisons of each method against a baseline with a paired sign test over targets."""
+from __future__ import annotations
+
+import pandas as pd
+
+from brittle.eval.stats import paired_sign_test
+
+
+def auc_markdown(summary: pd.DataFrame) -> str:
+    """Per (dataset, task): arch x method cells 'AUC [lo, hi]', then flipped fraction and median."""
+    lines = []
+    for (dataset, task), part in summary.groupby(["dataset", "task"]):
+        cell = part.assign(value=[f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in
+                                  zip(part["auc"], part["auc_lo"], part["auc_hi"])])
+        pivot = cell.pivot_table(index="arch", columns="method", values="value", aggfunc="last")
+        lines += [f"**{dataset}, {task}**: AUC (higher = smaller supports) [95% bootstrap CI over "
+                  f"targets]", "", pivot.to_markdown(), ""]
+        flips = part.assign(value=[f"{f:.2f} ({n}/{t}), median {m}" for f, n, t, m in
+                                   zip(part["fraction_flipped"], part["n_flipped"], part["n_targets"],
+                                       part["median_support"])])
+        pivot = flips.pivot_table(index="arch", columns="method", values="value", aggfunc="last")
+        lines += [f"**{dataset}, {task}**: fraction of targets flipped within K, and the median "
+                  f"support over all targets ('>K': at least half never flipped)", "",
+                  pivot.to_markdown(), ""]
+    return "\n".join(lines)
+
+
+def comparisons(tidy: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """One row per (setting, task, method): targets where the method's support is smaller,
+    equal or larger than the baseline's (default: the random order), and the sign-test p-value."""
+    rows = []
+    for (setting, task), part in tidy.groupby(["setting", "task"]):
+        methods = sorted(part["method"].unique())
+        base = baseline if baseline in methods else next((m for m in methods if m.startswith("Random")), methods[0])
+        ref = part[part["method"] == base].set_index("target")["support"]
+        k = int(part["max_support"].max())
+        for method in methods:
+            if method == base:
+                continue
+            mine = part[part["method"] == method].set_index("target")["support"]
+            common = ref.index.intersection(mine.index)
+            test = paired_sign_test(mine[common].to_numpy(), ref[common].to_numpy(), k)
+            rows.append({"task": f"{setting}, {task}", "method": method, "baseline": base, **test})
+    return pd.DataFrame(rows)

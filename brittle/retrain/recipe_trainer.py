@@ -1,0 +1,70 @@
+"""The `trainer=` group: how the retrained classifiers are trained and read out.
+
+RecipeTrainer trains with a Recipe (recipe.py): `trainer=arch` takes the arch's own recipe,
+`trainer=paper` the paper's ResNet-9 recipe, `trainer=cpu` an arch's recipe shortened for a CPU.
+The models of one counterfactual test are trained together when that is faster (stacked MLPs,
+stacked.py) or one after another. `trainer=fast` is the airbench-class procedure (airbench.py).
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from brittle.runtime.errors import BrittleError
+from brittle.retrain.trainer import Trainer
+from brittle.retrain.stacked import stackable, train_stacked
+from brittle.retrain.recipe import Recipe, logits, train_model
+
+_TOGETHER = ("auto", "stacked", "loop")
+
+
+def recipe_from(recipe: Recipe | Mapping[str, Any], **overrides: Any) -> Recipe:
+    if isinstance(recipe, DictConfig):
+        recipe = OmegaConf.to_container(recipe, resolve=True)
+    fields = dict(recipe.__dict__ if isinstance(recipe, Recipe) else recipe)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Recipe(**fields)
+    except TypeError as err:
+        raise BrittleError(f"trainer recipe is not valid ({err}); fields: "
+                           f"{sorted(Recipe.__dataclass_fields__)}") from None
+
+
+class RecipeTrainer(Trainer):
+    """Trains models from scratch with one Recipe. together: auto (stack the N models of a test
+    when the arch allows it: MLPs), stacked (require it), loop (one by one)."""
+
+    def __init__(self, recipe: Recipe | Mapping[str, Any], together: str = "auto",
+                 epochs: int | None = None, batch_size: int | None = None, label: str = "arch"):
+        self.label = label  # display name in tables
+        if together not in _TOGETHER:
+            raise BrittleError(f"trainer.together={together} is not valid; use one of {list(_TOGETHER)}")
+        self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)
+        self.together = together
+        self._arch_stacks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _stackable(self, build: Callable[[], nn.Module]) -> bool:
+        """Whether build's arch can be stacked, decided once per builder."""
+        if build not in self._arch_stacks:
+            with torch.random.fork_rng():   # building draws from the global RNG
+                self._arch_stacks[build] = stackable(build())
+        return self._arch_stacks[build]
+
+    def train(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
+              keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
+        """One model per seed on x[keep] (x float [N, C, H, W], labels int64 [N])."""
+        stack = self.together == "stacked" or (self.together == "auto" and len(seeds) > 1)
+        if stack and self._stackable(build):
+            return train_stacked(build, self.recipe, x, labels, keep, seeds)
+        if self.together == "stacked":
+            raise BrittleError("trainer.together=stacked needs an MLP arch (arch=mlp); "
+                               "use trainer.together=auto or loop")
+        return [train_model(build, self.recipe, x, labels, keep, seed) for seed in seeds]
+
+    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """float32 [M, classes] for x [M, C, H, W]."""
+        return logits(model, x)

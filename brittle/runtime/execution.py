@@ -1,0 +1,84 @@
+"""Where and how a run executes, kept apart from what it computes.
+
+`EXECUTION_KEYS` is the one list of settings that only change where a run executes (device,
+cache location, logging, downloads): they never enter a cache key or a run's identity, and
+Hydra leaves them out of run-directory names. Stages receive them as an `Execution`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from brittle.runtime.cache import StageCache
+from brittle.runtime.errors import BrittleError
+from brittle.runtime.names import with_stable_names
+
+# Dotted config paths; a run directory made with one value is resumed with any other.
+EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download")
+# Display names of options (tables, figures): never part of what a stage computes. Exact paths:
+# a setting called `label` anywhere else is a setting like any other.
+DISPLAY_KEYS = ("arch.label", "trainer.label", "backbone.label")
+
+
+def command_line_keys() -> list[str]:
+    """The execution keys as Hydra's override_dirname excludes them from run-directory names."""
+    return list(EXECUTION_KEYS)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """device: where tensors live; progress: bars/log lines for long work; cache: the stage
+    cache; run_dir: this run's directory; download: loaders may fetch missing data."""
+    device: torch.device
+    progress: bool
+    cache: StageCache
+    run_dir: Path
+    download: bool = False
+
+    @property
+    def accelerator(self) -> str:
+        """Lightning's name for the device."""
+        return "gpu" if self.device.type == "cuda" else "cpu"
+
+
+def resolve_device(want: str) -> torch.device:
+    """`auto` picks CUDA when present; an explicit cuda request without a GPU is an error."""
+    want = str(want)
+    if want == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise BrittleError(f"device={want} but no CUDA GPU is visible; use device=cpu or device=auto")
+    if want != "cpu" and not want.startswith("cuda"):
+        raise BrittleError(f"device={want} is not valid; use auto, cpu, cuda or cuda:N")
+    return torch.device(want)
+
+
+def execution_of(cfg: DictConfig, run_dir: Path) -> Execution:
+    """The execution settings of a composed config (a bad device fails here, before any work)."""
+    return Execution(device=resolve_device(cfg.get("device", "auto")),
+                     progress=bool(cfg.get("progress", False)),
+                     cache=StageCache(Path(cfg.cache_dir)), run_dir=Path(run_dir),
+                     download=bool(cfg.get("dataset", {}).get("download", False)))
+
+
+def without_execution(container: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A resolved config container (or a subtree at `prefix`) minus every execution key."""
+    out = {}
+    for key, value in container.items():
+        path = f"{prefix}{key}"
+        if path in EXECUTION_KEYS:
+            continue
+        out[key] = without_execution(value, path + ".") if isinstance(value, dict) else value
+    return out
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What a run computes: its whole resolved config minus the execution keys, code by its
+    stable names (run_spec.json)."""
+    full = OmegaConf.to_container(cfg, resolve=True)
+    full.pop("hydra", None)
+    return with_stable_names(without_execution(full))

@@ -1,0 +1,110 @@
+"""Files a run writes and reads: atomic writes, run-directory arrays, canonical JSON, user-handed
+torch files, and the binding of a run directory to one config.
+
+Every file the tool writes goes through a temp file in the same directory and an `os.replace`,
+so a reader never sees a half-written artifact.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from brittle.runtime.errors import BrittleError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def load_npy(path: Path) -> np.ndarray | None:
+    """A run-directory array, or None (with a warning) when it is missing or unreadable: the stage
+    that wrote it recomputes it instead of trusting a damaged file."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return np.load(path)
+    except Exception as exc:  # a truncated or overwritten file
+        log.warning("%s is unreadable (%s); recomputing it", path, type(exc).__name__)
+        return None
+
+
+def save_json(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
+
+
+def save_parquet(path: Path, frame: "Any") -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def canonical(spec: Any) -> str:
+    """Canonical JSON of a config subset: the same config always gives the same string."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"), default=json_default)
+
+
+def read_torch_file(path: Path, setting: str, expected: str, weights_only: bool = False) -> object:
+    """torch.load of a file the user handed in; a file that is not one is one clear error."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # pickle, zip and torch raise many types for a file that is not one
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise BrittleError(f"{setting}={path} is not a PyTorch file ({type(exc).__name__}: {reason}); "
+                           f"give {expected}") from None
+
+
+
+def check_run_dir(run_dir: Path, run_spec: dict) -> None:
+    """Bind a run directory to one config: reuse it to resume, refuse it for another config."""
+    record = Path(run_dir) / "run_spec.json"
+    if record.exists():
+        recorded = json.loads(record.read_text())
+        if canonical(recorded) != canonical(json.loads(canonical(run_spec))):
+            raise BrittleError(
+                f"run directory {run_dir} holds results of a different config; "
+                f"choose another hydra.run.dir or delete it to start over"
+            )
+        return
+    save_json(record, run_spec)

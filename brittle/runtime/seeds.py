@@ -1,0 +1,32 @@
+"""Seed streams: every model brittle trains gets its seed from (run seed, stream, index...).
+
+A counterfactual test's models are seeded by (run seed, target, k, replicate); every other
+purpose has a stream number of its own, so reference models, subset banks, a scorer's models
+and the target draw are independent of each other and of every test. The numbers are part of
+what a cached model is: changing one changes every model of that purpose (bump CACHE_SCHEMA).
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+
+class Stream(IntEnum):
+    """The seed stream of each purpose (the first part after the run seed)."""
+    TARGETS = 17               # the balanced draw of targets (with the targets' own seed)
+    REFERENCE = 7_000_001      # full-data reference models: eligibility and flip classes
+    DATAMODELS = 9_000_017     # the subset bank that datamodels are fitted on
+    LDS = 9_000_029            # the subset bank the LDS evaluates on (never a fitted one)
+    TRAK = 11_000_003          # TRAK's own models
+    GRADCOS = 13_000_001       # Grad-Cos's model
+
+
+def stream(purpose: str) -> Stream:
+    """The stream of a purpose name as configs and cache keys spell it ('lds', 'trak', ...)."""
+    return Stream[purpose.upper()]
+
+
+def model_seed(*parts: int) -> int:
+    """A 63-bit seed from integer parts; independent streams for distinct part tuples."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)

@@ -1,0 +1,135 @@
+"""Exemplar SVM scorer (the paper's method): one linear SVM per target, it the only positive and
+its pool (its class, with label conditioning) negative. The affinity of a training image is its
+decision value under that hyperplane; the search ranks the pool by it, highest first, and LDS
+uses the inverse distance to the hyperplane (the nearest the most influential), signed by label
+(brittle/scorers/base.py). Images outside the pool get no distance, hence magnitude 0.
+
+Backends:
+  sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
+           loss='squared_hinge', max_iter=10000, tol=1e-6) on X = [query; pool], y = [1, 0, ..., 0]
+  torch    the same objective solved for many targets at once (esvm_torch.py), CPU or GPU,
+           checked against sklearn; a target whose solve does not converge is redone by sklearn
+  cuml     cuML's LinearSVC on a GPU (optional extra `.[gpu]`; a float32 solver, only on request)
+  auto     torch
+Targets are grouped by class so each group shares its negative set. Non-converged solves are
+counted in `not_converged` (summary.json, the log).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import torch
+
+from brittle.runtime.errors import BrittleError
+from brittle.scorers.base import Queries, Scorer, candidate_pool
+
+log = logging.getLogger(__name__)
+
+_BACKENDS = ("auto", "sklearn", "cuml", "torch")
+
+
+def cuml_available() -> bool:
+    """cuML importable and a CUDA GPU visible (cuML is an optional extra: `.[gpu]`)."""
+    try:
+        import cuml  # noqa: F401
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+class ExemplarSVM(Scorer):
+    method = "ESVM"
+
+    def __init__(self, C: float = 0.1, max_iter: int = 10000, tol: float = 1e-6,
+                 backend: str = "auto", label_conditioning: bool = True,
+                 dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
+                 batch_size: int = 1024, lds_sparsity: float = 0.05):
+        if backend not in _BACKENDS:
+            raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")
+        if backend == "cuml" and not cuml_available():
+            raise BrittleError("scorer.backend=cuml needs cuML and a CUDA GPU (pip install -e "
+                               "'.[gpu]' on a GPU machine); use scorer.backend=torch or sklearn")
+        self.backend = "torch" if backend == "auto" else backend
+        self.C, self.max_iter, self.tol = float(C), int(max_iter), float(tol)
+        self.label_conditioning, self.lds_sparsity = label_conditioning, float(lds_sparsity)
+        # The reference ran scikit-learn's then-default dual solver; random_state pins
+        # liblinear's coordinate order so a rerun gives the identical ranking.
+        self.dual, self.random_state = dual, random_state
+        self.torch_tol, self.batch_size = float(torch_tol), int(batch_size)
+        self.device = torch.device("cpu")
+        self.not_converged = 0  # targets whose final solve missed its tolerance
+        self.fallbacks = 0      # torch solves redone by liblinear
+
+    def affinity(self, queries: Queries) -> np.ndarray:
+        """Decision values float64 [T, N] of each target's pool under its SVM; -inf outside the
+        pool, about which an SVM fitted against the pool says nothing (LDS magnitude 0 there)."""
+        train, labels = self.train.features, self.train.labels
+        out = np.full((len(queries.ids), len(labels)), -np.inf)
+        groups = np.unique(queries.labels) if self.label_conditioning else [None]
+        for label in groups:
+            rows = np.flatnonzero(queries.labels == label) if label is not None else np.arange(len(out))
+            pool = candidate_pool(labels, int(queries.labels[rows[0]]), self.label_conditioning)
+            out[np.ix_(rows, pool)] = self.decisions(queries.features[rows], train[pool], train[pool])
+        return out
+
+    def decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Decision values [T, M] of points [M, D] under the SVMs of queries [T, D] vs negatives."""
+        if self.backend == "torch":
+            return self._torch_decisions(queries, negatives, points)
+        return np.stack([self._single(q, negatives, points) for q in queries])
+
+    def _single(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray,
+                backend: str | None = None) -> np.ndarray:
+        x = np.concatenate([query[None, :], negatives], axis=0)
+        y = np.zeros(len(x), dtype=np.int64)
+        y[0] = 1
+        if (backend or self.backend) == "cuml":
+            return self._cuml_decision(x, y, points)
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.svm import LinearSVC
+
+        clf = LinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge",
+                        max_iter=self.max_iter, tol=self.tol, dual=self.dual,
+                        random_state=self.random_state)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            clf.fit(x, y)
+        failed = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+        if failed:
+            log.warning("liblinear did not converge for a target (max_iter=%d)", self.max_iter)
+        self.not_converged += int(failed > 0)
+        return clf.decision_function(np.asarray(points, dtype=np.float64))
+
+    def _cuml_decision(self, x: np.ndarray, y: np.ndarray, points: np.ndarray) -> np.ndarray:
+        from cuml.svm import LinearSVC as CuLinearSVC
+
+        # liblinear penalises the bias (an appended constant feature): penalized_intercept matches it
+        clf = CuLinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge",
+                          penalized_intercept=True, max_iter=self.max_iter, tol=self.tol)
+        clf.fit(x.astype(np.float32), y.astype(np.float32))
+        n_iter = np.max(np.asarray(getattr(clf, "n_iter_", 0)))
+        self.not_converged += int(n_iter >= self.max_iter)
+        return np.asarray(clf.decision_function(np.asarray(points, dtype=np.float32)), dtype=np.float64)
+
+    def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Batched solves; a target the torch solver leaves unconverged is redone by liblinear."""
+        from brittle.scorers.esvm.newton import NewtonSettings, decisions, exemplar_svm_weights
+
+        dev = self.device
+        neg = torch.from_numpy(np.array(negatives, dtype=np.float32)).to(dev)
+        pts = torch.from_numpy(np.array(points, dtype=np.float32)).to(dev)
+        settings = NewtonSettings(tol=self.torch_tol)
+        out = []
+        for start in range(0, len(queries), self.batch_size):
+            batch = np.asarray(queries[start:start + self.batch_size])
+            w, converged = exemplar_svm_weights(torch.as_tensor(batch, dtype=torch.float32, device=dev),
+                                                neg, self.C, settings)
+            values = decisions(w, pts).cpu().numpy()
+            for row in np.flatnonzero(~converged.cpu().numpy()):
+                log.warning("torch ESVM solve did not converge for a target; using liblinear for it")
+                self.fallbacks += 1
+                values[row] = self._single(batch[row], np.asarray(negatives), np.asarray(points), "sklearn")
+            out.append(values)
+        return np.concatenate(out)

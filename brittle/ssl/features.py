@@ -1,0 +1,62 @@
+"""Backbone features of uint8 images: batched extraction (in memory or into an .npy memmap) and
+the kNN accuracy that tells how class-aware label-free features are."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from brittle.data.datasets import normalized
+
+
+def _batches(net: torch.nn.Module, images, mean: list[float], std: list[float], device: torch.device,
+             batch_size: int, resize: int | None, channels: int | None):
+    net.eval().to(device)
+    for start in range(0, len(images), batch_size):
+        x = normalized(np.asarray(images[start:start + batch_size]), mean, std).to(device)
+        if channels and x.shape[1] != channels:  # grayscale into an RGB network
+            x = x.expand(-1, channels, -1, -1) if x.shape[1] == 1 else x[:, :channels]
+        if resize and x.shape[-1] != resize:  # e.g. 32x32 CIFAR into a 224x224 ImageNet network
+            x = torch.nn.functional.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            yield start, net(x).flatten(1).float().cpu().numpy()
+
+
+def features(net: torch.nn.Module, images, mean: list[float], std: list[float], device: torch.device,
+             batch_size: int = 512, resize: int | None = None, channels: int | None = None) -> np.ndarray:
+    """float32 [N, D] features of uint8 images [N, C, H, W], in eval mode, in batches."""
+    return np.concatenate([f for _, f in _batches(net, images, mean, std, device, batch_size, resize, channels)])
+
+
+def features_to(path: Path, net: torch.nn.Module, images, mean: list[float], std: list[float],
+                device: torch.device, batch_size: int = 512, resize: int | None = None,
+                channels: int | None = None, progress: Any = None) -> None:
+    """Write float32 [N, D] features to an .npy memmap chunk by chunk: memory stays flat in N."""
+    out = None
+    for start, chunk in _batches(net, images, mean, std, device, batch_size, resize, channels):
+        if out is None:
+            out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(images), chunk.shape[1]))
+        out[start:start + len(chunk)] = chunk
+        if progress is not None:
+            progress.update(len(chunk))
+    if out is not None:
+        out.flush()
+        del out
+
+
+def knn_accuracy(train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray,
+                 k: int = 20) -> float:
+    """Cosine kNN (majority vote) accuracy: how class-aware the label-free features are."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)  # a fixed sample bounds the cost at ImageNet scale
+    if len(train) > 20000:
+        keep = np.sort(rng.choice(len(train), 20000, replace=False))
+        train, train_y = np.asarray(train[keep]), train_y[keep]
+    if len(test) > 5000:
+        keep = np.sort(rng.choice(len(test), 5000, replace=False))
+        test, test_y = np.asarray(test[keep]), test_y[keep]
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(train)), metric="cosine")
+    return float(clf.fit(train, train_y).score(test, test_y))

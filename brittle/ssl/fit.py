@@ -1,0 +1,142 @@
+"""Self-supervised (or supervised) training of a backbone with Lightning: views, loop, monitor.
+
+`fit_backbone` trains a feature network with one of brittle.ssl.methods' LightningModules on the
+*training* images only (labels only for `Supervised` and the kNN monitor) and returns its loss
+and kNN curves. The pretrain stage (brittle/stages/pretrain.py) caches what it produces.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+from brittle.ssl.views import DeviceViews, view_specs
+from brittle.data.datasets import ImageSet, balanced_subset, normalized
+from brittle.runtime.errors import BrittleError
+
+log = logging.getLogger(__name__)
+
+
+class Pixels(torch.utils.data.Dataset):
+    """uint8 images [N, C, H, W] -> whole batches (uint8 [B, C, H, W], labels [B]) indexed at once,
+    for augmentation on the device; labels are -1 unless the method trains with labels."""
+
+    def __init__(self, images: Any, labels: np.ndarray | None = None):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.sort(np.asarray(index))   # sorted reads: memory-mapped and lazy images stream
+        images = torch.from_numpy(np.ascontiguousarray(np.asarray(self.images[idx])))
+        labels = torch.as_tensor(self.labels[idx]) if self.labels is not None else torch.full((len(idx),), -1)
+        return images, labels
+
+
+class Views(torch.utils.data.Dataset):
+    """uint8 images [N, C, H, W] -> (list of augmented views from a lightly transform, label);
+    the label is -1 unless the method trains with labels."""
+
+    def __init__(self, images: np.ndarray, transform: Any, labels: np.ndarray | None = None):
+        self.images, self.transform, self.labels = images, transform, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[list[torch.Tensor], int]:
+        img = np.asarray(self.images[i])
+        pil = Image.fromarray(img[0]) if img.shape[0] == 1 else Image.fromarray(img.transpose(1, 2, 0))
+        views = self.transform(pil)
+        return list(views), int(self.labels[i]) if self.labels is not None else -1
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A trained backbone and its curves (one entry per epoch; kNN None where not measured)."""
+    net: nn.Module
+    losses: list[float]
+    knn: list[float | None]
+    seconds: float
+
+
+def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictConfig,
+                 train: ImageSet, seed: int, accelerator: str, progress: bool) -> Fit:
+    """Train `bcfg.net` with `bcfg.method` on views from `transform_cfg` for `bcfg.epochs`."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+    net = instantiate(bcfg.net)
+    extra = {"num_classes": len(train.classes)} if "num_classes" in bcfg.method and \
+        bcfg.method.num_classes is None else {}  # e.g. an image folder: classes come from disk
+    model = instantiate(bcfg.method, backbone=net, max_epochs=int(bcfg.epochs),
+                        batch_size=int(bcfg.batch_size), **extra)
+    _set_memory_format(model, str(bcfg.get("memory_format", "contiguous")))
+    _attach_monitor(model, train, normalize, int(bcfg.get("knn_every", 0)))
+    labels = train.labels if model.uses_labels else None
+    loader = _loader(bcfg, transform_cfg, model, train, labels)
+    trainer = pl.Trainer(max_epochs=int(bcfg.epochs), accelerator=accelerator, devices=1,
+                         precision=bcfg.precision, logger=False, enable_checkpointing=False,
+                         enable_model_summary=False, enable_progress_bar=progress,
+                         deterministic=accelerator == "cpu")
+    start = time.perf_counter()
+    trainer.fit(model, loader)
+    seconds = time.perf_counter() - start
+    if trainer.interrupted or trainer.current_epoch < int(bcfg.epochs):
+        # never cache a backbone whose training was cut short (e.g. a scheduler's SIGTERM)
+        raise RuntimeError(f"pretraining stopped at epoch {trainer.current_epoch} of {int(bcfg.epochs)}")
+    log.info("pretrained %s for %d epochs in %.1f s (final loss %.4f)", type(model).__name__,
+             int(bcfg.epochs), seconds, model.epoch_losses[-1] if model.epoch_losses else float("nan"))
+    return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds)
+
+
+def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: ImageSet,
+            labels: np.ndarray | None) -> DataLoader:
+    """Batches of uint8 images that `model.views` augments on the device (`augment_on: device`),
+    or lightly's per-image views made by DataLoader workers (`augment_on: dataloader`)."""
+    workers, batch = int(bcfg.num_workers), int(bcfg.batch_size)
+    common = dict(num_workers=workers, persistent_workers=workers > 0)
+    where = str(bcfg.get("augment_on", "device"))
+    if where == "device":
+        model.views = DeviceViews(view_specs(OmegaConf.to_container(transform_cfg, resolve=True)),
+                                  int(train.images.shape[1]))
+        sampler = BatchSampler(RandomSampler(range(len(train))), batch, drop_last=len(train) > batch)
+        return DataLoader(Pixels(train.images, labels), batch_size=None, sampler=sampler, **common)
+    if where != "dataloader":
+        raise BrittleError(f"backbone.augment_on={where} is not valid; use device or dataloader")
+    return DataLoader(Views(train.images, instantiate(transform_cfg), labels), batch_size=batch,
+                      shuffle=True, drop_last=len(train) > batch, **common)
+
+
+_FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+
+
+def _set_memory_format(model: Any, name: str) -> None:
+    """Weights and views in one layout: channels-last makes this CPU's convolutions and max
+    poolings 1.5x faster per MoCo step on digits (bench/pretrain.py) and is the tensor-core
+    layout on GPU; the numbers differ from contiguous only by floating-point rounding."""
+    if name not in _FORMATS:
+        raise BrittleError(f"backbone.memory_format={name} is not valid; use {' or '.join(_FORMATS)}")
+    model.to(memory_format=_FORMATS[name])
+    model.memory_format = _FORMATS[name]
+
+
+def _attach_monitor(model: Any, train: ImageSet, normalize: DictConfig, every: int) -> None:
+    """kNN monitor: 10% of the training images (balanced, fixed) as queries against the rest.
+    Labels serve only this measurement, never the self-supervised training."""
+    if every <= 0 or len(train) < 50:
+        return
+    held = balanced_subset(train.labels, max(len(np.unique(train.labels)), len(train) // 10), 0, "monitor")
+    bank = np.setdiff1d(np.arange(len(train)), held)
+    mean, std = list(normalize.mean), list(normalize.std)
+    model.set_monitor(normalized(np.asarray(train.images[bank]), mean, std), torch.as_tensor(train.labels[bank]),
+                      normalized(np.asarray(train.images[held]), mean, std), torch.as_tensor(train.labels[held]),
+                      every)

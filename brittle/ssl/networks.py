@@ -1,0 +1,71 @@
+"""Feature networks for self-supervised pretraining: a small CNN for digits, CIFAR ResNet-18.
+
+Each builder returns an `nn.Module` mapping images `[B, C, H, W]` to features `[B, feature_dim]`
+and sets its `feature_dim` attribute, which the SSL heads and the embedding stage read.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from brittle.runtime.errors import BrittleError
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def small_cnn(in_channels: int = 1, width: int = 32) -> nn.Module:
+    """Three conv stages (width, 2w, 4w), two 2x poolings, global average pool: 4w features."""
+    net = nn.Sequential(
+        *_conv_bn(in_channels, width),
+        *_conv_bn(width, 2 * width), nn.MaxPool2d(2),
+        *_conv_bn(2 * width, 4 * width), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+    net.feature_dim = 4 * width
+    return net
+
+
+def resnet18_cifar(in_channels: int = 3) -> nn.Module:
+    """torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 conv, no max-pool): 512 features."""
+    from torchvision.models import resnet18
+
+    net = resnet18(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    net.fc = nn.Identity()
+    net.feature_dim = 512
+    return net
+
+
+def pretrained_net(arch: str, source: str = "torchvision") -> nn.Module:
+    """An off-the-shelf architecture without its classifier: torchvision (resnet50, vit_b_16, ...)
+    or timm (vit_small_patch16_224, ...); random weights until a checkpoint is loaded."""
+    if source == "timm":
+        try:
+            import timm
+        except ImportError:
+            raise BrittleError("backbone.source=timm needs the timm package (pip install timm)") from None
+        try:
+            net = timm.create_model(arch, pretrained=False, num_classes=0)
+        except RuntimeError as exc:
+            raise BrittleError(f"backbone.arch={arch} is not a timm model ({exc})") from None
+        net.feature_dim = int(net.num_features)
+        return net
+    if source != "torchvision":
+        raise BrittleError(f"backbone.source={source} is not valid; use torchvision or timm")
+    import torchvision
+    try:
+        net = torchvision.models.get_model(arch, weights=None)
+    except ValueError:
+        raise BrittleError(f"backbone.arch={arch} is not a torchvision model; e.g. resnet18, "
+                           f"resnet50, vit_b_16 (or backbone.source=timm)") from None
+    for head in ("fc", "heads", "classifier"):
+        layer = getattr(net, head, None)
+        if isinstance(layer, nn.Module):
+            dims = [m.in_features for m in layer.modules() if isinstance(m, nn.Linear)]
+            net.feature_dim = int(dims[0]) if dims else int(getattr(net, "hidden_dim", 0))
+            setattr(net, head, nn.Identity())
+            return net
+    raise BrittleError(f"backbone.arch={arch}: cannot find its classifier (fc, heads, classifier)")

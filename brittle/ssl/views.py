@@ -1,0 +1,247 @@
+"""Self-supervised views made on the device, a whole batch at once, with the augmentation
+distributions of the lightly transform the config names (torchvision's formulas, vectorised: one
+affine resampling for crop and flips, per-image colour factors, a grouped convolution for blur).
+
+`view_specs` reads the configured lightly transform (its `_target_` and arguments, completed with
+the lightly class's own defaults) into one `ViewSpec` per view; `DeviceViews` turns a uint8 batch
+[B, C, H, W] into those views, float [B, C, s, s] each, with independent random parameters per
+image and per view. lightly applies the same steps to one PIL image at a time in DataLoader
+workers (`backbone.augment_on=dataloader`), which on small images costs far more than the network.
+kornia's augmentation module was measured side by side on the same steps (2 CPU cores, batches
+of 128): these views are 3.0x faster on 8x8 digits (218k vs 73k views/s) and on par on 32x32 RGB
+(13.9k vs 13.1k), without a further dependency.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import get_class
+from torch import nn
+
+from brittle.runtime.errors import BrittleError
+
+_TWO_VIEW = ("MoCoV2Transform", "SimCLRTransform")   # two views from one view transform
+_SUPPORTED = (*_TWO_VIEW, "DINOTransform")
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One view's distribution: crop size and scale range, flips, colour jitter (probability and
+    strengths), grayscale, blur (probability, sigma range), solarisation, normalisation."""
+    size: int
+    scale: tuple[float, float]
+    hf_prob: float
+    vf_prob: float
+    cj_prob: float
+    jitter: tuple[float, float, float, float]   # brightness, contrast, saturation, hue
+    gray_prob: float
+    blur_prob: float
+    sigmas: tuple[float, float]
+    solarize_prob: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    bicubic: bool = False
+
+
+def _arguments(transform: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The lightly class name and its arguments: the configured ones over the class defaults."""
+    target = str(transform["_target_"])
+    name = target.rsplit(".", 1)[-1]
+    if name not in _SUPPORTED:
+        raise BrittleError(f"backbone.augment_on=device supports the lightly transforms {list(_SUPPORTED)}, "
+                           f"not {name}; use backbone.augment_on=dataloader")
+    defaults = {k: p.default for k, p in inspect.signature(get_class(target).__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    args = {**defaults, **{k: v for k, v in transform.items() if k != "_target_"}}
+    if float(args.get("rr_prob", 0.0)) > 0:
+        raise BrittleError("backbone.augment_on=device has no random rotation (rr_prob > 0); use "
+                           "backbone.augment_on=dataloader")
+    return name, args
+
+
+def _jitter(args: dict[str, Any], strength: float) -> tuple[float, float, float, float]:
+    return tuple(strength * float(args[k]) for k in ("cj_bright", "cj_contrast", "cj_sat", "cj_hue"))
+
+
+def view_specs(transform: dict[str, Any]) -> list[ViewSpec]:
+    """One ViewSpec per view of the configured lightly transform (a resolved config dict)."""
+    name, a = _arguments(transform)
+    norm = a.get("normalize") or {"mean": [0.0], "std": [1.0]}
+    common = dict(hf_prob=float(a["hf_prob"]), vf_prob=float(a["vf_prob"]), cj_prob=float(a["cj_prob"]),
+                  gray_prob=float(a["random_gray_scale"]), sigmas=tuple(map(float, a["sigmas"])),
+                  mean=tuple(map(float, norm["mean"])), std=tuple(map(float, norm["std"])))
+    if name in _TWO_VIEW:
+        view = ViewSpec(size=int(a["input_size"]), scale=(float(a["min_scale"]), 1.0),
+                        jitter=_jitter(a, float(a["cj_strength"])), blur_prob=float(a["gaussian_blur"]),
+                        solarize_prob=0.0, **common)
+        return [view, view]
+    blur = tuple(map(float, a["gaussian_blur"]))
+    # lightly's second global view keeps DINOViewTransform's own jitter strength
+    view_strength = inspect.signature(get_class("lightly.transforms.dino_transform.DINOViewTransform")
+                                      .__init__).parameters["cj_strength"].default
+    first = ViewSpec(size=int(a["global_crop_size"]), scale=tuple(map(float, a["global_crop_scale"])),
+                     jitter=_jitter(a, float(a["cj_strength"])), blur_prob=blur[0], solarize_prob=0.0,
+                     bicubic=True, **common)
+    second = replace(first, jitter=_jitter(a, float(view_strength)), blur_prob=blur[1],
+                     solarize_prob=float(a["solarization_prob"]))
+    local = replace(first, size=int(a["local_crop_size"]), scale=tuple(map(float, a["local_crop_scale"])),
+                    blur_prob=blur[2])
+    return [first, second] + [local] * int(a["n_local_views"])
+
+
+class DeviceViews(nn.Module):
+    """uint8 images [B, C, H, W] (any device) -> list of float views [B, C, s, s], one per spec.
+    Random draws come from torch's global generator (seeded per run by Lightning)."""
+
+    def __init__(self, specs: list[ViewSpec], channels: int):
+        super().__init__()
+        self.specs, self.channels = specs, int(channels)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = images.float().div_(255.0)
+        return [self.view(x, s) for s in self.specs]
+
+    def view(self, x: torch.Tensor, s: ViewSpec) -> torch.Tensor:
+        """One view of every image of x float [B, C, H, W] in [0, 1], in lightly's order: crop and
+        flips, colour jitter, grayscale, blur, solarisation, then normalisation."""
+        out = crop_and_flip(x, s.size, s.scale, s.hf_prob, s.vf_prob, s.bicubic)
+        if s.cj_prob > 0 and any(v > 0 for v in s.jitter):
+            out = color_jitter(out, s.jitter, s.cj_prob)
+        if s.gray_prob > 0 and out.shape[1] == 3:
+            out = torch.where(_coin(out, s.gray_prob), _gray(out).expand_as(out), out)
+        if s.blur_prob > 0:
+            out = gaussian_blur(out, s.sigmas, s.blur_prob)
+        if s.solarize_prob > 0:
+            out = torch.where(_coin(out, s.solarize_prob) & (out >= 128 / 255), 1.0 - out, out)
+        c = out.shape[1]
+        mean = torch.tensor(s.mean[:c], device=out.device).view(1, -1, 1, 1)
+        std = torch.tensor(s.std[:c], device=out.device).view(1, -1, 1, 1)
+        return (out - mean) / std
+
+
+def _coin(x: torch.Tensor, p: float) -> torch.Tensor:
+    """bool [B, 1, 1, 1]: True with probability p, per image."""
+    return (torch.rand(x.shape[0], device=x.device) < p).view(-1, 1, 1, 1)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma [B, 1, H, W] of RGB x [B, 3, H, W] (torchvision's rgb_to_grayscale)."""
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1) if x.shape[1] == 3 else x
+
+
+def crop_boxes(b: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+               device: torch.device, attempts: int = 10) -> torch.Tensor:
+    """torchvision's RandomResizedCrop.get_params for b images at once: float [b, 4] boxes
+    (top, left, height, width); up to `attempts` draws each, then the central fallback crop."""
+    area = h * w * torch.empty(b, attempts, device=device).uniform_(*scale)
+    log_r = torch.empty(b, attempts, device=device).uniform_(math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(log_r)
+    cw = torch.sqrt(area * aspect).round()
+    ch = torch.sqrt(area / aspect).round()
+    ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((b,), -1, device=device))
+    # fallback (no draw fits): the largest central crop within the ratio range
+    in_ratio = w / h
+    fw = float(w if ratio[0] <= in_ratio <= ratio[1] else (w if in_ratio < ratio[0] else round(h * ratio[1])))
+    fh = float(h if ratio[0] <= in_ratio <= ratio[1] else (round(w / ratio[0]) if in_ratio < ratio[0] else h))
+    pick = first.clamp_min(0).unsqueeze(1)
+    cw = torch.where(first >= 0, cw.gather(1, pick).squeeze(1), torch.full((b,), fw, device=device))
+    ch = torch.where(first >= 0, ch.gather(1, pick).squeeze(1), torch.full((b,), fh, device=device))
+    top = torch.floor(torch.rand(b, device=device) * (h - ch + 1))
+    left = torch.floor(torch.rand(b, device=device) * (w - cw + 1))
+    top = torch.where(first >= 0, top, torch.div(h - ch, 2, rounding_mode="floor"))
+    left = torch.where(first >= 0, left, torch.div(w - cw, 2, rounding_mode="floor"))
+    return torch.stack([top, left, ch, cw], dim=1)
+
+
+def crop_and_flip(x: torch.Tensor, size: int, scale: tuple[float, float], hf_prob: float,
+                  vf_prob: float, bicubic: bool = False) -> torch.Tensor:
+    """Random resized crops of x [B, C, H, W] to [B, C, size, size], flipped with the given
+    probabilities: one affine resampling of the whole batch."""
+    b, _, h, w = x.shape
+    top, left, ch, cw = crop_boxes(b, h, w, scale, (3 / 4, 4 / 3), x.device).unbind(1)
+    sx = torch.where(torch.rand(b, device=x.device) < hf_prob, -1.0, 1.0) * cw / w
+    sy = torch.where(torch.rand(b, device=x.device) < vf_prob, -1.0, 1.0) * ch / h
+    tx = (2 * left + cw) / w - 1.0   # the crop's centre in [-1, 1] coordinates
+    ty = (2 * top + ch) / h - 1.0
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
+    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
+    out = F.grid_sample(x, grid, mode="bicubic" if bicubic else "bilinear", padding_mode="border",
+                        align_corners=False)
+    return out.clamp_(0.0, 1.0)
+
+
+def color_jitter(x: torch.Tensor, strengths: tuple[float, float, float, float], p: float) -> torch.Tensor:
+    """torchvision's ColorJitter applied with probability p per image: brightness, contrast,
+    saturation and hue factors drawn per image and applied in a random order per image (each
+    image gets each step once: per position of the order, each step runs on the images that have
+    it there). A one-channel image gets brightness and contrast only, as torchvision leaves it."""
+    b = x.shape[0]
+    bright, contrast, sat, hue = strengths
+    if x.shape[1] == 1:
+        sat = hue = 0.0
+    factor = [torch.empty(b, device=x.device).uniform_(max(0.0, 1 - v), 1 + v) for v in (bright, contrast, sat)]
+    shift = torch.empty(b, device=x.device).uniform_(-hue, hue)
+    order = torch.argsort(torch.rand(b, 4, device=x.device), dim=1)
+    jittered = _coin(x, p).view(-1)
+    ops = [(bright, lambda y, i: (y * factor[0][i].view(-1, 1, 1, 1)).clamp(0, 1)),
+           (contrast, lambda y, i: _blend(y, _gray(y).mean((1, 2, 3), keepdim=True), factor[1][i])),
+           (sat, lambda y, i: _blend(y, _gray(y), factor[2][i])),
+           (hue, lambda y, i: _shift_hue(y, shift[i]))]
+    out = x.clone()
+    for slot in range(4):
+        for k, (strength, op) in enumerate(ops):
+            if strength <= 0:
+                continue
+            idx = torch.nonzero(jittered & (order[:, slot] == k)).view(-1)
+            if idx.numel():
+                out[idx] = op(out[idx], idx)
+    return out
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    f = factor.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * other).clamp(0, 1)
+
+
+def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """RGB -> HSV, hue + shift (in turns), -> RGB, per image (torchvision's adjust_hue)."""
+    r, g, b = x.unbind(1)
+    maxc, minc = x.max(1).values, x.min(1).values
+    v, delta = maxc, maxc - minc
+    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
+    d = delta.clamp_min(1e-12)
+    h = torch.where(maxc == r, (g - b) / d, torch.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
+    h = (h + shift.view(-1, 1, 1)) % 1.0
+    i = torch.floor(h * 6.0)
+    f = h * 6.0 - i
+    pv, qv, tv = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    i = i.long() % 6
+    rgb = [torch.stack(c, 1) for c in ((v, tv, pv), (qv, v, pv), (pv, v, tv), (pv, qv, v), (tv, pv, v), (v, pv, qv))]
+    out = rgb[0]
+    for k in range(1, 6):
+        out = torch.where((i == k).unsqueeze(1), rgb[k], out)
+    return out
+
+
+def gaussian_blur(x: torch.Tensor, sigmas: tuple[float, float], p: float) -> torch.Tensor:
+    """Gaussian blur with probability p and sigma ~ U(sigmas) per image (PIL's radius = sigma),
+    as one grouped separable convolution over the batch."""
+    b, c, h, w = x.shape
+    radius = max(1, min(int(math.ceil(3 * sigmas[1])), (min(h, w) - 1) // 2))
+    sigma = torch.empty(b, device=x.device).uniform_(*sigmas)
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (t[None] / sigma[:, None]) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)        # [B*C, k]
+    y = F.pad(x.reshape(1, b * c, h, w), (radius,) * 4, mode="reflect")
+    y = F.conv2d(y, kernel[:, None, :, None], groups=b * c)
+    y = F.conv2d(y, kernel[:, None, None, :], groups=b * c).view(b, c, h, w)
+    return torch.where(_coin(x, p), y, x)

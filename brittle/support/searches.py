@@ -1,0 +1,142 @@
+"""Searches over prefix size k of a ranking for the smallest k whose modification flips a target.
+
+A search is given an oracle `k -> fraction of N_test retrained models that still classify the
+target correctly` and returns a `SearchResult`. NOT_FOUND (-1) means even max_support does not flip.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+from brittle.runtime.errors import BrittleError
+
+NOT_FOUND = -1
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    support: int                      # smallest flipping k found, or NOT_FOUND
+    steps: list[tuple[int, float]] = field(default_factory=list)  # (k, accuracy) in order
+    rounds: int | None = None         # sequential rounds (None: one test per round)
+
+    @property
+    def n_tests(self) -> int:
+        return len(self.steps)
+
+    @property
+    def n_rounds(self) -> int:
+        return self.rounds if self.rounds is not None else len(self.steps)
+
+
+class Search(ABC):
+    """A `search=` option: finds a target's support from an oracle `k -> fraction of the
+    `n_test` models of a test at k that still classify the target correctly`, up to max_support."""
+
+    n_test: int
+    max_support: int
+
+    @abstractmethod
+    def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
+        """The smallest flipping k found (or NOT_FOUND) and the tests made, in order."""
+
+
+@dataclass(frozen=True)
+class Bisection(Search):
+    """The paper's fixed-budget bisection (its Algorithm 1; docs/algorithm.md): one test at
+    max_support, then `budget` halvings; resolution max_support / 2**budget."""
+    budget: int = 7
+    n_test: int = 5
+    max_support: int = 1280
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.budget <= 30:
+            raise BrittleError(f"search.budget={self.budget} is out of range; use 0..30")
+        if self.n_test < 1:
+            raise BrittleError(f"search.n_test={self.n_test} is out of range; use >= 1")
+        if self.max_support < 1:
+            raise BrittleError(f"search.max_support={self.max_support} is out of range; use >= 1")
+
+    def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
+        steps = [(self.max_support, accuracy_at(self.max_support))]
+        if steps[0][1] > 0.5:
+            return SearchResult(NOT_FOUND, steps)
+        lo, hi, best = 0, self.max_support, self.max_support
+        for _ in range(self.budget):
+            mid = (lo + hi) // 2
+            acc = accuracy_at(mid)
+            steps.append((mid, acc))
+            if acc > 0.5:
+                lo = mid
+            else:
+                hi = mid
+                best = min(best, mid)
+        return SearchResult(best, steps)
+
+
+@dataclass(frozen=True)
+class Grid(Search):
+    """Fixed prefix sizes in increasing order, stopping at the first that flips (the evaluation
+    of Datamodels and dattri). `sizes` defaults to max_support / 2^i, i = budget..0."""
+    sizes: tuple[int, ...] | None = None
+    budget: int = 7
+    n_test: int = 5
+    max_support: int = 1280
+
+    def __post_init__(self) -> None:
+        Bisection(self.budget, self.n_test, self.max_support)  # same range checks
+        for s in self.grid():
+            if not 1 <= s <= self.max_support:
+                raise BrittleError(f"search.sizes contains {s}; use sizes in 1..{self.max_support}")
+
+    def grid(self) -> list[int]:
+        if self.sizes:
+            return sorted({int(s) for s in self.sizes})
+        return sorted({max(1, self.max_support >> i) for i in range(self.budget, -1, -1)})
+
+    def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
+        steps = []
+        for k in self.grid():
+            steps.append((k, accuracy_at(k)))
+            if steps[-1][1] <= 0.5:
+                return SearchResult(k, steps)
+        return SearchResult(NOT_FOUND, steps)
+
+
+@dataclass(frozen=True)
+class Parallel(Search):
+    """k-ary search: after the test at max_support, each round tests `width` evenly spaced sizes
+    inside the current bracket at once (they can train concurrently), until the bracket is as
+    narrow as bisection's resolution ceil(max_support / 2^budget). Fewer sequential rounds than
+    bisection for width > 1, at the price of more trainings."""
+    width: int = 3
+    budget: int = 7
+    n_test: int = 5
+    max_support: int = 1280
+
+    def __post_init__(self) -> None:
+        Bisection(self.budget, self.n_test, self.max_support)
+        if self.width < 1:
+            raise BrittleError(f"search.width={self.width} is out of range; use >= 1")
+
+    @property
+    def resolution(self) -> int:
+        return max(1, -(-self.max_support // 2 ** self.budget))
+
+    def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
+        steps = [(self.max_support, accuracy_at(self.max_support))]
+        if steps[0][1] > 0.5:
+            return SearchResult(NOT_FOUND, steps, rounds=1)
+        lo, hi, rounds = 0, self.max_support, 1
+        while hi - lo > self.resolution:
+            probes = sorted({lo + (hi - lo) * i // (self.width + 1) for i in range(1, self.width + 1)} - {lo, hi})
+            results = [(k, accuracy_at(k)) for k in probes]  # one round: independent trainings
+            steps += results
+            rounds += 1
+            flipped = [k for k, acc in results if acc <= 0.5]
+            if flipped:
+                hi = min(flipped)
+            held = [k for k, acc in results if acc > 0.5 and k < hi]
+            if held:
+                lo = max(held)
+        return SearchResult(hi, steps, rounds=rounds)
