@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all bench gpu-check figures clean-cache
+.PHONY: install run test test-all lint bench gpu-check figures clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff (style, imports, bugbear, pyupgrade) on everything; mypy on the package (pyproject.toml)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check brittle tests bench run.py
+	$(VENV)/bin/mypy
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"

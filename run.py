@@ -15,8 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from brittle.cli.resolvers import register_resolvers
-from brittle.runtime.errors import BrittleError
 from brittle.cli.validate import check_command_line
+from brittle.runtime.errors import BrittleError
 
 register_resolvers()
 

@@ -20,12 +20,12 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from brittle.runtime.cache import StageCache  # noqa: E402
+from brittle.api import embed, load_data, pretrain, rank  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.data.datasets import balanced_subset  # noqa: E402
-from brittle.api import embed, load_data, pretrain, rank  # noqa: E402
-from brittle.ssl.features import features  # noqa: E402
+from brittle.runtime.cache import StageCache  # noqa: E402
 from brittle.scorers.esvm.scorer import ExemplarSVM  # noqa: E402
+from brittle.ssl.features import features  # noqa: E402
 
 TOP = 100
 
@@ -94,7 +94,6 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = cfg_for([])
-    cache = StageCache(Path(cfg.cache_dir))
     data = load_data(cfg)
     emb = embed(cfg, data, pretrain(cfg, data))
     q = pick(data.test.labels, min(100, len(data.test)))

@@ -29,8 +29,8 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.api import build_engine, load_data, rank  # noqa: E402
+from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.retrain.engine import Retrainer  # noqa: E402
 from brittle.scorers.esvm.scorer import ExemplarSVM, cuml_available  # noqa: E402
 

@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from brittle.api import load_data, pretrain  # noqa: E402
-from brittle.runtime.cache import StageCache  # noqa: E402
-from brittle.ssl.views import DeviceViews, view_specs  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
+from brittle.runtime.cache import StageCache  # noqa: E402
 from brittle.ssl.fit import Views  # noqa: E402
+from brittle.ssl.views import DeviceViews, view_specs  # noqa: E402
 
 register_resolvers()
 

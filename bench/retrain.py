@@ -22,10 +22,9 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from brittle.api import build_engine, load_data  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.support.counterfactual import CounterfactualTester, TestLog  # noqa: E402
-from brittle.api import build_engine, load_data  # noqa: E402
-from brittle.retrain.engine import Retrainer  # noqa: E402
 from brittle.support.tasks import Remove  # noqa: E402
 
 # (arch, overrides at CPU scale). The digits archs train with their own recipes; the transfer

@@ -16,9 +16,9 @@ import torch
 from omegaconf import DictConfig
 
 from brittle.data.datasets import Dataset
-from brittle.runtime.execution import execution_of
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
+from brittle.runtime.execution import execution_of
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores, validate_features
 from brittle.stages import bank as bank_stage
 from brittle.stages import data as data_stage

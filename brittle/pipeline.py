@@ -22,8 +22,7 @@ from brittle.retrain.engine import Retrainer
 from brittle.runtime.execution import Execution, execution_of, run_identity
 from brittle.runtime.files import check_run_dir
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
-from brittle.stages import (bank, data, embed, lds, models, pretrain, reference, score, search, summarize,
-                            targets)
+from brittle.stages import bank, data, embed, lds, models, pretrain, reference, score, search, summarize, targets
 from brittle.stages.spec import key_of, select
 from brittle.support.searches import Search
 from brittle.support.tasks import Task

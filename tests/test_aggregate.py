@@ -8,7 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from brittle.report.aggregate import aggregate, main as aggregate_main
+from brittle.report.aggregate import aggregate
+from brittle.report.aggregate import main as aggregate_main
 from brittle.report.build import write_report
 from tests.helpers import ROOT, TINY
 
@@ -37,7 +38,8 @@ def test_killed_run_is_named_and_skipped_and_mixed_sweeps_merge(sweep, tmp_path,
     shutil.copytree(sweep / "multirun", mixed / "sweep_a")
     shutil.copytree(sweep / "multirun", mixed / "sweep_b")  # another sweep in the same folder
     killed = next(p for p in (mixed / "sweep_b").iterdir()
-                  if (p / ".hydra" / "overrides.yaml").exists() and "scorer=random" in (p / ".hydra" / "overrides.yaml").read_text())
+                  if (p / ".hydra" / "overrides.yaml").exists()
+                  and "scorer=random" in (p / ".hydra" / "overrides.yaml").read_text())
     (killed / "summary.json").unlink()  # as if killed before summarizing
     caplog.set_level("WARNING")
     summary, _ = aggregate([mixed])

@@ -6,7 +6,6 @@ import torch
 from hydra.utils import instantiate
 
 from brittle.api import build_engine, load_data
-from brittle.retrain.engine import Retrainer
 from brittle.retrain.recipe import logits
 from tests.helpers import make_cfg
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from brittle.runtime.cache import StageCache
-from brittle.runtime.files import atomic_path, check_run_dir, save_json, save_npy
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.files import atomic_path, check_run_dir, save_json, save_npy
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):

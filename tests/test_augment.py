@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from scipy.stats import ks_2samp
 
-from brittle.ssl.views import DeviceViews, crop_boxes, view_specs
 from brittle.runtime.errors import BrittleError
+from brittle.ssl.views import DeviceViews, crop_boxes, view_specs
 
 N = 1500
 

@@ -9,15 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
+from brittle.api import embed, load_data, pretrain, rank
+from brittle.data.imagefolder import LazyImages, load_imagefolder
 from brittle.runtime.cache import StageCache
 from brittle.runtime.costs import Meter
-from brittle.api import embed, pretrain
-from brittle.ssl.features import features_to
 from brittle.runtime.errors import BrittleError
-from brittle.data.imagefolder import LazyImages, load_imagefolder
-from brittle.api import load_data, rank
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm.scorer import ExemplarSVM
+from brittle.ssl.features import features_to
 from tests.helpers import make_cfg
 
 SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small"]
@@ -28,7 +27,6 @@ def test_every_method_pretrains_and_embeds(backbone, tmp_path):
     cfg = make_cfg([f"backbone={backbone}", "dataset.train_subset=300", "backbone.epochs=2",
                     "backbone.knn_every=1", "backbone.batch_size=64"], cache_dir=tmp_path)
     data = load_data(cfg)
-    cache = StageCache(tmp_path)
     out = pretrain(cfg, data)
     curve = (out / "curve.csv").read_text().splitlines()
     assert curve[0] == "epoch,loss,knn_accuracy" and len(curve) == 3
@@ -58,7 +56,6 @@ def test_imagefolder_embed_and_score(tmp_path):
     data = load_data(cfg)
     assert isinstance(data.train.images, LazyImages) and data.train.images.shape == (36, 3, 16, 16)
     assert data.train.classes == ["ant", "bee", "cow"]
-    cache = StageCache(tmp_path / "c")
     emb = embed(cfg, data, pretrain(cfg, data))
     q = np.arange(len(data.test))
     for scorer in (ExemplarSVM(backend="torch"), Distance("l2")):
@@ -97,20 +94,21 @@ def test_embedding_memory_stays_flat_as_the_folder_grows(tmp_path):
 
 
 def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
-    from torchvision.models import resnet18, resnet50
+    from torchvision.models import resnet18
     plain = tmp_path / "r18.pth"
     torch.save(resnet18().state_dict(), plain)
     over = ["backbone=pretrained", "backbone.arch=resnet18", "backbone.resize=32",
             "dataset.train_subset=100", "dataset.test_subset=20"]
     cfg = make_cfg([*over, f"backbone.checkpoint={plain}"], cache_dir=tmp_path / "c")
-    data, cache = load_data(cfg), StageCache(tmp_path / "c")
+    data = load_data(cfg)
     out = pretrain(cfg, data)
     emb = embed(cfg, data, out)
     assert emb.train.shape == (100, 512)
     # a MoCo v2 release: {'state_dict': {'module.encoder_q.<key>': ..., 'module.encoder_q.fc.0.weight': ...}}
     sd = resnet18().state_dict()
     moco = {f"module.encoder_q.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
-    moco.update({"module.encoder_q.fc.0.weight": torch.zeros(2048, 512), "module.encoder_k.conv1.weight": sd["conv1.weight"]})
+    moco.update({"module.encoder_q.fc.0.weight": torch.zeros(2048, 512),
+                 "module.encoder_k.conv1.weight": sd["conv1.weight"]})
     torch.save({"state_dict": moco, "epoch": 800}, tmp_path / "moco.pth.tar")
     cfg2 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'moco.pth.tar'}"], cache_dir=tmp_path / "c")
     assert (pretrain(cfg2, data) / "backbone.pt").exists()
@@ -140,7 +138,7 @@ def test_pretrained_timm_model(tmp_path):
     cfg = make_cfg(["backbone=pretrained", "backbone.source=timm", "backbone.arch=resnet18",
                     f"backbone.checkpoint={path}", "backbone.resize=32", "dataset.train_subset=50",
                     "dataset.test_subset=20"], cache_dir=tmp_path / "c")
-    data, cache = load_data(cfg), StageCache(tmp_path / "c")
+    data = load_data(cfg)
     emb = embed(cfg, data, pretrain(cfg, data))
     assert emb.train.shape == (50, 512) and np.isfinite(np.asarray(emb.train)).all()
     with pytest.raises(BrittleError, match="backbone.arch=nosuchnet is not a timm model"):
@@ -151,9 +149,9 @@ def test_pretrained_timm_model(tmp_path):
 def test_channels_last_trains_the_same_network():
     """backbone.memory_format=channels_last changes the layout, not the training: three MoCo steps
     from the same weights on the same views give the same losses and weights (to float rounding)."""
-    from brittle.ssl.networks import small_cnn
-    from brittle.ssl.methods import MoCo
     from brittle.ssl.fit import _set_memory_format
+    from brittle.ssl.methods import MoCo
+    from brittle.ssl.networks import small_cnn
 
     torch.manual_seed(0)
     views = [torch.randn(32, 1, 8, 8), torch.randn(32, 1, 8, 8)]

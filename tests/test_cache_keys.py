@@ -8,8 +8,8 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from brittle.runtime.files import canonical
 from brittle.runtime.execution import EXECUTION_KEYS, run_identity
+from brittle.runtime.files import canonical
 from brittle.stages import bank, data, embed, models, pretrain, reference
 from brittle.stages.spec import key_of, select
 from tests.helpers import make_cfg

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brittle.data.datasets import balanced_subset, load_cifar10, load_digits
+from brittle.data.cifar10 import load_cifar10
+from brittle.data.datasets import balanced_subset, load_digits
 from brittle.runtime.errors import BrittleError
 
 

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from brittle.pipeline import run
 from tests.helpers import TINY, make_cfg
@@ -74,8 +73,8 @@ def test_esvm_backends_on_real_moco_embeddings(tiny_run):
     """The reference recipe and the torch solver on the run's own MoCo digits embeddings."""
     from sklearn.svm import LinearSVC
 
-    from brittle.data.datasets import load_digits
     from brittle.api import rank
+    from brittle.data.datasets import load_digits
     from brittle.scorers.esvm.scorer import ExemplarSVM
     base, _, _ = tiny_run
     emb = next(p for p in (base / "cache" / "embed").iterdir() if (p / "meta.json").exists())

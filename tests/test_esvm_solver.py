@@ -9,8 +9,8 @@ import torch
 from sklearn.svm import LinearSVC
 
 from brittle.data.datasets import load_digits
-from brittle.scorers.esvm.working_set import exact_line_search
 from brittle.scorers.esvm.newton import NewtonSettings, exemplar_svm_decisions
+from brittle.scorers.esvm.working_set import exact_line_search
 
 
 def test_exact_line_search_minimises_the_piecewise_quadratic():

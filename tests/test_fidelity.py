@@ -11,14 +11,14 @@ import torch
 from hydra.utils import instantiate
 
 from brittle.data.datasets import Dataset, ImageSet
-from brittle.runtime.errors import BrittleError
 from brittle.eval.stats import bootstrap_ci, paired_sign_test
-from brittle.support.metrics import median_support, support_auc
 from brittle.pipeline import run
 from brittle.retrain.arches import ResNet9FFCV
+from brittle.runtime.errors import BrittleError
 from brittle.scorers.base import Queries, TrainSet
 from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.stages.targets import select_targets
+from brittle.support.metrics import median_support, support_auc
 from tests.helpers import TINY, make_cfg
 
 
@@ -71,7 +71,7 @@ def test_explicit_indices_refuse_a_dataset_in_another_order():
 
 
 def test_cifar_class_folders_record_their_order(cifar_tgz, tmp_path):
-    from brittle.data.datasets import load_cifar10
+    from brittle.data.cifar10 import load_cifar10
     data = load_cifar10(str(cifar_tgz), str(tmp_path), train_subset=100, test_subset=20)
     assert data.ordering == "class-folder"
 

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
+from brittle.data.datasets import Dataset, ImageSet
+from brittle.pipeline import run
 from brittle.runtime import files as artifacts
+from brittle.runtime.errors import BrittleError
+from brittle.scorers.esvm.scorer import ExemplarSVM, cuml_available
 from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.networks import resnet18_cifar, small_cnn
-from brittle.runtime.errors import BrittleError
-from brittle.pipeline import run
-from brittle.scorers.esvm.scorer import ExemplarSVM, cuml_available
-from brittle.data.datasets import Dataset, ImageSet
 from brittle.stages.targets import select_targets
 from tests.helpers import ROOT, TINY, make_cfg
 

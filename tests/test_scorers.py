@@ -6,9 +6,9 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.svm import LinearSVC
 
+from brittle.api import rank
 from brittle.data.datasets import load_digits
 from brittle.runtime.errors import BrittleError
-from brittle.api import rank
 from brittle.scorers.base import check_pool_sizes
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm.scorer import ExemplarSVM

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from brittle.data.datasets import load_digits
-from brittle.data.datasets import normalized
+from brittle.data.datasets import load_digits, normalized
 from brittle.retrain.arches import MLP, ResNet9, SmallCNN
 from brittle.retrain.recipe import Recipe, augment, logits, lr_at, margin, train_model
 
@@ -93,8 +92,8 @@ def test_stacked_mlps_follow_their_solo_trajectories():
 def test_recipe_trainer_stacks_only_mlps():
     import pytest
 
-    from brittle.runtime.errors import BrittleError
     from brittle.retrain.recipe_trainer import RecipeTrainer
+    from brittle.runtime.errors import BrittleError
 
     x, y, _, _ = _digits()
     keep = torch.arange(200)

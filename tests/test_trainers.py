@@ -7,8 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from brittle.data.datasets import load_digits
-from brittle.data.datasets import normalized
+from brittle.data.datasets import load_digits, normalized
 from brittle.retrain.airbench import AirNet, FastTrainer, _triangle
 from brittle.retrain.arches import mobilenet_v2
 from brittle.retrain.recipe_trainer import RecipeTrainer
@@ -25,7 +24,8 @@ def test_every_trainer_option_instantiates(option, cls, epochs):
 
 def test_paper_trainer_is_the_design_recipe():
     r = instantiate(make_cfg(["trainer=paper", "arch=resnet9"]).trainer).recipe
-    assert (r.epochs, r.batch_size, r.lr, r.momentum, r.weight_decay, r.label_smoothing) == (24, 512, 0.5, 0.9, 5e-4, 0.1)
+    recipe = (r.epochs, r.batch_size, r.lr, r.momentum, r.weight_decay, r.label_smoothing)
+    assert recipe == (24, 512, 0.5, 0.9, 5e-4, 0.1)
     assert (r.flip, r.translate, r.cutout) == (True, 2, 8) and abs(r.warmup_fraction * 24 - 5) < 1e-6
 
 

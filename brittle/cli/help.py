@@ -28,7 +28,7 @@ EXAMPLES = [
 
 def describe(option: Path, width: int = 110) -> str:
     """The first sentence of an option's opening comment (Hydra's package header skipped)."""
-    words = []
+    words: list[str] = []
     for line in option.read_text().splitlines():
         line = line.strip()
         if not line.startswith("#"):

@@ -8,8 +8,8 @@ import re
 from omegaconf import OmegaConf
 
 from brittle.cli.help import help_text
-from brittle.runtime.execution import command_line_keys
 from brittle.cli.validate import register_schema
+from brittle.runtime.execution import command_line_keys
 
 
 def run_name(override_dirname: str) -> str:

@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from brittle.runtime.names import moved
+
 
 def check_targets(cfg: DictConfig) -> str | None:
     """The first `_target_` node whose keys or value types do not fit what it builds."""
@@ -59,8 +61,8 @@ def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
 _READ_FROM_SOURCE = ("brittle.ssl.methods",)
 _NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list, "tuple": tuple,
           "dict": dict, "Sequence": collections.abc.Sequence, "Mapping": collections.abc.Mapping,
-          "Optional": typing.Optional, "Union": typing.Union, "Any": Any, "List": typing.List,
-          "Tuple": typing.Tuple, "Dict": typing.Dict}
+          "Optional": typing.Optional, "Union": typing.Union, "Any": Any, "List": list,
+          "Tuple": tuple, "Dict": dict}
 
 
 def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str, Any], bool] | None:
@@ -83,13 +85,17 @@ def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str,
     for a in args:
         if a.annotation is not None:
             try:
-                hints[a.arg] = eval(compile(ast.Expression(a.annotation), "<hint>", "eval"), {"__builtins__": {}}, _NAMES)
+                code = compile(ast.Expression(a.annotation), "<hint>", "eval")
+                hints[a.arg] = eval(code, {"__builtins__": {}}, _NAMES)
             except Exception:  # a name this reader does not know: the key is still checked
                 pass
     return params, hints, node.args.kwarg is not None
 
 
 def _check_node(path: str, node: dict) -> str | None:
+    new = moved(str(node["_target_"]))
+    if new is not None:
+        return f"{path}_target_={node['_target_']} has moved; use {path}_target_={new}"
     try:
         params, hints, open_kwargs = _signature(node["_target_"])
     except Exception:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -28,7 +28,7 @@ class TargetsSchema:
     n: int = 10
     only_correct: bool = True
     seed: int = 0
-    indices: Optional[List[int]] = None
+    indices: list[int] | None = None
     indices_ordering: str = "official"
     shard: int = 0
     num_shards: int = 1
@@ -57,14 +57,14 @@ class BrittleSchema:
     targets: TargetsSchema = field(default_factory=TargetsSchema)
     reference: ReferenceSchema = field(default_factory=ReferenceSchema)
     score: ScoreSchema = field(default_factory=ScoreSchema)
-    dataset: Dict[str, Any] = field(default_factory=dict)
-    backbone: Dict[str, Any] = field(default_factory=dict)
-    scorer: Dict[str, Any] = field(default_factory=dict)
-    task: Dict[str, Any] = field(default_factory=dict)
-    search: Dict[str, Any] = field(default_factory=dict)
-    arch: Dict[str, Any] = field(default_factory=dict)
-    trainer: Dict[str, Any] = field(default_factory=dict)
-    eval: Dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    backbone: dict[str, Any] = field(default_factory=dict)
+    scorer: dict[str, Any] = field(default_factory=dict)
+    task: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+    arch: dict[str, Any] = field(default_factory=dict)
+    trainer: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
 
 
 def register_schema() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from brittle.data.datasets import Dataset, ImageSet, _apply_subsets
+from brittle.data.datasets import Dataset, ImageSet, apply_subsets
 from brittle.runtime.errors import BrittleError
 
 _SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -28,14 +28,14 @@ class LazyImages:
     def shape(self) -> tuple[int, int, int, int]:
         return (len(self.files), 3, self.size, self.size)
 
-    def take(self, index: np.ndarray) -> "LazyImages":
+    def take(self, index: np.ndarray) -> LazyImages:
         return LazyImages([self.files[int(i)] for i in np.asarray(index)], self.size)
 
     def _load(self, path: Path) -> np.ndarray:
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB").resize((self.size, self.size), Image.BILINEAR)
-                return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+                rgb = img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
+                return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
         except OSError as exc:
             raise BrittleError(f"cannot decode {path}: {exc}") from None
 
@@ -94,5 +94,5 @@ def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int |
     index = {c: i for i, c in enumerate(classes)}
     train = ImageSet(LazyImages(train_files, image_size), np.array([index[c] for c in train_cls]), classes)
     test = ImageSet(LazyImages(test_files, image_size), np.array([index[c] for c in test_cls]), classes)
-    return _apply_subsets("imagefolder", train, test, train_subset, test_subset, subset_seed,
+    return apply_subsets("imagefolder", train, test, train_subset, test_subset, subset_seed,
                           ordering="class-folder")

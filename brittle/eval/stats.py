@@ -2,7 +2,7 @@
 supports, and the number of targets a paired comparison needs (power analysis)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

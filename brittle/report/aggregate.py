@@ -3,7 +3,8 @@
     python -m brittle.report.aggregate [PATHS ...] [--out figures]
 
 Reads what the runs stored (summary.json with the labels each run computed, support.parquet,
-score costs); recomputes nothing but merged shards' headline numbers. A directory without a finished summary is named in a warning and skipped.
+score costs) through `RunSummary.read`; recomputes nothing but merged shards' headline numbers. A
+directory without a finished summary is named in a warning and skipped.
 Runs of different sweeps may sit in one folder: each is identified by its own recorded config.
 """
 from __future__ import annotations
@@ -70,8 +71,8 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
         "n_targets": summary.n_targets, "n_flipped": summary.n_flipped,
         "fraction_flipped": summary.fraction_flipped, "median_support": str(summary.median_support),
         "max_support": summary.max_support, "n_trainings": summary.n_trainings,
-        "lds": summary.lds, "lds_lo": (summary.lds_ci or [None, None])[0],
-        "lds_hi": (summary.lds_ci or [None, None])[1], "n_models": n_models,
+        "lds": summary.lds, "lds_lo": summary.lds_ci[0] if summary.lds_ci else None,
+        "lds_hi": summary.lds_ci[1] if summary.lds_ci else None, "n_models": n_models,
         "score_seconds": cost.get("seconds"), "models_seconds": cost.get("models_seconds"),
         "bytes_stored": cost.get("bytes_stored"), "peak_bytes": cost.get("peak_bytes"),
         "not_converged": cost.get("not_converged", 0),

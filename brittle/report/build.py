@@ -17,10 +17,17 @@ import seaborn as sns
 import yaml
 
 from brittle.report.aggregate import DEFAULT_PATHS, aggregate
-from brittle.runtime.files import atomic_path
-from brittle.report.figures import (auc_table, cdf_figure, comparison_figure, cost_figure, dedupe, lds_figure,
-                             topk_figure)
+from brittle.report.figures import (
+    auc_table,
+    cdf_figure,
+    comparison_figure,
+    cost_figure,
+    dedupe,
+    lds_figure,
+    topk_figure,
+)
 from brittle.report.tables import comparisons
+from brittle.runtime.files import atomic_path
 
 
 def _commands(summary: pd.DataFrame) -> list[str]:

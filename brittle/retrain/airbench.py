@@ -11,15 +11,15 @@ weights from epoch 3; flip + translate test-time augmentation.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from brittle.retrain.loop import batches, seeded
-from brittle.retrain.trainer import Trainer
 from brittle.retrain.recipe import translate
+from brittle.retrain.trainer import Trainer
 
 
 class _Norm(nn.BatchNorm2d):
@@ -40,7 +40,7 @@ def _conv(cin: int, cout: int) -> nn.Conv2d:
 class _Pool(nn.Module):
     """2x2 max pooling; images already down to one pixel (small inputs like digits) pass."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(x, 2) if min(x.shape[2:]) >= 2 else x
 
 
@@ -80,7 +80,7 @@ class AirNet(nn.Module):
         filters = filters.reshape(-1, images.shape[1], k, k)
         self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight.dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(F.gelu(self.whiten(x)))
         return self.head(torch.amax(x, dim=(2, 3))) * self.scale
 
@@ -145,6 +145,7 @@ class FastTrainer(Trainer):
                     _lookahead(model, ema, 1.0)
                 epoch = step.epoch
                 if isinstance(model, AirNet):
+                    assert model.whiten.bias is not None
                     model.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
             p = step.positions[0]
             xb = self._augment(x[keep[p]], base_flip[p] ^ (epoch % 2 == 1), gen)

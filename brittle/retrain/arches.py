@@ -8,7 +8,7 @@ images `[B, C, H, W]` to logits `[B, num_classes]`.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -47,7 +47,7 @@ class _Residual(nn.Module):
         super().__init__()
         self.body = nn.Sequential(_conv_bn(channels, channels), _conv_bn(channels, channels))
 
-    def forward(self, x):  # type: ignore[override]
+    def forward(self, x):
         return x + self.body(x)
 
 
@@ -56,7 +56,7 @@ class _Scale(nn.Module):
         super().__init__()
         self.factor = factor
 
-    def forward(self, x):  # type: ignore[override]
+    def forward(self, x):
         return x * self.factor
 
 

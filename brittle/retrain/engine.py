@@ -6,8 +6,9 @@ every model is reproducible on its own and a resumed search retrains exactly wha
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class Retrainer:
     test_y: np.ndarray
 
     @classmethod
-    def from_spec(cls, spec: DictConfig, data: Dataset, device: torch.device) -> "Retrainer":
+    def from_spec(cls, spec: DictConfig, data: Dataset, device: torch.device) -> Retrainer:
         """The engine of a `DEPENDS_ON` subset: the arch's model as a partial built once, the
         trainer, and the normalised images on `device`."""
         mean, std = list(spec.dataset.normalize.mean), list(spec.dataset.normalize.std)

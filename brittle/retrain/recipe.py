@@ -7,15 +7,15 @@ The learning-rate schedule is the paper's: linear warm-up to the peak, then line
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brittle.runtime.errors import BrittleError
 from brittle.retrain.loop import batches, seeded
+from brittle.runtime.errors import BrittleError
 
 
 @dataclass(frozen=True)

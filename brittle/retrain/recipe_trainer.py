@@ -8,23 +8,25 @@ stacked.py) or one after another. `trainer=fast` is the airbench-class procedure
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from brittle.runtime.errors import BrittleError
-from brittle.retrain.trainer import Trainer
-from brittle.retrain.stacked import stackable, train_stacked
 from brittle.retrain.recipe import Recipe, logits, train_model
+from brittle.retrain.stacked import stackable, train_stacked
+from brittle.retrain.trainer import Trainer
+from brittle.runtime.errors import BrittleError
+from brittle.runtime.execution import plain
 
 _TOGETHER = ("auto", "stacked", "loop")
 
 
 def recipe_from(recipe: Recipe | Mapping[str, Any], **overrides: Any) -> Recipe:
     if isinstance(recipe, DictConfig):
-        recipe = OmegaConf.to_container(recipe, resolve=True)
+        recipe = plain(recipe)
     fields = dict(recipe.__dict__ if isinstance(recipe, Recipe) else recipe)
     fields.update({k: v for k, v in overrides.items() if v is not None})
     try:

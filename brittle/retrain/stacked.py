@@ -10,7 +10,8 @@ stacked: on this project's CPU, vmapped/grouped convolutions measured slower tha
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,7 @@ def train_stacked(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tenso
     """Train one MLP per seed on x[keep] with labels[keep], all at once; same per-seed data order,
     augmentation and initialisation as trainer.train_model (the shared loop of loop.py)."""
     device = x.device
-    models = [build_seeded(build, seed, device) for seed in seeds]
+    models = [cast(nn.Sequential, build_seeded(build, seed, device)) for seed in seeds]
     gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     layers = _stack(models)
     opt = optimizer_for([t for pair in layers for t in pair], recipe)

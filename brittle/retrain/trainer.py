@@ -3,7 +3,7 @@ out). Implementations: RecipeTrainer (recipe_trainer.py) and FastTrainer (airben
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn

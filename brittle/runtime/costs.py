@@ -34,7 +34,7 @@ class Meter:
         while not self._stop.wait(self.interval):
             self.peak_bytes = max(self.peak_bytes, _rss() - base)
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self._base = _rss()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()

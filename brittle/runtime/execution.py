@@ -65,6 +65,14 @@ def execution_of(cfg: DictConfig, run_dir: Path) -> Execution:
                      download=bool(cfg.get("dataset", {}).get("download", False)))
 
 
+def plain(node: Any) -> dict[str, Any]:
+    """A config node as a resolved plain dict (OmegaConf's containers are typed as any JSON value)."""
+    out = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(out, dict):
+        raise TypeError(f"expected a mapping config node, got {type(out).__name__}")
+    return {str(k): v for k, v in out.items()}
+
+
 def without_execution(container: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A resolved config container (or a subtree at `prefix`) minus every execution key."""
     out = {}
@@ -79,6 +87,6 @@ def without_execution(container: dict[str, Any], prefix: str = "") -> dict[str, 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
     """What a run computes: its whole resolved config minus the execution keys, code by its
     stable names (run_spec.json)."""
-    full = OmegaConf.to_container(cfg, resolve=True)
+    full = plain(cfg)
     full.pop("hydra", None)
     return with_stable_names(without_execution(full))

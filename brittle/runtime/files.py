@@ -11,8 +11,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def save_json(path: Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
-def save_parquet(path: Path, frame: "Any") -> None:
+def save_parquet(path: Path, frame: Any) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
 

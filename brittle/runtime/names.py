@@ -15,7 +15,7 @@ from typing import Any
 # stable name -> where the code lives now (one line per target; tests/test_names.py imports each)
 REGISTERED: dict[str, str] = {
     "data/digits": "brittle.data.datasets.load_digits",
-    "data/cifar10": "brittle.data.datasets.load_cifar10",
+    "data/cifar10": "brittle.data.cifar10.load_cifar10",
     "data/imagefolder": "brittle.data.imagefolder.load_imagefolder",
     "net/small_cnn": "brittle.ssl.networks.small_cnn",
     "net/resnet18_cifar": "brittle.ssl.networks.resnet18_cifar",
@@ -57,9 +57,10 @@ _BY_PATH = {path: PREFIX + name for name, path in REGISTERED.items()}
 # import paths of brittle 0.1 (a flat package) -> today's
 MOVED: dict[str, str] = {
     "brittle.data.load_digits": "brittle.data.datasets.load_digits",
-    "brittle.data.load_cifar10": "brittle.data.datasets.load_cifar10",
+    "brittle.data.load_cifar10": "brittle.data.cifar10.load_cifar10",
     "brittle.imagefolder.load_imagefolder": "brittle.data.imagefolder.load_imagefolder",
-    **{f"brittle.backbones.{n}": f"brittle.ssl.networks.{n}" for n in ("small_cnn", "resnet18_cifar", "pretrained_net")},
+    **{f"brittle.backbones.{n}": f"brittle.ssl.networks.{n}"
+       for n in ("small_cnn", "resnet18_cifar", "pretrained_net")},
     **{f"brittle.methods.{n}": f"brittle.ssl.methods.{n}" for n in ("MoCo", "BYOL", "SimCLR", "DINO", "Supervised")},
     "brittle.retrain.trainers.RecipeTrainer": "brittle.retrain.recipe_trainer.RecipeTrainer",
     "brittle.retrain.perturb.Remove": "brittle.support.tasks.Remove",

@@ -26,7 +26,7 @@ class Progress:
         self.enabled, self.done, self._bar = bool(enabled), 0, None
         self._start = self._last = time.perf_counter()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.enabled and on_terminal():
             from tqdm import tqdm
             self._bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=sys.stderr,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
 import torch
 
 from brittle.runtime.errors import BrittleError
@@ -58,13 +58,15 @@ class Datamodels(Scorer):
         self.n_models, self.alpha, self.weights = int(n_models), float(alpha), weights
         self.label_conditioning, self.seed = label_conditioning, int(seed)
         self.lds_sparsity = float(lds_sparsity)
-        self._bank = None
+        self._bank: Any = None  # brittle.stages.bank.Bank, handed over by the pipeline
         self._released: np.ndarray | None = None
         self._cost = Cost()
 
     def models_needed(self) -> ModelRequest | None:
         """A subset bank to fit on, unless released weights are given."""
-        return None if self.weights is not None else ModelRequest("datamodels", self.n_models, self.alpha, bank=True)
+        if self.weights is not None:
+            return None
+        return ModelRequest("datamodels", self.n_models, self.alpha, bank=True)
 
     def prepare(self, train: TrainSet, models: ScorerModels | None, device: torch.device) -> None:
         super().prepare(train, models, device)

@@ -15,6 +15,8 @@ from brittle.runtime.files import read_torch_file
 def load_backbone_weights(net: nn.Module, path: Path) -> nn.Module:
     """Load a state dict saved by the pretrain stage; a mismatch names the offending keys."""
     state = read_torch_file(path, "backbone weights", "a state dict saved by brittle", weights_only=True)
+    if not isinstance(state, dict):
+        raise BrittleError(f"backbone weights {path} hold a {type(state).__name__}, not a state dict")
     return _load_checked(net, state, path)
 
 

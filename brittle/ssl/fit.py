@@ -15,14 +15,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-from brittle.ssl.views import DeviceViews, view_specs
 from brittle.data.datasets import ImageSet, balanced_subset, normalized
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.execution import plain
+from brittle.ssl.views import DeviceViews, view_specs
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,10 @@ def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: Imag
     """Batches of uint8 images that `model.views` augments on the device (`augment_on: device`),
     or lightly's per-image views made by DataLoader workers (`augment_on: dataloader`)."""
     workers, batch = int(bcfg.num_workers), int(bcfg.batch_size)
-    common = dict(num_workers=workers, persistent_workers=workers > 0)
+    common: dict[str, Any] = {"num_workers": workers, "persistent_workers": workers > 0}
     where = str(bcfg.get("augment_on", "device"))
     if where == "device":
-        model.views = DeviceViews(view_specs(OmegaConf.to_container(transform_cfg, resolve=True)),
+        model.views = DeviceViews(view_specs(plain(transform_cfg)),
                                   int(train.images.shape[1]))
         sampler = BatchSampler(RandomSampler(range(len(train))), batch, drop_last=len(train) > batch)
         return DataLoader(Pixels(train.images, labels), batch_size=None, sampler=sampler, **common)
@@ -120,9 +121,9 @@ _FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous
 
 
 def _set_memory_format(model: Any, name: str) -> None:
-    """Weights and views in one layout: channels-last makes this CPU's convolutions and max
-    poolings 1.5x faster per MoCo step on digits (bench/pretrain.py) and is the tensor-core
-    layout on GPU; the numbers differ from contiguous only by floating-point rounding."""
+    """Weights and views in one layout: channels-last speeds up the convolutions and max poolings
+    on a CPU (bench/pretrain.py measures by how much) and is the tensor-core layout on a GPU; the
+    numbers differ from contiguous only by floating-point rounding."""
     if name not in _FORMATS:
         raise BrittleError(f"backbone.memory_format={name} is not valid; use {' or '.join(_FORMATS)}")
     model.to(memory_format=_FORMATS[name])

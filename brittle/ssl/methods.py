@@ -15,13 +15,19 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightly.loss import DINOLoss, NegativeCosineSimilarity, NTXentLoss
-from lightly.models.modules import (BYOLPredictionHead, BYOLProjectionHead, DINOProjectionHead,
-                                    MoCoProjectionHead, SimCLRProjectionHead)
-from lightly.models.utils import (batch_shuffle, batch_unshuffle, deactivate_requires_grad,
-                                  update_momentum)
+from lightly.models.modules import (
+    BYOLPredictionHead,
+    BYOLProjectionHead,
+    DINOProjectionHead,
+    MoCoProjectionHead,
+    SimCLRProjectionHead,
+)
+from lightly.models.utils import batch_shuffle, batch_unshuffle, deactivate_requires_grad, update_momentum
 from lightly.utils.benchmarking import knn_predict
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
+
+from brittle.ssl.networks import feature_dim
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,11 @@ class Pretrainer(pl.LightningModule):
     """Shared optimiser, schedule, loss curve and kNN monitor of every pretraining method."""
 
     uses_labels = False
+    # set by the methods that have them (declared: nn.Module's attribute typing is Tensor | Module)
+    backbone_momentum: nn.Module
+    projection_head_momentum: nn.Module
+    projection_head: nn.Module
+    prediction_head: nn.Module
 
     def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, base_lr: float = 0.06,
                  weight_decay: float = 5e-4):
@@ -71,6 +82,7 @@ class Pretrainer(pl.LightningModule):
 
     @torch.no_grad()
     def knn_accuracy(self, k: int = 20, temperature: float = 0.1) -> float:
+        assert self.monitor is not None, "set_monitor first"
         bank_x, bank_y, query_x, query_y = self.monitor
         was_training = self.backbone.training
         self.backbone.eval()
@@ -125,7 +137,7 @@ class MoCo(Pretrainer):
                  proj_out: int = 128, temperature: float = 0.1, memory_bank: int = 4096,
                  momentum: float = 0.99, base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
-        self.projection_head = MoCoProjectionHead(backbone.feature_dim, proj_hidden, proj_out)
+        self.projection_head = MoCoProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
         self._add_momentum_encoder()
         # lightly 1.6 needs the (size, dim) form of the memory bank
         self.criterion = NTXentLoss(temperature=temperature, memory_bank_size=(memory_bank, proj_out))
@@ -153,7 +165,7 @@ class BYOL(Pretrainer):
                  proj_out: int = 256, momentum: float = 0.99, base_lr: float = 0.06,
                  weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
-        self.projection_head = BYOLProjectionHead(backbone.feature_dim, proj_hidden, proj_out)
+        self.projection_head = BYOLProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
         self.prediction_head = BYOLPredictionHead(proj_out, proj_hidden, proj_out)
         self._add_momentum_encoder()
         self.criterion = NegativeCosineSimilarity()
@@ -179,7 +191,7 @@ class SimCLR(Pretrainer):
                  proj_out: int = 128, temperature: float = 0.5, base_lr: float = 0.06,
                  weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
-        self.projection_head = SimCLRProjectionHead(backbone.feature_dim, proj_hidden, proj_out)
+        self.projection_head = SimCLRProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
         self.criterion = NTXentLoss(temperature=temperature)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -196,10 +208,10 @@ class DINO(Pretrainer):
                  bottleneck: int = 256, proj_out: int = 2048, momentum: float = 0.996,
                  warmup_teacher_temp_epochs: int = 5, base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
-        self.head = DINOProjectionHead(backbone.feature_dim, proj_hidden, bottleneck, proj_out,
+        self.head = DINOProjectionHead(feature_dim(backbone), proj_hidden, bottleneck, proj_out,
                                        batch_norm=True, freeze_last_layer=1)
         self.backbone_teacher = copy.deepcopy(backbone)
-        self.head_teacher = DINOProjectionHead(backbone.feature_dim, proj_hidden, bottleneck, proj_out,
+        self.head_teacher = DINOProjectionHead(feature_dim(backbone), proj_hidden, bottleneck, proj_out,
                                                batch_norm=True)
         self.head_teacher.load_state_dict(self.head.state_dict())
         deactivate_requires_grad(self.backbone_teacher)
@@ -230,7 +242,7 @@ class Supervised(Pretrainer):
     def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, num_classes: int,
                  base_lr: float = 0.1, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
-        self.head = nn.Linear(backbone.feature_dim, num_classes)
+        self.head = nn.Linear(feature_dim(backbone), num_classes)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (x0, *_), y = batch

@@ -5,10 +5,20 @@ and sets its `feature_dim` attribute, which the SSL heads and the embedding stag
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from brittle.runtime.errors import BrittleError
+
+
+def feature_dim(net: nn.Module) -> int:
+    """The feature width a builder recorded on its network."""
+    return int(net.__dict__["feature_dim"])
+
+
+def _set_feature_dim(net: nn.Module, dim: int) -> nn.Module:
+    # a plain attribute (not a buffer): it lives in the module's __dict__
+    net.__dict__["feature_dim"] = int(dim)
+    return net
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
@@ -23,8 +33,7 @@ def small_cnn(in_channels: int = 1, width: int = 32) -> nn.Module:
         *_conv_bn(2 * width, 4 * width), nn.MaxPool2d(2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
     )
-    net.feature_dim = 4 * width
-    return net
+    return _set_feature_dim(net, 4 * width)
 
 
 def resnet18_cifar(in_channels: int = 3) -> nn.Module:
@@ -35,8 +44,7 @@ def resnet18_cifar(in_channels: int = 3) -> nn.Module:
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
     net.fc = nn.Identity()
-    net.feature_dim = 512
-    return net
+    return _set_feature_dim(net, 512)
 
 
 def pretrained_net(arch: str, source: str = "torchvision") -> nn.Module:
@@ -51,8 +59,7 @@ def pretrained_net(arch: str, source: str = "torchvision") -> nn.Module:
             net = timm.create_model(arch, pretrained=False, num_classes=0)
         except RuntimeError as exc:
             raise BrittleError(f"backbone.arch={arch} is not a timm model ({exc})") from None
-        net.feature_dim = int(net.num_features)
-        return net
+        return _set_feature_dim(net, int(net.__dict__["num_features"]))  # timm sets a plain int
     if source != "torchvision":
         raise BrittleError(f"backbone.source={source} is not valid; use torchvision or timm")
     import torchvision
@@ -65,7 +72,7 @@ def pretrained_net(arch: str, source: str = "torchvision") -> nn.Module:
         layer = getattr(net, head, None)
         if isinstance(layer, nn.Module):
             dims = [m.in_features for m in layer.modules() if isinstance(m, nn.Linear)]
-            net.feature_dim = int(dims[0]) if dims else int(getattr(net, "hidden_dim", 0))
+            _set_feature_dim(net, int(dims[0]) if dims else int(getattr(net, "hidden_dim", 0)))
             setattr(net, head, nn.Identity())
             return net
     raise BrittleError(f"backbone.arch={arch}: cannot find its classifier (fc, heads, classifier)")

@@ -3,7 +3,8 @@
 Stores masks bool [m, N_train] and test margins float32 [m, N_test] (correct logit minus the
 highest other logit). Datamodels are fitted on one bank ('datamodels' seed stream) and the Linear
 Datamodeling Score evaluates any scorer on another ('lds'), so a method is never scored on the
-models it was fitted to. The pipeline runs it for both (brittle/pipeline.py). Key: the engine's settings, the seed, m, alpha and the purpose.
+models it was fitted to. The pipeline runs it for both (brittle/pipeline.py). Key: the engine's
+settings, the seed, m, alpha and the purpose.
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
+from brittle.retrain.engine import Retrainer
 from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
-from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
-from brittle.retrain.engine import Retrainer
 from brittle.runtime.seeds import model_seed, stream
 from brittle.stages.spec import key_of
 

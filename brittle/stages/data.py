@@ -6,10 +6,10 @@ import inspect
 import logging
 
 from hydra.utils import get_method
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from brittle.data.datasets import Dataset
-from brittle.runtime.execution import Execution
+from brittle.runtime.execution import Execution, plain
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ TRAIN_ONLY = ("dataset.loader.test_subset",)
 
 def run(spec: DictConfig, ex: Execution) -> Dataset:
     """Load the dataset of `spec.dataset.loader` (execution settings come from `ex`)."""
-    args = OmegaConf.to_container(spec.dataset.loader, resolve=True)
+    args = plain(spec.dataset.loader)
     loader = get_method(args.pop("_target_"))
     accepted = inspect.signature(loader).parameters
     if "cache_dir" in accepted:

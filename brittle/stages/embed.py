@@ -16,13 +16,13 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brittle.runtime.cache import StageCache
-from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.data.datasets import Dataset
+from brittle.runtime.cache import StageCache
 from brittle.runtime.execution import Execution
-from brittle.ssl.features import features_to, knn_accuracy
 from brittle.runtime.progress import Progress
 from brittle.scorers.base import validate_features
+from brittle.ssl.checkpoints import load_backbone_weights
+from brittle.ssl.features import features_to, knn_accuracy
 from brittle.stages import pretrain
 from brittle.stages.spec import key_of
 

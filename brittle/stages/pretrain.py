@@ -20,6 +20,7 @@ from brittle.data.datasets import Dataset
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.progress import on_terminal
+from brittle.ssl.networks import feature_dim
 from brittle.stages import data as data_stage
 from brittle.stages.spec import key_of
 
@@ -58,7 +59,7 @@ def _import_checkpoint(spec: DictConfig, out: Path) -> dict:
     net = load_release_checkpoint(instantiate(spec.backbone.net), Path(spec.backbone.checkpoint))
     torch.save(net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n")
-    return {"seconds": 0.0, "feature_dim": int(net.feature_dim), "source": str(spec.backbone.checkpoint)}
+    return {"seconds": 0.0, "feature_dim": feature_dim(net), "source": str(spec.backbone.checkpoint)}
 
 
 def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
@@ -76,4 +77,4 @@ def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) ->
         log.warning("pretraining loss is not finite (%s); features will be poor", fit.losses[-1])
     final_knn = next((k for k in reversed(fit.knn) if k is not None), None)
     return {"seconds": fit.seconds, "final_loss": fit.losses[-1] if fit.losses else None,
-            "feature_dim": int(fit.net.feature_dim), "knn_accuracy": final_knn}
+            "feature_dim": feature_dim(fit.net), "knn_accuracy": final_knn}

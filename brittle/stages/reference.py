@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.runtime.execution import Execution
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
+from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import Stream, model_seed
 from brittle.stages.spec import key_of
 

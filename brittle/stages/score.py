@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.runtime.files import load_npy, save_json, save_npy
 from brittle.runtime.costs import Meter
 from brittle.runtime.execution import Execution
+from brittle.runtime.files import load_npy, save_json, save_npy
 from brittle.runtime.progress import Progress
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores
 
@@ -63,7 +63,7 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
              cost["seconds_per_target"],
              f"; {cost['not_converged']} solves did not converge" if cost["not_converged"] else "")
     attributions = np.concatenate(kept) if want else None
-    if want:
+    if attributions is not None:
         save_npy(paths["scores"], attributions)
     save_npy(paths["topk"], topk_arr)
     save_json(paths["cost"], cost)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from brittle.runtime.files import save_parquet
-from brittle.support.counterfactual import CounterfactualTester, TestLog, search_target
-from brittle.runtime.execution import Execution
-from brittle.runtime.progress import Progress, clock
 from brittle.retrain.engine import Retrainer
+from brittle.runtime.execution import Execution
+from brittle.runtime.files import save_parquet
+from brittle.runtime.progress import Progress, clock
 from brittle.stages.targets import Targets
+from brittle.support.counterfactual import CounterfactualTester, TestLog, search_target
 from brittle.support.searches import Search
 from brittle.support.tasks import Task
 

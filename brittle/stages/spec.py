@@ -9,12 +9,13 @@ names (brittle/runtime/names.py), so a key survives moving code.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from brittle.runtime.execution import DISPLAY_KEYS, without_execution
+from brittle.runtime.execution import DISPLAY_KEYS, plain, without_execution
 from brittle.runtime.names import with_stable_names
 
 # Settings that name files: the same file given by another relative path is the same input.
@@ -40,7 +41,7 @@ def _put(container: dict, path: str, value: Any) -> None:
 
 def _drop(container: dict, path: str) -> None:
     parts = path.split(".")
-    node = container
+    node: Any = container
     for part in parts[:-1]:
         node = node.get(part)
         if not isinstance(node, dict):
@@ -61,7 +62,7 @@ def subset(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] =
 
     A declared path that the config lacks is recorded as None (e.g. `backbone.checkpoint` of a
     backbone that has none), so the key still distinguishes "absent" from any value."""
-    full = without_execution(OmegaConf.to_container(cfg, resolve=True))
+    full = without_execution(plain(cfg))
     out: dict = {}
     for path in depends_on:
         try:

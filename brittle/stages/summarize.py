@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brittle.runtime.files import atomic_path, save_json
 from brittle.eval.stats import bootstrap_ci
+from brittle.runtime.files import atomic_path, save_json
 from brittle.support.metrics import fraction_flipped, median_support, support_auc, support_cdf
 from brittle.support.searches import NOT_FOUND
 
@@ -69,7 +69,7 @@ class RunSummary(RunDetails):
         return asdict(self)
 
     @classmethod
-    def read(cls, path: Path) -> "RunSummary":
+    def read(cls, path: Path) -> RunSummary:
         """The record of a summary.json; ValueError when it is not one (e.g. it predates labels)."""
         raw = json.loads(Path(path).read_text())
         missing = [f.name for f in fields(cls) if f.name not in raw and not f.name.startswith("lds")]

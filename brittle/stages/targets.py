@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import DictConfig
 
-from brittle.runtime.files import load_npy, save_npy
 from brittle.data.datasets import Dataset
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
+from brittle.runtime.files import load_npy, save_npy
 from brittle.runtime.seeds import Stream
 from brittle.support.tasks import flip_classes
 

@@ -87,11 +87,12 @@ class CounterfactualTester:
             seconds = (time.perf_counter() - start) / len(missing)
             for rep, seed, model in zip(missing, seeds, models):
                 ok, m = self.engine.evaluate(model, target)
-                rows[rep] = {"target": int(target), "k": int(k), "rep": rep, "seed": seed,
-                             "correct": ok, "margin": m, "seconds": seconds}
-                self.log.append(rows[rep])
+                row = {"target": int(target), "k": int(k), "rep": rep, "seed": seed,
+                       "correct": ok, "margin": m, "seconds": seconds}
+                self.log.append(row)
+                rows[rep] = row
                 self.trained += 1
-        return float(np.mean([bool(rows[rep]["correct"]) for rep in range(self.n_test)]))
+        return float(np.mean([bool((rows[rep] or {})["correct"]) for rep in range(self.n_test)]))
 
 
 def search_target(search: Search, tester: CounterfactualTester, target: int, ranking: np.ndarray,

@@ -6,8 +6,8 @@ target correctly` and returns a `SearchResult`. NOT_FOUND (-1) means even max_su
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from brittle.runtime.errors import BrittleError
 

@@ -101,7 +101,7 @@ def _newton_cg(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, w
         act_n = (rn > 0).to(xn.dtype)
         act_p = (rp > 0).to(xn.dtype)
 
-        def hess_vec(v: torch.Tensor) -> torch.Tensor:
+        def hess_vec(v: torch.Tensor, act_n: torch.Tensor = act_n, act_p: torch.Tensor = act_p) -> torch.Tensor:
             return (v + 2.0 * c_neg * ((act_n * (v @ xn.T)) @ xn)
                     + 2.0 * c_pos * (act_p * (v * xp).sum(1))[:, None] * xp)
 

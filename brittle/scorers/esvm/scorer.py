@@ -65,13 +65,15 @@ class ExemplarSVM(Scorer):
     def affinity(self, queries: Queries) -> np.ndarray:
         """Decision values float64 [T, N] of each target's pool under its SVM; -inf outside the
         pool, about which an SVM fitted against the pool says nothing (LDS magnitude 0 there)."""
-        train, labels = self.train.features, self.train.labels
+        train, labels, feats = self.train.features, self.train.labels, queries.features
+        if train is None or feats is None:
+            raise ValueError("the ESVM scores backbone features: prepare it with train and query features")
         out = np.full((len(queries.ids), len(labels)), -np.inf)
         groups = np.unique(queries.labels) if self.label_conditioning else [None]
         for label in groups:
             rows = np.flatnonzero(queries.labels == label) if label is not None else np.arange(len(out))
             pool = candidate_pool(labels, int(queries.labels[rows[0]]), self.label_conditioning)
-            out[np.ix_(rows, pool)] = self.decisions(queries.features[rows], train[pool], train[pool])
+            out[np.ix_(rows, pool)] = self.decisions(feats[rows], train[pool], train[pool])
         return out
 
     def decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:

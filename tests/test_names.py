@@ -1,0 +1,98 @@
+"""Stable names: cache keys and run identities name brittle's code by what it computes, so that
+moving a class keeps every cached artifact; import paths of earlier releases are refused."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.utils import get_object
+from omegaconf import OmegaConf
+
+from brittle.runtime.execution import run_identity
+from brittle.runtime.names import MOVED, REGISTERED, stable_name, with_stable_names
+from brittle.stages import embed, pretrain, reference
+from brittle.stages.spec import key_of, select
+from tests.helpers import CONF, ROOT, make_cfg
+
+
+def _targets_in_conf() -> set[str]:
+    found = set()
+    for path in CONF.rglob("*.yaml"):
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("_target_:"):
+                found.add(line.split(":", 1)[1].strip())
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(REGISTERED))
+def test_every_registered_name_points_at_real_code(name):
+    obj = get_object(REGISTERED[name])
+    assert f"{obj.__module__}.{obj.__qualname__}" == REGISTERED[name]
+
+
+def test_every_brittle_target_of_conf_is_registered():
+    ours = {t for t in _targets_in_conf() if t.startswith("brittle.")}
+    assert ours and ours <= set(REGISTERED.values()), ours - set(REGISTERED.values())
+    assert all(stable_name(t).startswith("brittle:") for t in ours)
+
+
+def test_a_reexport_has_the_key_of_the_class_it_reexports():
+    """An alias module (the package `brittle.scorers.esvm` re-exports ExemplarSVM) is the same code."""
+    assert stable_name("brittle.scorers.esvm.ExemplarSVM") == stable_name("brittle.scorers.esvm.scorer.ExemplarSVM")
+    assert stable_name("brittle.scorers.esvm.ExemplarSVM") == "brittle:scorer/esvm"
+    # other packages' targets are their import path, never imported to compute a key
+    assert stable_name("lightly.transforms.MoCoV2Transform") == "lightly.transforms.MoCoV2Transform"
+    assert stable_name("brittle.no_such_module.Thing") == "brittle.no_such_module.Thing"
+
+
+def test_moving_a_class_keeps_every_cache_key(tmp_path, monkeypatch):
+    """A class moved to another module (here: an alias module that re-exports it, and the table
+    pointing there) gives the same pretrain, embed and reference keys and the same run identity."""
+    cfg = make_cfg([])
+    before = {"pretrain": pretrain.key(select(cfg, pretrain.DEPENDS_ON, pretrain.EXCLUDES)),
+              "embed": embed.key(select(cfg, embed.DEPENDS_ON)),
+              "reference": key_of(select(cfg, reference.DEPENDS_ON)), "run": run_identity(cfg)}
+    (tmp_path / "relocated.py").write_text("from brittle.ssl.methods import MoCo\n"
+                                           "from brittle.retrain.arches import MLP\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    moved_cfg = make_cfg(["backbone.method._target_=relocated.MoCo", "arch.model._target_=relocated.MLP"])
+    import brittle.runtime.names as names
+    monkeypatch.setitem(names._BY_PATH, "relocated.MoCo", "brittle:ssl/moco")
+    monkeypatch.setitem(names._BY_PATH, "relocated.MLP", "brittle:arch/mlp")
+    after = {"pretrain": pretrain.key(select(moved_cfg, pretrain.DEPENDS_ON, pretrain.EXCLUDES)),
+             "embed": embed.key(select(moved_cfg, embed.DEPENDS_ON)),
+             "reference": key_of(select(moved_cfg, reference.DEPENDS_ON)), "run": run_identity(moved_cfg)}
+    assert after == before
+    # and the stage is still handed the real import path, which it instantiates
+    assert select(moved_cfg, reference.DEPENDS_ON).arch.model._target_ == "relocated.MLP"
+
+
+def test_keys_carry_no_import_path_of_brittle():
+    cfg = make_cfg(["scorer=trak", "eval=lds"])
+    text = OmegaConf.to_yaml(OmegaConf.create(run_identity(cfg)))
+    assert "brittle." not in text.replace("brittle:", "")
+    assert "brittle." not in str(key_of(select(cfg, reference.DEPENDS_ON))).replace("brittle:", "")
+
+
+def test_only_display_labels_are_dropped_from_keys():
+    """`arch.label` is a display name; a setting called `label` elsewhere is part of the key."""
+    cfg = make_cfg([])
+    assert key_of(select(cfg, reference.DEPENDS_ON)) == key_of(select(make_cfg(["arch.label=other"]),
+                                                                       reference.DEPENDS_ON))
+    spec = with_stable_names({"arch": {"model": {"_target_": "x.Y", "label": 3}}})
+    assert spec["arch"]["model"]["label"] == 3
+    extra = make_cfg(["+arch.model.label=3"])
+    assert key_of(select(extra, reference.DEPENDS_ON)) != key_of(select(cfg, reference.DEPENDS_ON))
+
+
+@pytest.mark.parametrize("old", ["brittle.search.Bisection", "brittle.retrain.perturb.Mislabel"])
+def test_an_old_import_path_is_refused_with_the_new_one(old):
+    group = "search" if "search" in old else "task"
+    p = subprocess.run([sys.executable, "run.py", f"{group}._target_={old}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert p.returncode == 2 and len(errors) == 1, p.stderr[-800:]
+    assert f"{group}._target_={old} has moved; use {group}._target_={MOVED[old]}" in errors[0]
+    assert "Traceback" not in p.stderr
