@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint bench gpu-check figures clean-cache
+.PHONY: install run test test-slow test-all lint bench gpu-check figures clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check brittle tests bench run.py
 	$(VENV)/bin/mypy
+
+# the `slow` tests alone (CI runs them after `make test`)
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"

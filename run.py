@@ -1,65 +1,8 @@
-"""brittle's entry point: `python run.py [group=option ...] [-m]` (Hydra).
+"""A checkout's entry point: `python run.py [group=option ...] [-m]` is the `brittle` command
+(brittle/cli/app.py), with the checkout's conf/."""
+from brittle.cli.app import gpu_for_job, main
 
-Composes the config from conf/, then runs (or resumes) every stage in the run directory that
-Hydra chose (outputs/<overrides> or multirun/<overrides>). Errors the user can fix print one
-line and exit with status 2; `debug=true` shows the full traceback instead.
-"""
-from __future__ import annotations
-
-import logging
-import sys
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from brittle.cli.resolvers import register_resolvers
-from brittle.cli.validate import check_command_line
-from brittle.runtime.errors import BrittleError
-
-register_resolvers()
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    hc = HydraConfig.get()
-    choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v}
-    job_num = hc.job.get("num")
-    if job_num is not None and cfg.device == "auto":
-        cfg.device = gpu_for_job(int(job_num))
-    try:
-        from brittle.pipeline import run
-        run(cfg, Path(hc.runtime.output_dir), choices)
-    except Exception as exc:
-        user_error = _user_error(exc)
-        if user_error is None or cfg.get("debug", False):
-            raise
-        logging.getLogger("brittle").error("%s", user_error)
-        print(f"error: {user_error}", file=sys.stderr, flush=True)
-        sys.exit(2)
-
-
-def gpu_for_job(job_num: int, n_gpus: int | None = None) -> str:
-    """On a multi-GPU node, jobs of a local sweep take GPUs round-robin (job i -> cuda:i mod n)."""
-    if n_gpus is None:
-        import torch
-        n_gpus = torch.cuda.device_count()
-    return f"cuda:{job_num % n_gpus}" if n_gpus > 1 else "auto"
-
-
-def _user_error(exc: BaseException | None) -> BrittleError | None:
-    """The BrittleError behind `exc`, also when Hydra's instantiate wrapped it."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, BrittleError):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
-
+__all__ = ["gpu_for_job", "main"]
 
 if __name__ == "__main__":
-    problem = check_command_line(sys.argv[1:])
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
     main()

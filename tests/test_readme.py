@@ -10,32 +10,38 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from brittle.cli.validate import check_choices, check_targets, sweep_configs
+from brittle.cli.validate import check_choices, check_targets, jobs_to_check, parse_command_line, sweep_jobs
 from tests.helpers import CONF, ROOT
 
 
 def readme_commands(text: str) -> list[str]:
-    """`python run.py ...` lines of fenced code blocks, continuation lines joined, comments cut."""
+    """`brittle ...` and `python run.py ...` lines of fenced code blocks, continuation lines joined,
+    comments cut (as `brittle ...`)."""
     commands = []
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip()
-            if line.startswith("python run.py"):
-                commands.append(re.sub(r"\s+#.*$", "", line))
+            # (examples of a user's own config directory name theirs: tests/test_sweeps.py runs one)
+            own = "--config-dir" in line or "hydra.searchpath" in line
+            if (line.startswith(("python run.py", "brittle ")) or line == "brittle") and not own:
+                command = re.sub(r"\s+#.*$", "", line).split(" && ")[0]
+                commands.append(command.replace("python run.py", "brittle", 1))
     return commands
 
 
 def configs_of(command: str) -> list[list[str]]:
-    """The override lists a command stands for (brittle.cli.validate: one per swept value)."""
-    args = shlex.split(command)[2:]
-    problem = check_choices(args)
-    if problem:
-        raise ValueError(problem)
-    return sweep_configs(args)
+    """The override lists a command stands for (brittle.cli.validate: each swept value once)."""
+    line = parse_command_line(shlex.split(command.replace("python run.py", "brittle", 1))[1:])
+    jobs = jobs_to_check(sweep_jobs(line))
+    for job in jobs:
+        problem = check_choices(job, line.config_dirs)
+        if problem:
+            raise ValueError(problem)
+    return jobs
 
 
 def check_command(command: str) -> None:
-    """Compose and resolve every configuration of `command`, as `python run.py` would."""
+    """Compose and resolve every configuration of `command`, as `brittle` would."""
     for overrides in configs_of(command):
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)

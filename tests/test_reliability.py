@@ -149,7 +149,8 @@ def test_kill_9_during_pretraining_leaves_no_half_artifact(tmp_path):
 def test_trak_without_traker_installed(monkeypatch):
     from brittle.scorers.trak import Trak
     monkeypatch.setitem(sys.modules, "trak", None)  # import trak -> ImportError
-    with pytest.raises(BrittleError, match=r"scorer=trak needs the traker package: pip install -e '\.\[trak\]'"):
+    with pytest.raises(BrittleError, match=r"scorer=trak needs the traker package, brittle's trak extra: "
+                                           r"pip install 'brittle\[trak\]'"):
         Trak()
 
 

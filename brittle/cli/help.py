@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from brittle.cli.configs import config_dir, groups
 
+# (setting, the option file whose value is the default, what it does); values are read from conf/
 COMMON = [
-    ("seed=0", "seed of every model, target choice and random order"),
-    ("device=auto", "auto | cpu | cuda | cuda:N (where a run executes; not part of its identity)"),
-    ("targets.n=10", "test images to estimate support for"),
-    ("search.max_support=128", "K: the largest support searched"),
-    ("search.n_test=5 search.budget=7", "models per counterfactual test; bisection steps"),
-    ("backbone.epochs=30", "pretraining epochs"),
-    ("dataset.root=/path/to/cifar10", "CIFAR-10 batches folder, class-folder tree or .tar.gz"),
-    ("cache_dir=.cache/brittle", "cache of pretrained backbones, embeddings, models (or the BRITTLE_CACHE variable)"),
-    ("progress=true", "progress bars on a terminal, periodic log lines otherwise"),
-    ("debug=true", "full tracebacks instead of one-line errors"),
+    ("seed", "config.yaml", "seed of every model, target choice and random order"),
+    ("device", "config.yaml", "auto | cpu | cuda | cuda:N (where a run executes; not part of its identity)"),
+    ("targets.n", "config.yaml", "test images to estimate support for"),
+    ("search.max_support", "search/bisection.yaml", "K: the largest support searched"),
+    ("search.n_test", "search/bisection.yaml", "models per counterfactual test"),
+    ("search.budget", "search/bisection.yaml", "bisection steps"),
+    ("backbone.epochs", "backbone/method/moco.yaml", "pretraining epochs (the default MoCo backbone)"),
+    ("dataset.root", "dataset/cifar10.yaml", "CIFAR-10 batches folder, class-folder tree or .tar.gz"),
+    ("cache_dir", "config.yaml", "cache of pretrained backbones, embeddings, models (or the BRITTLE_CACHE variable)"),
+    ("progress", "config.yaml", "progress bars on a terminal, periodic log lines otherwise"),
+    ("debug", "config.yaml", "full tracebacks instead of one-line errors"),
 ]
 
 EXAMPLES = [
-    "python run.py                                         # the default job on digits (CPU, ~1 min)",
-    "python run.py -m scorer=esvm,l2,random task=remove,mislabel && make figures",
-    "python run.py experiment=paper_cifar10 dataset.root=/path/to/cifar10   # the paper's protocol (GPU)",
+    "brittle                                               # the default job on digits (CPU, ~1 min)",
+    "brittle -m scorer=esvm,l2,random task=remove,mislabel && python -m brittle.report",
+    "brittle experiment=paper_cifar10 dataset.root=/path/to/cifar10   # the paper's protocol (GPU)",
+    "brittle --config-dir ~/my-configs scorer=mine         # add your own config groups and options",
 ]
 
 
@@ -43,17 +46,26 @@ def describe(option: Path, width: int = 110) -> str:
     return text if len(text) <= width else text[:width - 3].rsplit(" ", 1)[0] + "..."
 
 
+def default_of(key: str, option: str) -> str:
+    """The value of `key` as the option file sets it."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(config_dir() / option)
+    local = key.split(".", 1)[1] if "/" in option else key  # a group file holds the group's keys
+    value = OmegaConf.select(node, local, throw_on_resolution_failure=False)
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def help_text() -> str:
     lines = ["brittle: data brittleness estimates (which training images flip a prediction), checked",
-             "by retraining. Usage: python run.py [group=option ...] [key=value ...] [-m for sweeps]", "",
-             "== Groups (group=option) =="]
-    for group in sorted(p for p in CONF.rglob("*") if p.is_dir() and "hydra" not in p.parts):
-        name = str(group.relative_to(CONF))
+             "by retraining. Usage: brittle [group=option ...] [key=value ...] [-m for sweeps]",
+             "(in a checkout: python run.py ...)", "", "== Groups (group=option) =="]
+    for name, options in groups().items():
         lines.append(f"{name}:")
-        for option in sorted(group.glob("*.yaml")):
-            lines.append(f"  {option.stem:<18} {describe(option)}")
+        for option in options:
+            lines.append(f"  {option:<18} {describe(config_dir() / name / f'{option}.yaml')}")
     lines += ["", "== Common settings (key=value; defaults shown) =="]
-    lines += [f"  {k:<34} {v}" for k, v in COMMON]
+    lines += [f"  {f'{k}={default_of(k, o)}':<34} {v}" for k, o, v in COMMON]
     lines += ["", "== Examples =="] + [f"  {e}" for e in EXAMPLES]
-    lines += ["", "python run.py --cfg job prints the composed configuration; README.md has the rest."]
+    lines += ["", "brittle --cfg job prints the composed configuration; README.md has the rest."]
     return "\n".join(lines)

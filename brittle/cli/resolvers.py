@@ -8,7 +8,7 @@ import re
 from omegaconf import OmegaConf
 
 from brittle.cli.help import help_text
-from brittle.cli.validate import register_schema
+from brittle.cli.schema import register_schema
 from brittle.runtime.execution import command_line_keys
 
 

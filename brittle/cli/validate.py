@@ -11,108 +11,155 @@ A sweep (`-m key=a,b`) is checked for each value.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from brittle.cli.configs import config_dir, groups
 from brittle.cli.signatures import check_targets
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+
+@dataclass(frozen=True)
+class CommandLine:
+    """A `brittle` command line: its overrides, whether it sweeps (-m), the config directories a
+    user added (--config-dir, hydra.searchpath), and whether it holds Hydra's own flags."""
+    overrides: list[str]
+    multirun: bool = False
+    config_dirs: list[str] = field(default_factory=list)
+    hydra_flags: bool = False
 
 
-@dataclass
-class TargetsSchema:
-    n: int = 10
-    only_correct: bool = True
-    seed: int = 0
-    indices: list[int] | None = None
-    indices_ordering: str = "official"
-    shard: int = 0
-    num_shards: int = 1
-
-
-@dataclass
-class ReferenceSchema:
-    n_models: int = 3
-
-
-@dataclass
-class ScoreSchema:
-    chunk: int = 1024
-    save_scores: bool = False
-
-
-@dataclass
-class BrittleSchema:
-    """The typed top level of conf/config.yaml; each group's options are checked against the
-    signatures of their `_target_`s (`check_targets`)."""
-    seed: int = 0
-    cache_dir: str = ".cache/brittle"
-    device: str = "auto"
-    progress: bool = True
-    debug: bool = False
-    targets: TargetsSchema = field(default_factory=TargetsSchema)
-    reference: ReferenceSchema = field(default_factory=ReferenceSchema)
-    score: ScoreSchema = field(default_factory=ScoreSchema)
-    dataset: dict[str, Any] = field(default_factory=dict)
-    backbone: dict[str, Any] = field(default_factory=dict)
-    scorer: dict[str, Any] = field(default_factory=dict)
-    task: dict[str, Any] = field(default_factory=dict)
-    search: dict[str, Any] = field(default_factory=dict)
-    arch: dict[str, Any] = field(default_factory=dict)
-    trainer: dict[str, Any] = field(default_factory=dict)
-    eval: dict[str, Any] = field(default_factory=dict)
-
-
-def register_schema() -> None:
-    ConfigStore.instance().store(name="brittle_schema", node=BrittleSchema)
-
-
-def check_choices(args: list[str]) -> str | None:
-    """One line naming an unknown `group=option`, or None."""
-    groups = {str(p.relative_to(CONF)) for p in CONF.rglob("*") if p.is_dir() and "hydra" not in p.parts}
+def parse_command_line(argv: list[str]) -> CommandLine:
+    overrides, dirs, multirun, flags = [], [], False, False
+    args = iter(argv)
     for arg in args:
+        if arg in ("-m", "--multirun"):
+            multirun = True
+        elif arg in ("-cd", "--config-dir"):
+            dirs.append(next(args, ""))
+        elif arg.startswith("--config-dir="):
+            dirs.append(arg.partition("=")[2])
+        elif arg.startswith("-"):
+            flags = True  # --help, --cfg, --info, -c, ...: Hydra's business
+        else:
+            overrides.append(arg)
+    return CommandLine(overrides, multirun, [str(Path(d).expanduser().resolve()) for d in dirs], flags)
+
+
+def _search_path(dirs: list[str]) -> list[str]:
+    """The override that adds a user's config directories to Hydra's search path (or none)."""
+    return [f"hydra.searchpath=[{','.join(f'file://{d}' for d in dirs)}]"] if dirs else []
+
+
+def _parser(line: CommandLine) -> Any:
+    """Hydra's own override parser, with a config loader so that glob() sees the group options."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    search = create_config_search_path(str(config_dir()))
+    for d in line.config_dirs + _searchpath_dirs(line.overrides):
+        search.append("command-line", f"file://{d}")
+    return OverridesParser.create(config_loader=ConfigLoaderImpl(config_search_path=search))
+
+
+def _searchpath_dirs(overrides: list[str]) -> list[str]:
+    """Directories of a `hydra.searchpath=[file://...]` override."""
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+") == "hydra.searchpath":
+            return [v.strip().removeprefix("file://") for v in value.strip("[]").split(",") if v.strip()]
+    return []
+
+
+def sweep_jobs(line: CommandLine, sweeper_params: bool = True) -> list[list[str]]:
+    """The jobs a command line stands for, each as its list of overrides, expanded by Hydra's
+    basic sweeper (`a,b`, choice, range, glob, interval-free sweeps; with -m, the composed
+    config's hydra.sweeper.params first, as the sweeper reads them, unless `sweeper_params` is
+    false)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    parser = _parser(line)
+    parsed = parser.parse_overrides(line.overrides)
+    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+    if sweeps and not line.multirun:
+        raise ValueError(f"{sweeps[0]} is a sweep; add -m (--multirun) to run one job per value")
+    if not line.multirun:
+        return [list(line.overrides)]
+    plain_first = [o.input_line for o in parsed if not o.is_sweep_override()]
+    params = _sweeper_params(plain_first + _search_path(line.config_dirs)) if sweeper_params else []
+    return BasicSweeper.split_arguments(parser.parse_overrides(params + line.overrides), None)[0]
+
+
+def _sweeper_params(overrides: list[str]) -> list[str]:
+    """`key=values` of the config's hydra.sweeper.params (an experiment's own sweep)."""
+    try:
+        cfg = compose([o for o in overrides if not o.lstrip("+~").startswith("hydra.sweeper")], hydra=True)
+    except Exception:  # a bad override: the check of the job itself names it
+        return []
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    return [f"{k}={v}" for k, v in params.items()]
+
+
+def jobs_to_check(jobs: list[list[str]]) -> list[list[str]]:
+    """The first job and, for every other value a key takes, one job with it (linear, not the
+    product: each value is checked once in the context of the first job)."""
+    if not jobs:
+        return []
+    first = {o.partition("=")[0]: o for o in jobs[0]}
+    picked, seen = [jobs[0]], set(first.values())
+    for job in jobs[1:]:
+        new = [o for o in job if o not in seen]
+        if new:
+            picked.append([*(first | {o.partition("=")[0]: o for o in new}).values()])
+            seen.update(new)
+    return picked
+
+
+def check_choices(overrides: list[str], extra_dirs: list[str]) -> str | None:
+    """One line naming an unknown `group=option`, or None."""
+    options = groups()
+    for d in extra_dirs:
+        if Path(d).is_dir():
+            for group, names in groups(Path(d)).items():
+                options[group] = sorted({*options.get(group, []), *names})
+    for arg in overrides:
         key, sep, value = arg.lstrip("+~").partition("=")
-        if not sep or key not in groups or "(" in value:
+        if key == "hydra/launcher":
+            problem = _launcher_problem(value)
+            if problem:
+                return problem
+        if not sep or key not in options or value == "null":
             continue
-        valid = sorted(p.stem for p in (CONF / key).glob("*.yaml"))
-        for option in value.split(","):
-            if option not in valid and option != "null":
-                return f"{key}={option} is not an option of {key}; valid: {', '.join(valid)}"
+        if value not in options[key]:
+            return f"{key}={value} is not an option of {key}; valid: {', '.join(options[key])}"
     return None
 
 
-def _sweep_values(value: str) -> list[str]:
-    """A multirun value as the single values it sweeps (range(n) -> its first)."""
-    if value.startswith("range("):
-        return [value[len("range("):].split(",")[0].rstrip(")")]
-    if "[" in value or "(" in value:
-        return [value]
-    return value.split(",")
+# launcher option -> the Hydra plugin package it needs (the `cluster` extra)
+_LAUNCHERS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "ray": "hydra_plugins.hydra_ray_launcher",
+              **{name: "hydra_plugins.hydra_submitit_launcher"
+                 for name in ("submitit", "submitit_slurm", "submitit_local")}}
 
 
-def sweep_configs(args: list[str]) -> list[list[str]]:
-    """The override lists a command line stands for: one per swept value (others at their first)."""
-    args = [a for a in args if a not in ("-m", "--multirun")]
-    keys = [a.partition("=") for a in args]
-    base = [f"{k}={_sweep_values(v)[0]}" if s else k for k, s, v in keys]
-    out = [base]
-    for i, (k, s, v) in enumerate(keys):
-        for value in (_sweep_values(v)[1:] if s else []):
-            out.append(base[:i] + [f"{k}={value}"] + base[i + 1:])
-    return out
+def _launcher_problem(name: str) -> str | None:
+    """A launcher whose Hydra plugin is not installed: the extra that brings it."""
+    import importlib.util
+    module = _LAUNCHERS.get(name)
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return f"hydra/launcher={name} needs its Hydra plugin: pip install 'brittle[cluster]'"
 
 
-def compose(overrides: list[str]) -> DictConfig:
-    """The job config of `overrides` (Hydra's own node dropped); raises on composition errors."""
+def compose(overrides: list[str], hydra: bool = False) -> DictConfig:
+    """The job config of `overrides` (with Hydra's own node when `hydra`); raises on composition
+    errors."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=overrides)
-    return cfg
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=hydra)
 
 
 def _one_line(exc: BaseException, overrides: list[str]) -> str:
@@ -141,14 +188,23 @@ def _siblings(key: str, overrides: list[str]) -> str:
 
 
 def check_command_line(argv: list[str]) -> str | None:
-    """The first problem of a `python run.py` command line as one line, or None."""
-    if any(a.startswith("--") and a not in ("--multirun",) for a in argv) or "-h" in argv or "-c" in argv:
-        return None  # Hydra's own flags (--help, --cfg, --info, ...) are Hydra's business
-    problem = check_choices(argv)
-    if problem:
-        return problem
-    for overrides in sweep_configs(argv):
-        job = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    """The first problem of a `brittle` command line as one line, or None."""
+    line = parse_command_line(argv)
+    if line.hydra_flags:
+        return None  # --help, --cfg, ... : Hydra's business
+    extra = line.config_dirs + _searchpath_dirs(line.overrides)
+    try:
+        # options first, as if swept (a bad option is named even when -m is missing), then the jobs
+        as_swept = sweep_jobs(replace(line, multirun=True), sweeper_params=line.multirun)
+        for overrides in jobs_to_check(as_swept):
+            problem = check_choices(overrides, extra)
+            if problem:
+                return problem
+        jobs = as_swept if line.multirun else sweep_jobs(line)
+    except Exception as exc:  # Hydra's parser: one line of its message
+        return " ".join(str(exc).split("\n")[0].split())
+    for overrides in jobs_to_check(jobs):
+        job = [o for o in overrides if not o.lstrip("+~").startswith("hydra")] + _search_path(extra)
         try:
             cfg = compose(job)
         except Exception as exc:  # Hydra raises several types for a bad override

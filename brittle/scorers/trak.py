@@ -26,8 +26,8 @@ def _require_traker() -> None:
     try:
         import trak  # noqa: F401
     except ImportError:
-        raise BrittleError("scorer=trak needs the traker package: pip install -e '.[trak]' "
-                           "(or pick another scorer)") from None
+        raise BrittleError("scorer=trak needs the traker package, brittle's trak extra: "
+                           "pip install 'brittle[trak]' (in a checkout: pip install -e '.[trak]')") from None
 
 
 class Trak(Scorer):

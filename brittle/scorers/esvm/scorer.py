@@ -49,8 +49,8 @@ class ExemplarSVM(Scorer):
         if backend not in _BACKENDS:
             raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")
         if backend == "cuml" and not cuml_available():
-            raise BrittleError("scorer.backend=cuml needs cuML and a CUDA GPU (pip install -e "
-                               "'.[gpu]' on a GPU machine); use scorer.backend=torch or sklearn")
+            raise BrittleError("scorer.backend=cuml needs cuML and a CUDA GPU, brittle's gpu extra: pip "
+                               "install 'brittle[gpu]' on a GPU machine; or use scorer.backend=torch or sklearn")
         self.backend = "torch" if backend == "auto" else backend
         self.C, self.max_iter, self.tol = float(C), int(max_iter), float(tol)
         self.label_conditioning, self.lds_sparsity = label_conditioning, float(lds_sparsity)

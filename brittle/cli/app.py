@@ -1,0 +1,71 @@
+"""The brittle Hydra app: `brittle ...`, `python -m brittle ...` and a checkout's `python run.py ...`
+are this one app (same configs, groups, run directories, `--help`, `-m` sweeps and launchers).
+
+The command line is checked before Hydra starts (brittle/cli/validate.py); the job composes the
+config, then runs (or resumes) every stage in the run directory Hydra chose (outputs/<overrides>
+or multirun/<overrides>). Errors the user can fix print one line and exit with status 2;
+`debug=true` shows the full traceback instead.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import cast
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from brittle.cli.configs import config_dir
+from brittle.cli.resolvers import register_resolvers
+from brittle.cli.validate import check_command_line
+from brittle.runtime.errors import BrittleError
+
+
+def job(cfg: DictConfig) -> None:
+    """One Hydra job: the pipeline on the composed config, user errors as one line."""
+    hc = cast(DictConfig, HydraConfig.get())  # typed as HydraConf, a DictConfig at run time
+    choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra") and v}
+    job_num = OmegaConf.select(hc.job, "num", default=None)  # set in multirun jobs only
+    if job_num is not None and cfg.device == "auto":
+        cfg.device = gpu_for_job(int(job_num))
+    try:
+        from brittle.pipeline import run
+        run(cfg, Path(hc.runtime.output_dir), choices)
+    except Exception as exc:
+        user_error = user_error_of(exc)
+        if user_error is None or cfg.get("debug", False):
+            raise
+        logging.getLogger("brittle").error("%s", user_error)
+        print(f"error: {user_error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def gpu_for_job(job_num: int, n_gpus: int | None = None) -> str:
+    """On a multi-GPU node, jobs of a local sweep take GPUs round-robin (job i -> cuda:i mod n)."""
+    if n_gpus is None:
+        import torch
+        n_gpus = torch.cuda.device_count()
+    return f"cuda:{job_num % n_gpus}" if n_gpus > 1 else "auto"
+
+
+def user_error_of(exc: BaseException | None) -> BrittleError | None:
+    """The BrittleError behind `exc`, also when Hydra's instantiate wrapped it."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, BrittleError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def main() -> None:
+    """The console script: check the command line, then hand it to Hydra."""
+    register_resolvers()
+    problem = check_command_line(sys.argv[1:])
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(job)
+    app()
