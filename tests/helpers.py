@@ -1,6 +1,8 @@
 """Shared test helpers: Hydra composition of the real config, tiny-run overrides, data paths."""
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -30,3 +32,50 @@ def make_cfg(overrides: list[str], cache_dir: Path | None = None) -> DictConfig:
     extra = [f"cache_dir={cache_dir}"] if cache_dir is not None else []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides) + extra)
+
+
+def _brittle_child(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
+    """In a fresh process forked from the fork server: the console script's main() with argv."""
+    import logging
+    import sys
+
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    for fd, path in ((1, out), (2, err)):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    sys.stdout, sys.stderr = open(1, "w", buffering=1, closefd=False), open(2, "w", buffering=1, closefd=False)
+    logging.root.handlers.clear()
+    if "OMP_NUM_THREADS" in env:
+        import torch
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    sys.argv = ["brittle", *argv]
+    from brittle.cli.app import main
+    main()
+
+
+_SERVER: list = []
+
+
+def run_brittle(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None,
+                timeout: float = 300) -> subprocess.CompletedProcess:
+    """`brittle ARGV` as its own process, with its own working directory, environment, stdout,
+    stderr and exit status, as the console script runs it. The process is forked from a server that
+    imported brittle (torch, Hydra) once, so a test pays the checks and the run, not the imports."""
+    import multiprocessing
+    import tempfile
+
+    if not _SERVER:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["brittle.cli.app", "tests.helpers"])
+        _SERVER.append(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = f"{tmp}/out", f"{tmp}/err"
+        proc = _SERVER[0].Process(target=_brittle_child, args=(list(argv), str(cwd), dict(env or os.environ), out, err))
+        proc.start()
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        code = proc.exitcode if proc.exitcode is not None else -9
+        return subprocess.CompletedProcess(["brittle", *argv], code, Path(out).read_text(), Path(err).read_text())

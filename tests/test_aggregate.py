@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -11,15 +9,14 @@ import pytest
 from brittle.report.aggregate import aggregate
 from brittle.report.aggregate import main as aggregate_main
 from brittle.report.build import write_report
-from tests.helpers import ROOT, TINY
+from tests.helpers import TINY, run_brittle
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     base = tmp_path_factory.mktemp("sweep")
-    cmd = [sys.executable, "run.py", "-m", "scorer=esvm,random", "task=remove,mislabel", "eval=lds",
-           "eval.n_models=12", f"hydra.sweep.dir={base}/multirun", f"cache_dir={base}/cache", *TINY]
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    p = run_brittle(["-m", "scorer=esvm,random", "task=remove,mislabel", "eval=lds", "eval.n_models=12",
+                     f"hydra.sweep.dir={base}/multirun", f"cache_dir={base}/cache", *TINY], timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert (p.stdout + p.stderr).count("computing pretrain") == 1  # the sweep pretrained once
     return base

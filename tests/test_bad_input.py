@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 from PIL import Image
 
 from brittle.runtime.cache import _verify_files
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_brittle
 
 FAST = ["dataset.train_subset=300", "reference.n_models=1", "arch.recipe.epochs=2", "targets.n=2",
         "search.budget=1", "search.n_test=1", "search.max_support=8", "progress=false"]
@@ -104,11 +103,11 @@ CASES = [
 def _run(case_args: list[str], files: dict[str, Path], base: Path, name: str) -> tuple[subprocess.CompletedProcess, Path]:
     work = base / name.replace(" ", "_")
     args = [a.format(**files) for a in case_args]
-    cmd = [sys.executable, "run.py", *FAST, *args, f"cache_dir={work}/cache"]
+    cmd = [*FAST, *args, f"cache_dir={work}/cache"]
     cmd.append(f"hydra.sweep.dir={work}/multirun" if "-m" in args else f"hydra.run.dir={work}/run")
     # three runs share the machine: one thread each, or OpenMP's spinning threads oversubscribe it
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env), work
+    return run_brittle(cmd, ROOT, env), work
 
 
 @pytest.fixture(scope="module")

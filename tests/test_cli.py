@@ -6,13 +6,11 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_brittle
 
 
 def _run(*args: str, tmp) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", f"hydra.run.dir={tmp}/run",
-                           f"cache_dir={tmp}/cache", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_brittle([f"hydra.run.dir={tmp}/run", f"cache_dir={tmp}/cache", *args])
 
 
 def test_unknown_group_option_lists_the_valid_ones(tmp_path):

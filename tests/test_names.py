@@ -2,9 +2,6 @@
 moving a class keeps every cached artifact; import paths of earlier releases are refused."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from hydra.utils import get_object
 from omegaconf import OmegaConf
@@ -13,7 +10,7 @@ from brittle.runtime.execution import run_identity
 from brittle.runtime.names import MOVED, REGISTERED, stable_name, with_stable_names
 from brittle.stages import embed, pretrain, reference
 from brittle.stages.spec import key_of, select
-from tests.helpers import CONF, ROOT, make_cfg
+from tests.helpers import CONF, make_cfg, run_brittle
 
 
 def _targets_in_conf() -> set[str]:
@@ -90,8 +87,7 @@ def test_only_display_labels_are_dropped_from_keys():
 @pytest.mark.parametrize("old", ["brittle.search.Bisection", "brittle.retrain.perturb.Mislabel"])
 def test_an_old_import_path_is_refused_with_the_new_one(old):
     group = "search" if "search" in old else "task"
-    p = subprocess.run([sys.executable, "run.py", f"{group}._target_={old}"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    p = run_brittle([f"{group}._target_={old}"])
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
     assert p.returncode == 2 and len(errors) == 1, p.stderr[-800:]
     assert f"{group}._target_={old} has moved; use {group}._target_={MOVED[old]}" in errors[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from brittle.cli.validate import parse_command_line, sweep_jobs
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_brittle
 
 FAST = ["backbone.epochs=1", "targets.n=1", "search.budget=0", "search.n_test=1", "search.max_support=8",
         "reference.n_models=1", "arch.recipe.epochs=1", "progress=false"]
@@ -46,9 +46,8 @@ def test_a_sweep_without_multirun_is_one_line(tmp_path):
 
 def _sweep(tmp_path: Path, name: str, *args: str) -> list[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "run.py", "-m", *args, *FAST, f"cache_dir={tmp_path}/cache",
-           f"hydra.sweep.dir={tmp_path}/{name}"]
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    p = run_brittle(["-m", *args, *FAST, f"cache_dir={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/{name}"],
+                    env=env, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     fixed = {a for a in FAST if a != "progress=false"}  # run names leave execution keys out
     names = [d.name for d in (tmp_path / name).iterdir() if (d / "summary.json").exists()]
@@ -74,13 +73,11 @@ def test_a_users_config_dir_adds_options(tmp_path):
     (mine / "nearest.yaml").write_text("# l2 under a name of my own\ndefaults:\n  - l2\n")
     base = [*FAST, f"cache_dir={tmp_path}/cache"]
     for how in (["--config-dir", str(tmp_path / "mine")], [f"hydra.searchpath=[file://{tmp_path / 'mine'}]"]):
-        p = subprocess.run([sys.executable, "run.py", *how, *base, "scorer=nearest",
-                            f"hydra.run.dir={tmp_path}/run{len(how)}"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        p = run_brittle([*how, *base, "scorer=nearest", f"hydra.run.dir={tmp_path}/run{len(how)}"],
+                        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
         assert p.returncode == 0, p.stderr[-1500:]
         assert "AUC" in p.stdout
-    p = subprocess.run([sys.executable, "run.py", *base, "scorer=nearest"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+    p = run_brittle([*base, "scorer=nearest"])
     assert p.returncode == 2 and "scorer=nearest is not an option of scorer" in p.stderr
 
 
