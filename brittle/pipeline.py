@@ -72,7 +72,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         lds_sparsify_top=None if lds_result is None else lds_result.sparsify_top)
     summary = summarize.run(ex.run_dir, searched.support, search_obj.max_support, details)
     print(summarize.format_table(searched.support, summary, dataset.test.classes), flush=True)
-    print(f"run directory: {ex.run_dir}", flush=True)
+    print(f"run directory: {_shown(ex.run_dir)}", flush=True)
     return summary
 
 
@@ -97,6 +97,14 @@ def _evaluate(cfg: DictConfig, ex: Execution, engine: Retrainer, evaluation: Eva
     if lds.recorded(ex.run_dir) is None:
         held_out = bank.run(_on(cfg, bank), ex, engine, int(evaluation.n_models), float(evaluation.alpha), "lds")
     return lds.run(ex, evaluation, held_out, ids, scored.attributions, default_sparsity)
+
+
+def _shown(path: Path) -> Path:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return Path(path)
 
 
 def _labels(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunLabels:

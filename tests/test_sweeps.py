@@ -36,6 +36,12 @@ def test_every_form_expands_as_hydra_expands_it():
     assert len(_jobs("-m", "experiment=digits_compare", "task=remove")) == 6
 
 
+def test_a_sweep_of_no_job_is_one_line():
+    from brittle.cli.validate import check_command_line
+    assert check_command_line(["-m", "scorer=glob(zz*)"]) == ("the sweep scorer=glob(zz*) expands to no job "
+                                                              "(a glob that matches no option?)")
+
+
 def test_a_sweep_without_multirun_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "run.py", "scorer=choice(esvm,l2)"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)

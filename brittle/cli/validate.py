@@ -201,6 +201,8 @@ def check_command_line(argv: list[str]) -> str | None:
             if problem:
                 return problem
         jobs = as_swept if line.multirun else sweep_jobs(line)
+        if not jobs:  # a product over an empty sweep: Hydra would launch nothing
+            return f"the sweep {' '.join(line.overrides)} expands to no job (a glob that matches no option?)"
     except Exception as exc:  # Hydra's parser: one line of its message
         return " ".join(str(exc).split("\n")[0].split())
     for overrides in jobs_to_check(jobs):
