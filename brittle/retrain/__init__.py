@@ -1,2 +1,3 @@
 """Retraining the classifiers of counterfactual tests: archs, the seeded training loop and its
-trainers, the engine that binds them to device-resident data, and the two tasks' perturbations."""
+trainers, and the engine that binds them to device-resident data (the tasks that perturb the
+training set live in brittle/support/tasks.py)."""

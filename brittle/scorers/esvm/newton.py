@@ -8,7 +8,7 @@ negatives X [P, D], with x~ = [x, 1],
     c_pos = C (P+1) / 2,   c_neg = C (P+1) / (2P).
 
 All targets of a chunk in one batch. From a least-squares start, the working-set phase
-(esvm_active.py) solves each target's problem exactly on its few support-vector candidates,
+(working_set.py) solves each target's problem exactly on its few support-vector candidates,
 grown until no other point violates its margin. When a chunk's support sets grow too large for
 that, it falls back to Newton-CG on the generalised Hessian H = I + 2 sum_active c_i x~_i x~_i^T
 (every step a pair of [T, D] x [D, P] matrix products) with an exact line search (f is a convex
@@ -27,7 +27,7 @@ from brittle.scorers.esvm.working_set import exact_line_search, refine
 class NewtonSettings:
     tol: float = 1e-8        # stop when ||grad|| <= tol * ||grad at w=0||, per target
     warm_steps: int = 0      # full Newton-CG steps before the working-set phase
-    working_set: int = 64    # initial working-set size per target (esvm_active.py)
+    working_set: int = 64    # initial working-set size per target (working_set.py)
     grow: int = 64           # most violating points added to a working set per round
     max_working_set: int = 2048  # a chunk whose working sets outgrow this falls back to Newton-CG
     chunk: int = 0           # targets solved together (bounds the [chunk, m, m] Gram memory);

@@ -7,7 +7,7 @@ uses the inverse distance to the hyperplane (the nearest the most influential), 
 Backends:
   sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
            loss='squared_hinge', max_iter=10000, tol=1e-6) on X = [query; pool], y = [1, 0, ..., 0]
-  torch    the same objective solved for many targets at once (esvm_torch.py), CPU or GPU,
+  torch    the same objective solved for many targets at once (newton.py), CPU or GPU,
            checked against sklearn; a target whose solve does not converge is redone by sklearn
   cuml     cuML's LinearSVC on a GPU (optional extra `.[gpu]`; a float32 solver, only on request)
   auto     torch

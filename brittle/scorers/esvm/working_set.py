@@ -3,7 +3,7 @@ support vectors, grown until no point outside violates its margin.
 
 At the optimum of an exemplar SVM only a few dozen of thousands of negatives are inside the
 margin (the ones most like the target); every other point has zero loss. So once a few full
-Newton-CG steps (esvm_torch.py) have located the region, each target's problem is restricted to
+Newton-CG steps (newton.py) have located the region, each target's problem is restricted to
 a working set W of m candidates: in the span w = sum_j a_j u_j over W (u_j = y_j x~_j), the
 primal Newton step is one small SPD solve with the Gram matrix of W, in float64. The restricted
 problem is solved to optimality; then all points are scored once ([T, D] x [D, P]) and the ones
