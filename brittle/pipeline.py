@@ -16,7 +16,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brittle.eval.lds import Evaluation
+from brittle.eval.lds import Evaluation, LinearDatamodelingScore
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
 from brittle.runtime.execution import Execution, execution_of, run_identity
@@ -51,7 +51,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     if scorer.needs_features:
         backbone_dir = pretrain.run(_on(cfg, pretrain), ex, dataset)
         features = embed.run(_on(cfg, embed), ex, dataset, backbone_dir)
-    elif not score.recorded(ex.run_dir, evaluation.needs_attributions or bool(cfg.score.save_scores)):
+    elif not score.recorded(ex.run_dir, score.wants_scores(_on(cfg, score), evaluation.needs_attributions)):
         handed = scorer_models(cfg, ex, engine, scorer)
     train = TrainSet(dataset.train.labels, None if features is None else features.train, dataset.ordering)
     queries = Queries(chosen.ids, dataset.test.labels[chosen.ids],
@@ -91,7 +91,7 @@ def scorer_models(cfg: DictConfig, ex: Execution, engine: Retrainer, scorer: Sco
 def _evaluate(cfg: DictConfig, ex: Execution, engine: Retrainer, evaluation: Evaluation, ids: Any,
               scored: score.Scored, default_sparsity: float) -> lds.LdsResult | None:
     """The LDS of the scorer's attributions on the 'lds' bank (trained unless already scored)."""
-    if not evaluation.needs_attributions:
+    if not isinstance(evaluation, LinearDatamodelingScore):
         return None
     held_out = None
     if lds.recorded(ex.run_dir) is None:

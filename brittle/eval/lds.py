@@ -29,11 +29,6 @@ class Evaluation:
         """The fraction of |attributions| per target it keeps (the scorer's own by default)."""
         return float(default_sparsity)
 
-    def score(self, masks: np.ndarray, margins: np.ndarray, attributions: np.ndarray,
-              default_sparsity: float) -> np.ndarray:
-        """Per-target score float [T] of attributions on a bank (only when `needs_attributions`)."""
-        raise NotImplementedError(f"{type(self).__name__} scores no attributions")
-
 
 class NoEvaluation(Evaluation):
     """`eval=none`: nothing beyond the support search."""

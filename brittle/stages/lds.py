@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brittle.eval.lds import Evaluation
+from brittle.eval.lds import LinearDatamodelingScore
 from brittle.eval.stats import bootstrap_ci
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import save_parquet
@@ -38,7 +38,7 @@ def recorded(run_dir: Path) -> np.ndarray | None:
     return pd.read_parquet(out)["lds"].to_numpy() if out.exists() else None
 
 
-def run(ex: Execution, evaluation: Evaluation, bank: Bank | None, targets: np.ndarray,
+def run(ex: Execution, evaluation: LinearDatamodelingScore, bank: Bank | None, targets: np.ndarray,
         attributions: np.ndarray | None, default_sparsity: float) -> LdsResult:
     """Score (or read back) the LDS per target and summarise it."""
     per_target = recorded(ex.run_dir)

@@ -40,7 +40,7 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
     """Rank (and attribute) the queries; reuses the run directory's files when they exist. The
     pipeline has checked the pools against K, and the embed stage the features' finiteness."""
     k = int(spec.search.max_support)
-    want = want_attributions or bool(spec.score.save_scores)
+    want = wants_scores(spec, want_attributions)
     paths = _paths(ex.run_dir)
     done = recorded(ex.run_dir, want)
     if done is not None:
@@ -68,6 +68,11 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
     save_npy(paths["topk"], topk_arr)
     save_json(paths["cost"], cost)
     return Scored(topk_arr, cost, attributions)
+
+
+def wants_scores(spec: DictConfig, want_attributions: bool) -> bool:
+    """Whether scoring writes the attributions (scores.npy): for the LDS, or when asked to."""
+    return want_attributions or bool(spec.score.save_scores)
 
 
 def _paths(run_dir: Path) -> dict[str, Path]:

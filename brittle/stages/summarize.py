@@ -77,8 +77,8 @@ class RunSummary(RunDetails):
             raise ValueError(f"{path} lacks {missing or ['labels']}")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
-        return cls(**{**values, "labels": RunLabels(**{k: raw["labels"].get(k) for k in
-                                                      ("method", "backbone", "task", "arch", "trainer", "dataset")})})
+        labels = RunLabels(**{f.name: raw["labels"].get(f.name) for f in fields(RunLabels)})
+        return cls(**{**values, "labels": labels})
 
 
 def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
