@@ -20,6 +20,7 @@ from brittle.eval.lds import Evaluation, LinearDatamodelingScore
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
 from brittle.runtime.execution import Execution, execution_of, run_identity
+from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
 from brittle.stages import bank, data, embed, lds, models, pretrain, reference, score, search, summarize, targets
@@ -40,7 +41,8 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     task: Task = instantiate(cfg.task)
     search_obj: Search = instantiate(cfg.search)
     evaluation: Evaluation = instantiate(cfg.eval)
-    ex.run_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(ex.cache.root, "cache_dir", locks=True)
+    check_writable(ex.run_dir, "hydra.run.dir")
     check_run_dir(ex.run_dir, run_identity(cfg))
     dataset = data.run(_on(cfg, data), ex)
     check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support, scorer.label_conditioning)
@@ -49,6 +51,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     chosen = targets.run(_on(cfg, targets), ex, dataset, mean_probs)
     features, handed = None, None
     if scorer.needs_features:
+        embed.check_space(_on(cfg, embed), ex, dataset)
         backbone_dir = pretrain.run(_on(cfg, pretrain), ex, dataset)
         features = embed.run(_on(cfg, embed), ex, dataset, backbone_dir)
     elif not score.recorded(ex.run_dir, score.wants_scores(_on(cfg, score), evaluation.needs_attributions)):

@@ -1,12 +1,14 @@
 """Backbone family, pretrained checkpoints, and streamed image folders."""
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 from brittle.api import embed, load_data, pretrain, rank
@@ -14,10 +16,12 @@ from brittle.data.imagefolder import LazyImages, load_imagefolder
 from brittle.runtime.cache import StageCache
 from brittle.runtime.costs import Meter
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.files import read_torch_file
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm.scorer import ExemplarSVM
+from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.features import features_to
-from tests.helpers import make_cfg
+from tests.helpers import make_cfg, run_brittle
 
 SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small"]
 
@@ -109,7 +113,7 @@ def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
     moco = {f"module.encoder_q.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
     moco.update({"module.encoder_q.fc.0.weight": torch.zeros(2048, 512),
                  "module.encoder_k.conv1.weight": sd["conv1.weight"]})
-    torch.save({"state_dict": moco, "epoch": 800}, tmp_path / "moco.pth.tar")
+    torch.save({"state_dict": moco, "epoch": 800, "arch": "resnet18"}, tmp_path / "moco.pth.tar")
     cfg2 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'moco.pth.tar'}"], cache_dir=tmp_path / "c")
     assert (pretrain(cfg2, data) / "backbone.pt").exists()
     # DINO release: {'teacher': {'backbone.<key>': ..., 'head.mlp.0.weight': ...}}
@@ -118,6 +122,49 @@ def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
     torch.save(dino, tmp_path / "dino.pth")
     cfg3 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'dino.pth'}"], cache_dir=tmp_path / "c")
     assert (pretrain(cfg3, data) / "backbone.pt").exists()
+    # full training checkpoints: DINO's and MoCo v3's keep their arguments as an argparse.Namespace
+    # and MoCo v3 its optimizer and gradient-scaler states
+    args = argparse.Namespace(arch="resnet18", lr=0.3, epochs=100)
+    v3 = {"state_dict": {**{f"module.base_encoder.{k}": v for k, v in sd.items()},
+                         **{f"module.momentum_encoder.{k}": v for k, v in sd.items()}},
+          "epoch": 100, "arch": "resnet18", "args": args,
+          "optimizer": {"state": {}, "param_groups": [{"lr": 0.3, "params": [0, 1]}]},
+          "scaler": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0}}
+    torch.save(v3, tmp_path / "mocov3.pth.tar")
+    torch.save({**dino, "student": dino["teacher"], "args": args, "epoch": 100}, tmp_path / "dino_full.pth")
+    for name in ("mocov3.pth.tar", "dino_full.pth"):
+        cfg4 = make_cfg([*over, f"backbone.checkpoint={tmp_path / name}"], cache_dir=tmp_path / "c")
+        net = load_backbone_weights(instantiate(cfg4.backbone.net), pretrain(cfg4, data) / "backbone.pt")
+        assert torch.equal(net.state_dict()["conv1.weight"], sd["conv1.weight"])
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the file `path`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    from torchvision.models import resnet18
+    made = tmp_path / "made-by-the-checkpoint"
+    evil = tmp_path / "evil.pth"
+    torch.save({"state_dict": resnet18().state_dict(), "extra": _Payload(made)}, evil)
+    over = ["backbone=pretrained", "backbone.arch=resnet18", "backbone.resize=32", f"backbone.checkpoint={evil}",
+            "dataset.train_subset=100", "dataset.test_subset=20", "search.max_support=8",
+            f"cache_dir={tmp_path / 'c'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    done = run_brittle(over)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"backbone.checkpoint={evil} holds" in errors[0] and "pathlib" in errors[0]
+    assert "backbone.trust_checkpoint=true" in errors[0]
+    assert not made.exists()
+    # the payload is real: the explicit opt-in unpickles it in full (and so runs it)
+    read_torch_file(evil, "backbone.checkpoint", "a state dict", trust=True)
+    assert made.exists()
 
 
 def test_pretrained_checkpoint_that_does_not_fit(tmp_path):

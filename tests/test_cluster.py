@@ -66,6 +66,8 @@ def test_slurm_launcher_config_composes_with_its_submission_parameters():
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.partition == "a100" and launcher.gpus_per_node == 1
     assert launcher.array_parallelism == 32 and launcher.timeout_min == 240
+    # a preempted or timed-out job is requeued and resumes (conf/hydra/launcher/submitit.yaml)
+    assert launcher.max_num_timeout == 10 and launcher.signal_delay_s == 120
 
 
 def test_gpu_round_robin_for_local_sweeps():

@@ -3,8 +3,10 @@ are this one app (same configs, groups, run directories, `--help`, `-m` sweeps a
 
 The command line is checked before Hydra starts (brittle/cli/validate.py); the job composes the
 config, then runs (or resumes) every stage in the run directory Hydra chose (outputs/<overrides>
-or multirun/<overrides>). Errors the user can fix print one line and exit with status 2;
-`debug=true` shows the full traceback instead.
+or multirun/<overrides>). Errors the user can fix, and faults of the
+machine (full disk, read-only directory), print one line and exit with status 2; SIGTERM or
+Ctrl-C ends the job with one line and status 128 + the signal; `debug=true` shows the full
+traceback instead.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from brittle.cli.configs import config_dir
 from brittle.cli.resolvers import register_resolvers
 from brittle.cli.validate import check_command_line
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.faults import RESUME, Interrupted, environment_fault, signals_interrupt
 
 
 def job(cfg: DictConfig) -> None:
@@ -30,16 +33,26 @@ def job(cfg: DictConfig) -> None:
     job_num = OmegaConf.select(hc.job, "num", default=None)  # set in multirun jobs only
     if job_num is not None and cfg.device == "auto":
         cfg.device = gpu_for_job(int(job_num))
+    run_dir = Path(hc.runtime.output_dir)
     try:
-        from brittle.pipeline import run
-        run(cfg, Path(hc.runtime.output_dir), choices)
+        with signals_interrupt():
+            from brittle.pipeline import run
+            run(cfg, run_dir, choices)
+    except Interrupted as stop:
+        _fail(f"interrupted by {stop}; {RESUME}", 128 + stop.signum)
     except Exception as exc:
-        user_error = user_error_of(exc)
+        user_error = user_error_of(exc) or environment_fault(exc, {"cache_dir": Path(cfg.cache_dir),
+                                                                   "hydra.run.dir": run_dir})
         if user_error is None or cfg.get("debug", False):
             raise
-        logging.getLogger("brittle").error("%s", user_error)
-        print(f"error: {user_error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        _fail(str(user_error), 2)
+
+
+def _fail(message: str, status: int) -> None:
+    """One `error:` line on stderr (and in the job's log, when it can still be written), then exit."""
+    logging.getLogger("brittle").error("%s", message)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
 
 
 def gpu_for_job(job_num: int, n_gpus: int | None = None) -> str:
@@ -63,6 +76,8 @@ def user_error_of(exc: BaseException | None) -> BrittleError | None:
 def main() -> None:
     """The console script: check the command line, then hand it to Hydra."""
     register_resolvers()
+    # a log file on a full disk must not print a traceback per line: the failed write is reported
+    logging.raiseExceptions = False
     problem = check_command_line(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)

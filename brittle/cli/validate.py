@@ -7,6 +7,8 @@
 3. Every `_target_` node (a scorer, task, search, trainer, evaluation, arch, network, method,
    loader, transform) is checked against the signature of what it builds (brittle/cli/signatures.py):
    its keys must be parameters, its values of the annotated types.
+4. The cache directory and the run directory's location must be writable (and the cache's file
+   locks must work) before Hydra creates anything.
 A sweep (`-m key=a,b`) is checked for each value.
 """
 from __future__ import annotations
@@ -187,6 +189,32 @@ def _siblings(key: str, overrides: list[str]) -> str:
         return "`python run.py --cfg job` prints every setting"
 
 
+def check_locations(overrides: list[str], multirun: bool) -> str | None:
+    """A cache directory or run directory that cannot be written (or locked), as one line, before
+    Hydra creates the run directory. The run directory's fixed part (before any `${...}`) is
+    probed at its nearest existing folder."""
+    from brittle.runtime.errors import BrittleError
+    from brittle.runtime.faults import check_writable
+
+    try:
+        cfg = compose(overrides, hydra=True)
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        node = cfg.hydra.sweep if multirun else cfg.hydra.run
+        template = str(node._get_node("dir")._value())  # unresolved: ${...} is filled by Hydra at run time
+        cache = Path(str(cfg.cache_dir))
+    except Exception:  # a bad override: the check of the job names it
+        return None
+    run_dir = Path(template.split("${", 1)[0] or ".").expanduser()
+    while not run_dir.exists() and run_dir != run_dir.parent:
+        run_dir = run_dir.parent
+    try:
+        check_writable(cache, "cache_dir", locks=True)
+        check_writable(run_dir, key)
+    except BrittleError as exc:
+        return str(exc)
+    return None
+
+
 def check_command_line(argv: list[str]) -> str | None:
     """The first problem of a `brittle` command line as one line, or None."""
     line = parse_command_line(argv)
@@ -205,6 +233,9 @@ def check_command_line(argv: list[str]) -> str | None:
             return f"the sweep {' '.join(line.overrides)} expands to no job (a glob that matches no option?)"
     except Exception as exc:  # Hydra's parser: one line of its message
         return " ".join(str(exc).split("\n")[0].split())
+    problem = check_locations(jobs[0] + _search_path(extra), line.multirun)
+    if problem:
+        return problem
     for overrides in jobs_to_check(jobs):
         job = [o for o in overrides if not o.lstrip("+~").startswith("hydra")] + _search_path(extra)
         try:

@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 
 from brittle import CACHE_SCHEMA, __version__
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.faults import as_disk_fault
 from brittle.runtime.files import canonical, save_json
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,7 @@ class StageCache:
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
             try:
                 log.info("computing %s -> %s", stage, final)
-                extra = compute(tmp) or {}
-                meta = {"stage": stage, "spec": spec, "brittle_version": __version__,
-                        "libraries": library_versions(), **extra}
-                save_json(tmp / "meta.json", meta)
+                _fill(tmp, final, stage, spec, compute)
                 if final.exists():  # a leftover without meta.json: an interrupted older write
                     shutil.rmtree(final)
                 os.replace(tmp, final)
@@ -112,6 +110,21 @@ class StageCache:
     @staticmethod
     def meta(directory: Path) -> dict:
         return json.loads((Path(directory) / "meta.json").read_text())
+
+
+def _fill(tmp: Path, final: Path, stage: str, spec: dict, compute: Callable[[Path], dict | None]) -> None:
+    """Run `compute` into `tmp` and record its meta.json; a write that failed on a full disk is
+    an OSError naming the entry (checked before the temp directory is removed)."""
+    try:
+        extra = compute(tmp) or {}
+        meta = {"stage": stage, "spec": spec, "brittle_version": __version__,
+                "libraries": library_versions(), **extra}
+        save_json(tmp / "meta.json", meta)
+    except Exception as exc:
+        fault = as_disk_fault(exc, final)
+        if fault is not None:
+            raise fault from exc
+        raise
 
 
 def _verify_files(directory: Path) -> None:

@@ -18,7 +18,8 @@ from brittle.runtime.errors import BrittleError
 from brittle.runtime.names import with_stable_names
 
 # Dotted config paths; a run directory made with one value is resumed with any other.
-EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download")
+# (backbone.trust_checkpoint permits reading a file, it does not change what is computed.)
+EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download", "backbone.trust_checkpoint")
 # Display names of options (tables, figures): never part of what a stage computes. Exact paths:
 # a setting called `label` anywhere else is a setting like any other.
 DISPLAY_KEYS = ("arch.label", "trainer.label", "backbone.label")
@@ -32,12 +33,14 @@ def command_line_keys() -> list[str]:
 @dataclass(frozen=True)
 class Execution:
     """device: where tensors live; progress: bars/log lines for long work; cache: the stage
-    cache; run_dir: this run's directory; download: loaders may fetch missing data."""
+    cache; run_dir: this run's directory; download: loaders may fetch missing data;
+    trust_checkpoint: `backbone.checkpoint` may be read with full unpickling."""
     device: torch.device
     progress: bool
     cache: StageCache
     run_dir: Path
     download: bool = False
+    trust_checkpoint: bool = False  # a user's checkpoint may be unpickled in full (it can run code)
 
     @property
     def accelerator(self) -> str:
@@ -62,7 +65,8 @@ def execution_of(cfg: DictConfig, run_dir: Path) -> Execution:
     return Execution(device=resolve_device(cfg.get("device", "auto")),
                      progress=bool(cfg.get("progress", False)),
                      cache=StageCache(Path(cfg.cache_dir)), run_dir=Path(run_dir),
-                     download=bool(cfg.get("dataset", {}).get("download", False)))
+                     download=bool(cfg.get("dataset", {}).get("download", False)),
+                     trust_checkpoint=bool(cfg.get("backbone", {}).get("trust_checkpoint", False)))
 
 
 def plain(node: Any) -> dict[str, Any]:

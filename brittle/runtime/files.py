@@ -6,10 +6,13 @@ so a reader never sees a half-written artifact.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
 import os
+import pickle
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.faults import as_disk_fault
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except Exception as exc:
+        fault = as_disk_fault(exc, path)  # checked while the partial file still takes its space
+        if fault is not None:
+            raise fault from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -84,17 +93,66 @@ def canonical(spec: Any) -> str:
     return json.dumps(spec, sort_keys=True, separators=(",", ":"), default=json_default)
 
 
-def read_torch_file(path: Path, setting: str, expected: str, weights_only: bool = False) -> object:
-    """torch.load of a file the user handed in; a file that is not one is one clear error."""
+def read_torch_file(path: Path, setting: str, expected: str, trust: bool = False,
+                    trust_setting: str | None = None) -> object:
+    """torch.load of a file the user handed in, without running code from it.
+
+    Unpickling can call any function a file names, so a downloaded checkpoint is read with
+    `weights_only=True`: tensors, containers and plain values, plus the harmless types release
+    checkpoints carry (`SAFE_TYPES`). A file that needs more is refused with one line naming
+    what it holds and `trust_setting`, the opt-in that loads it with full unpickling."""
+    import torch
+
+    if trust:
+        return _torch_load(path, setting, expected, weights_only=False)
+    with torch.serialization.safe_globals(list(SAFE_TYPES)):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle, zip and torch raise many types for a file that is not one
+            failure = exc
+    unsafe = _unsafe_globals(path, failure)
+    if not unsafe:
+        raise _not_torch_file(path, setting, expected, failure) from None
+    opt_in = f"if you trust the file, set {trust_setting}=true" if trust_setting else \
+        "re-save its tensors with torch.save(state_dict)"
+    raise BrittleError(f"{setting}={path} holds {', '.join(unsafe[:3])}, which loading would have to "
+                       f"run as code; refused ({opt_in})")
+
+
+# Non-tensor types of release checkpoints that carry data only (DINO and MoCo v3 keep their
+# training arguments as an argparse.Namespace).
+SAFE_TYPES = (argparse.Namespace,)
+
+
+def _torch_load(path: Path, setting: str, expected: str, weights_only: bool) -> object:
     import torch
 
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as exc:  # pickle, zip and torch raise many types for a file that is not one
-        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
-        raise BrittleError(f"{setting}={path} is not a PyTorch file ({type(exc).__name__}: {reason}); "
-                           f"give {expected}") from None
+        raise _not_torch_file(path, setting, expected, exc) from None
 
+
+def _unsafe_globals(path: Path, failure: Exception) -> list[str]:
+    """The functions and classes a torch file would import to unpickle, from torch's refusal
+    ("Unsupported global: GLOBAL x.y") or a scan of the archive; none: not a refusal."""
+    import torch
+
+    if not isinstance(failure, pickle.UnpicklingError):
+        return []
+    named = re.findall(r"GLOBAL ([\w.]+)", str(failure))
+    try:
+        with torch.serialization.safe_globals(list(SAFE_TYPES)):
+            scanned = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip archive (a legacy torch file, or not a torch file)
+        scanned = []
+    return list(dict.fromkeys(scanned or named))
+
+
+def _not_torch_file(path: Path, setting: str, expected: str, exc: object) -> BrittleError:
+    reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+    kind = type(exc).__name__ if isinstance(exc, BaseException) else "error"
+    return BrittleError(f"{setting}={path} is not a PyTorch file ({kind}: {reason}); give {expected}")
 
 
 def check_run_dir(run_dir: Path, run_spec: dict) -> None:

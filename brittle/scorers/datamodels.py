@@ -109,8 +109,7 @@ def load_released_weights(path: Path, n_train: int, n_test: int | None) -> np.nd
     if not path.is_file():
         raise BrittleError(f"scorer.weights={path} does not exist (or is not a file); give a .pt file with a 'weight' "
                            f"tensor [n_train, n_test]")
-    blob = read_torch_file(path, "scorer.weights", "a .pt file with a 'weight' tensor [n_train, n_test]",
-                           weights_only=True)
+    blob = read_torch_file(path, "scorer.weights", "a .pt file with a 'weight' tensor [n_train, n_test]")
     weight = blob.get("weight") if isinstance(blob, dict) else None
     if weight is None:
         raise BrittleError(f"scorer.weights={path} has no 'weight' entry (keys: "

@@ -14,7 +14,7 @@ from brittle.runtime.files import read_torch_file
 
 def load_backbone_weights(net: nn.Module, path: Path) -> nn.Module:
     """Load a state dict saved by the pretrain stage; a mismatch names the offending keys."""
-    state = read_torch_file(path, "backbone weights", "a state dict saved by brittle", weights_only=True)
+    state = read_torch_file(path, "backbone weights", "a state dict saved by brittle")
     if not isinstance(state, dict):
         raise BrittleError(f"backbone weights {path} hold a {type(state).__name__}, not a state dict")
     return _load_checked(net, state, path)
@@ -41,10 +41,12 @@ _PREFIXES = ("module.", "encoder_q.", "base_encoder.", "backbone.", "encoder.", 
 _STATE_KEYS = ("state_dict", "teacher", "model", "student")
 
 
-def release_state_dict(path: Path, net: nn.Module) -> dict[str, torch.Tensor]:
+def release_state_dict(path: Path, net: nn.Module, trust: bool = False) -> dict[str, torch.Tensor]:
     """The backbone weights inside a release checkpoint (a plain state dict, MoCo v2/v3, DINO):
-    pick the entry holding them, strip wrapper prefixes, drop heads the backbone does not have."""
-    blob = read_torch_file(path, "backbone.checkpoint", "a state dict or a MoCo/DINO release checkpoint (.pth)")
+    pick the entry holding them, strip wrapper prefixes, drop heads the backbone does not have.
+    The file is read without running code from it unless `trust` (backbone.trust_checkpoint)."""
+    blob = read_torch_file(path, "backbone.checkpoint", "a state dict or a MoCo/DINO release checkpoint (.pth)",
+                           trust=trust, trust_setting="backbone.trust_checkpoint")
     if isinstance(blob, dict):
         for key in _STATE_KEYS:
             if isinstance(blob.get(key), dict):
@@ -70,9 +72,9 @@ def release_state_dict(path: Path, net: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_release_checkpoint(net: nn.Module, path: Path) -> nn.Module:
+def load_release_checkpoint(net: nn.Module, path: Path, trust: bool = False) -> nn.Module:
     """Load a release checkpoint into `net`, or fail listing missing and unexpected keys."""
     path = Path(path)
     if not path.exists():
         raise BrittleError(f"backbone.checkpoint={path} does not exist")
-    return _load_checked(net, release_state_dict(path, net), path)
+    return _load_checked(net, release_state_dict(path, net, trust), path)

@@ -1,7 +1,8 @@
-"""Backbone features of uint8 images: batched extraction (in memory or into an .npy memmap) and
+"""Backbone features of uint8 images: batched extraction (in memory or streamed into an .npy file) and
 the kNN accuracy that tells how class-aware label-free features are."""
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,32 @@ def features(net: torch.nn.Module, images, mean: list[float], std: list[float], 
 def features_to(path: Path, net: torch.nn.Module, images, mean: list[float], std: list[float],
                 device: torch.device, batch_size: int = 512, resize: int | None = None,
                 channels: int | None = None, progress: Any = None) -> None:
-    """Write float32 [N, D] features to an .npy memmap chunk by chunk: memory stays flat in N."""
-    out = None
-    for start, chunk in _batches(net, images, mean, std, device, batch_size, resize, channels):
-        if out is None:
-            out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(images), chunk.shape[1]))
-        out[start:start + len(chunk)] = chunk
-        if progress is not None:
-            progress.update(len(chunk))
-    if out is not None:
-        out.flush()
-        del out
+    """Write float32 [N, D] features to an .npy file chunk by chunk: memory stays flat in N.
+
+    The file is written, not memory-mapped, and its full size is reserved once the first chunk
+    gives D: a full disk is then an OSError (ENOSPC) before the work, never a SIGBUS mid-way."""
+    with open(path, "wb") as f:
+        for start, chunk in _batches(net, images, mean, std, device, batch_size, resize, channels):
+            if start == 0:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                          "fortran_order": False, "shape": (len(images), chunk.shape[1])}
+                np.lib.format.write_array_header_2_0(f, header)
+                reserve(f, f.tell() + len(images) * chunk.shape[1] * 4, path)
+            f.write(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
+            if progress is not None:
+                progress.update(len(chunk))
+
+
+def reserve(f: Any, nbytes: int, path: Path) -> None:
+    """Allocate `nbytes` for an open file now, so running out of space fails here."""
+    import os
+
+    try:
+        os.posix_fallocate(f.fileno(), 0, nbytes)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system without fallocate
+            return
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def knn_accuracy(train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray,

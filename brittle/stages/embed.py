@@ -19,10 +19,12 @@ from omegaconf import DictConfig
 from brittle.data.datasets import Dataset
 from brittle.runtime.cache import StageCache
 from brittle.runtime.execution import Execution
+from brittle.runtime.faults import require_space
 from brittle.runtime.progress import Progress
 from brittle.scorers.base import validate_features
 from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.features import features_to, knn_accuracy
+from brittle.ssl.networks import feature_dim
 from brittle.stages import pretrain
 from brittle.stages.spec import key_of
 
@@ -47,6 +49,16 @@ def key(spec: DictConfig) -> dict:
     norm = spec.backbone.get("normalize") or spec.dataset.normalize
     return {"pretrain": pretrain.key(spec), "dataset": key_of(spec.dataset.loader),
             "normalize": key_of(norm)}
+
+
+def check_space(spec: DictConfig, ex: Execution, data: Dataset) -> None:
+    """Refuse, before pretraining, embeddings the cache's file system cannot hold
+    ((N_train + N_test) x D x 4 bytes)."""
+    if ex.cache.lookup("embed", key(spec)) is not None:
+        return
+    dim = feature_dim(instantiate(spec.backbone.net))
+    need = (len(data.train) + len(data.test)) * dim * 4
+    require_space(ex.cache.root, need, f"embedding {len(data.train) + len(data.test)} images x {dim} floats")
 
 
 def run(spec: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:

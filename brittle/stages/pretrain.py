@@ -46,17 +46,20 @@ def key(spec: DictConfig) -> dict:
 def run(spec: DictConfig, ex: Execution, data: Dataset) -> Path:
     """The cache directory holding the backbone's `backbone.pt` and `curve.csv`."""
     if spec.backbone.get("checkpoint"):
-        return ex.cache.get_or_compute("pretrain", key(spec), lambda tmp: _import_checkpoint(spec, tmp))
+        return ex.cache.get_or_compute("pretrain", key(spec),
+                                       lambda tmp: _import_checkpoint(spec, tmp, ex.trust_checkpoint))
     if spec.backbone.get("method") is None:
         raise BrittleError(f"backbone={spec.backbone.get('name')} has no pretraining method; "
                            f"give backbone.checkpoint=/path/to/weights.pth")
     return ex.cache.get_or_compute("pretrain", key(spec), lambda tmp: _pretrain_into(spec, ex, data, tmp))
 
 
-def _import_checkpoint(spec: DictConfig, out: Path) -> dict:
-    """A released checkpoint as this project's backbone.pt, validated key by key."""
+def _import_checkpoint(spec: DictConfig, out: Path, trust: bool) -> dict:
+    """A released checkpoint as this project's backbone.pt, validated key by key (read with full
+    unpickling only when `trust`)."""
     from brittle.ssl.checkpoints import load_release_checkpoint
-    net = load_release_checkpoint(instantiate(spec.backbone.net), Path(spec.backbone.checkpoint))
+    net = load_release_checkpoint(instantiate(spec.backbone.net), Path(spec.backbone.checkpoint),
+                                  trust=trust)
     torch.save(net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n")
     return {"seconds": 0.0, "feature_dim": feature_dim(net), "source": str(spec.backbone.checkpoint)}
