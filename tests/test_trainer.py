@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from brittle.data.datasets import load_digits, normalized
@@ -69,13 +70,15 @@ def test_margin_is_correct_minus_best_other():
     assert margin(torch.tensor([1.0, 3.0, 2.0]), 0) == -2.0
 
 
-def test_stacked_mlps_follow_their_solo_trajectories():
-    """Five MLPs trained as one stacked network equal each one trained alone (same seed)."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_stacked_mlps_follow_their_solo_trajectories(precision):
+    """Five MLPs trained as one stacked network equal each one trained alone (same seed), in
+    fp32 and under bf16 autocast (the CUDA default: both paths follow one precision policy)."""
     from brittle.retrain.stacked import stackable, train_stacked
 
     x, y, xt, _ = _digits()
     keep = torch.arange(0, len(y), 2)                   # a removal-style subset
-    recipe = Recipe(epochs=3, batch_size=64, lr=0.1, translate=1, nesterov=True)
+    recipe = Recipe(epochs=3, batch_size=64, lr=0.1, translate=1, nesterov=True, precision=precision)
 
     def build():
         return MLP([1, 8, 8], 10, hidden=[64, 32])
@@ -83,10 +86,15 @@ def test_stacked_mlps_follow_their_solo_trajectories():
     assert stackable(build()) and not stackable(SmallCNN([1, 8, 8], 10))
     seeds = [11, 12, 13, 14, 15]
     together = train_stacked(build, recipe, x, y, keep, seeds)
+    tol = 1e-3
     for seed, model in zip(seeds, together):
         alone = train_model(build, recipe, x, y, keep, seed)
-        assert torch.allclose(logits(model, xt), logits(alone, xt), atol=1e-3, rtol=1e-3)
-    assert not torch.allclose(logits(together[0], xt), logits(together[1], xt), atol=1e-2)
+        a, b = logits(model, xt, precision=precision), logits(alone, xt, precision=precision)
+        assert torch.allclose(a, b, atol=tol, rtol=tol), (a - b).abs().max()
+    assert not torch.allclose(logits(together[0], xt), logits(together[1], xt), atol=5e-2)
+    if precision == "bf16":  # and bf16 really trained another model than fp32 would have
+        fp32 = train_model(build, Recipe(**{**recipe.__dict__, "precision": "fp32"}), x, y, keep, seeds[0])
+        assert (logits(fp32, xt) - logits(together[0], xt, precision="fp32")).abs().max() > 10 * tol
 
 
 def test_recipe_trainer_stacks_only_mlps():

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from brittle.retrain.loop import batches, seeded
+from brittle.retrain.precision import Precision
+from brittle.retrain.precision import step as precision_step
 from brittle.runtime.errors import BrittleError
 
 
@@ -32,6 +34,7 @@ class Recipe:
     cutout: int = 0
     nesterov: bool = False
     optimizer: str = "sgd"   # sgd (the paper's) | adamw (transformers and mixers train with it)
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (precision.py)
 
 
 def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
@@ -100,27 +103,30 @@ def train_model(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor,
 def _train_loop(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
                 keep: torch.Tensor, gen: torch.Generator) -> None:
     opt = optimizer_for(model.parameters(), recipe)
-    amp = x.device.type == "cuda"
+    precision = Precision.of(recipe.precision, x.device)
+    scaler = precision.scaler()
+    if x.device.type == "cuda" and x.dim() == 4:
+        model.to(memory_format=torch.channels_last)  # the tensor-core layout of convolutions
     model.train()
     for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, [gen]):
         idx = keep[step.positions[0]]
         xb = augment(x[idx], recipe, gen)
+        if x.device.type == "cuda" and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = lr_at(step.step, step.total, recipe)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        with precision.autocast():
             loss = F.cross_entropy(model(xb), labels[idx], label_smoothing=recipe.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        precision_step(loss, opt, scaler)
 
 
 @torch.no_grad()
-def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """float32 [M, num_classes] logits of x [M, C, H, W] in eval mode."""
-    amp = x.device.type == "cuda"
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, precision: str = "auto") -> torch.Tensor:
+    """float32 [M, num_classes] logits of x [M, C, H, W] in eval mode, in the recipe's precision."""
+    policy = Precision.of(precision, x.device)
     out = []
     for start in range(0, x.shape[0], batch_size):
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        with policy.autocast():
             out.append(model(x[start:start + batch_size]).float())
     return torch.cat(out)
 

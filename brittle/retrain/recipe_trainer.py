@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from brittle.retrain.precision import PRECISIONS
 from brittle.retrain.recipe import Recipe, logits, train_model
 from brittle.retrain.stacked import stackable, train_stacked
 from brittle.retrain.trainer import Trainer
@@ -46,6 +47,8 @@ class RecipeTrainer(Trainer):
         if together not in _TOGETHER:
             raise BrittleError(f"trainer.together={together} is not valid; use one of {list(_TOGETHER)}")
         self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)
+        if self.recipe.precision not in PRECISIONS:
+            raise BrittleError(f"recipe precision={self.recipe.precision} is not valid; use one of {list(PRECISIONS)}")
         self.together = together
         self._arch_stacks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -69,4 +72,4 @@ class RecipeTrainer(Trainer):
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """float32 [M, classes] for x [M, C, H, W]."""
-        return logits(model, x)
+        return logits(model, x, precision=self.recipe.precision)

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from brittle.retrain.loop import batches, build_seeded
+from brittle.retrain.precision import Precision
+from brittle.retrain.precision import step as precision_step
 from brittle.retrain.recipe import Recipe, augment, lr_at, optimizer_for
 
 
@@ -56,19 +58,20 @@ def train_stacked(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tenso
     gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     layers = _stack(models)
     opt = optimizer_for([t for pair in layers for t in pair], recipe)
+    precision = Precision.of(recipe.precision, device)  # the same policy as train_model's
+    scaler = precision.scaler()
     for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, gens):
         idx = torch.stack([keep[p] for p in step.positions])   # [N, B]
         xb = torch.stack([augment(x[i], recipe, g).flatten(1) for i, g in zip(idx, gens)])
         yb = labels[idx]
         for group in opt.param_groups:
             group["lr"] = lr_at(step.step, step.total, recipe)
-        out = _forward(layers, xb)
-        # sum over copies of each copy's mean loss: every copy gets its own gradient
-        loss = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none",
-                               label_smoothing=recipe.label_smoothing).view(len(seeds), -1).mean(1).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        with precision.autocast():
+            out = _forward(layers, xb)
+            # sum over copies of each copy's mean loss: every copy gets its own gradient
+            loss = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none",
+                                   label_smoothing=recipe.label_smoothing).view(len(seeds), -1).mean(1).sum()
+        precision_step(loss, opt, scaler)
     return [_unstack(model, layers, k) for k, model in enumerate(models)]
 
 
