@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from brittle.eval.lds import Evaluation, LinearDatamodelingScore
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
-from brittle.runtime.execution import Execution, execution_of, run_identity
+from brittle.runtime.execution import Execution, activate, execution_of, run_identity
 from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
@@ -37,6 +37,7 @@ def _on(cfg: DictConfig, stage: Any) -> DictConfig:
 def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> summarize.RunSummary:
     """Run (or resume) every stage; returns the record also written to summary.json."""
     ex = execution_of(cfg, run_dir)  # a bad device fails now, not after pretraining
+    activate(ex.device)
     scorer: Scorer = instantiate(cfg.scorer)
     task: Task = instantiate(cfg.task)
     search_obj: Search = instantiate(cfg.search)

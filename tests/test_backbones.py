@@ -225,3 +225,48 @@ def test_channels_last_trains_the_same_network():
     np.testing.assert_allclose(runs["channels_last"][0], runs["contiguous"][0], rtol=1e-5)
     for a, b in zip(runs["channels_last"][1].parameters(), runs["contiguous"][1].parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_pretraining_runs_on_the_gpu_it_is_given(monkeypatch, tmp_path):
+    """device=cuda:1 pretrains on GPU 1 (Lightning's devices=[1]), not GPU 0 (devices=1)."""
+    import pytorch_lightning as pl
+
+    from brittle.ssl import fit
+
+    seen: dict = {}
+
+    class Recorded(Exception):
+        pass
+
+    def trainer(**kwargs):
+        seen.update(kwargs)
+        raise Recorded
+
+    monkeypatch.setattr(pl, "Trainer", trainer)
+    cfg = make_cfg(["backbone=moco_small", "dataset.train_subset=100", "backbone.epochs=1"])
+    data = load_data(cfg)
+    with pytest.raises(Recorded):
+        fit.fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize, data.train, 0,
+                         torch.device("cuda:1"), False)
+    assert seen["accelerator"] == "gpu" and seen["devices"] == [1] and seen["deterministic"] is False
+    assert fit.lightning_device(torch.device("cuda")) == {"accelerator": "gpu", "devices": [0]}
+    assert fit.lightning_device(torch.device("cpu")) == {"accelerator": "cpu", "devices": 1}
+
+
+def test_pretraining_leaves_the_determinism_flags_as_it_found_them(tmp_path):
+    """Lightning's deterministic=True (used on CPU) must not leak into the retraining after it."""
+    import os
+
+    cfg = make_cfg(["backbone=moco_small", "dataset.train_subset=100", "backbone.epochs=1",
+                    "backbone.batch_size=32"], cache_dir=tmp_path)
+    data = load_data(cfg)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    torch.backends.cudnn.benchmark = True
+    try:
+        pretrain(cfg, data)
+        after = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+                 os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    finally:
+        torch.backends.cudnn.benchmark = before[1]
+    assert after == (before[0], True, before[2])

@@ -6,6 +6,7 @@ Hydra leaves them out of run-directory names. Stages receive them as an `Executi
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.names import with_stable_names
+
+log = logging.getLogger(__name__)
 
 # Dotted config paths; a run directory made with one value is resumed with any other.
 # (backbone.trust_checkpoint permits reading a file, it does not change what is computed.)
@@ -42,22 +45,44 @@ class Execution:
     download: bool = False
     trust_checkpoint: bool = False  # a user's checkpoint may be unpickled in full (it can run code)
 
-    @property
-    def accelerator(self) -> str:
-        """Lightning's name for the device."""
-        return "gpu" if self.device.type == "cuda" else "cpu"
-
 
 def resolve_device(want: str) -> torch.device:
-    """`auto` picks CUDA when present; an explicit cuda request without a GPU is an error."""
+    """`auto` picks CUDA when usable; an explicit cuda request without a GPU, or a cuda:N beyond
+    the visible GPUs, is an error. NVIDIA GPUs that this torch cannot use (a driver older than its
+    CUDA build needs) are a warning, not a silent CPU run."""
     want = str(want)
-    if want == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise BrittleError(f"device={want} but no CUDA GPU is visible; use device=cpu or device=auto")
-    if want != "cpu" and not want.startswith("cuda"):
+    if want != "auto" and want != "cpu" and not want.startswith("cuda"):
         raise BrittleError(f"device={want} is not valid; use auto, cpu, cuda or cuda:N")
-    return torch.device(want)
+    usable = torch.cuda.is_available()
+    if not usable and want != "cpu" and nvidia_gpus_present():
+        log.warning("NVIDIA GPUs are present but this torch (CUDA %s) cannot use them (is the driver "
+                    "older than its CUDA build needs?); device=%s runs on the CPU", torch.version.cuda, want)
+    if want == "auto":
+        return torch.device("cuda" if usable else "cpu")
+    if want.startswith("cuda") and not usable:
+        raise BrittleError(f"device={want} but no CUDA GPU is visible; use device=cpu or device=auto")
+    device = torch.device(want)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise BrittleError(f"device={want} but {n} GPU{'s' if n != 1 else ''} are visible; use cuda:0 .. cuda:{n - 1}")
+    return device
+
+
+def nvidia_gpus_present() -> bool:
+    """Whether the NVIDIA kernel driver reports GPUs on this machine (whatever torch can use)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def activate(device: torch.device) -> None:
+    """Make a CUDA device the current one, so work that names no index (libraries, Lightning's
+    helpers) lands on it too, and log what the run executes on."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        log.info("device %s (%s), torch %s, CUDA %s", device, torch.cuda.get_device_name(device),
+                 torch.__version__, torch.version.cuda)
+    else:
+        log.info("device cpu, torch %s (CUDA build %s)", torch.__version__, torch.version.cuda)
 
 
 def execution_of(cfg: DictConfig, run_dir: Path) -> Execution:

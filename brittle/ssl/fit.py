@@ -6,8 +6,11 @@ and kNN curves. The pretrain stage (brittle/stages/pretrain.py) caches what it p
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +75,9 @@ class Fit:
 
 
 def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictConfig,
-                 train: ImageSet, seed: int, accelerator: str, progress: bool) -> Fit:
-    """Train `bcfg.net` with `bcfg.method` on views from `transform_cfg` for `bcfg.epochs`."""
+                 train: ImageSet, seed: int, device: torch.device, progress: bool) -> Fit:
+    """Train `bcfg.net` with `bcfg.method` on views from `transform_cfg` for `bcfg.epochs`, on
+    `device` (cuda:N trains on GPU N, as the rest of the run does)."""
     pl.seed_everything(seed, workers=True, verbose=False)
     net = instantiate(bcfg.net)
     extra = {"num_classes": len(train.classes)} if "num_classes" in bcfg.method and \
@@ -84,12 +88,13 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     _attach_monitor(model, train, normalize, int(bcfg.get("knn_every", 0)))
     labels = train.labels if model.uses_labels else None
     loader = _loader(bcfg, transform_cfg, model, train, labels)
-    trainer = pl.Trainer(max_epochs=int(bcfg.epochs), accelerator=accelerator, devices=1,
-                         precision=bcfg.precision, logger=False, enable_checkpointing=False,
-                         enable_model_summary=False, enable_progress_bar=progress,
-                         deterministic=accelerator == "cpu")
     start = time.perf_counter()
-    trainer.fit(model, loader)
+    with restored_determinism():  # Lightning sets the flags when the Trainer is built
+        trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
+                             precision=bcfg.precision, logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, enable_progress_bar=progress,
+                             deterministic=device.type == "cpu")
+        trainer.fit(model, loader)
     seconds = time.perf_counter() - start
     if trainer.interrupted or trainer.current_epoch < int(bcfg.epochs):
         # never cache a backbone whose training was cut short (e.g. a scheduler's SIGTERM)
@@ -97,6 +102,32 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     log.info("pretrained %s for %d epochs in %.1f s (final loss %.4f)", type(model).__name__,
              int(bcfg.epochs), seconds, model.epoch_losses[-1] if model.epoch_losses else float("nan"))
     return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds)
+
+
+def lightning_device(device: torch.device) -> dict[str, Any]:
+    """Lightning's accelerator and devices for a torch device: cuda:N is GPU N, not GPU 0."""
+    if device.type == "cuda":
+        return {"accelerator": "gpu", "devices": [device.index if device.index is not None else 0]}
+    return {"accelerator": "cpu", "devices": 1}
+
+
+@contextlib.contextmanager
+def restored_determinism() -> Iterator[None]:
+    """Lightning's `deterministic=True` switches deterministic algorithms on for the whole process
+    (and cuDNN's benchmark off) and leaves them so; the retraining after pretraining would then
+    fail on CUDA ops without a deterministic kernel. Restore what was set before the fit."""
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+             os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = flags[2], flags[3]
+        if flags[4] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = flags[4]
 
 
 def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: ImageSet,
