@@ -80,7 +80,9 @@ def esvm_figures(model, engine: Retrainer, n_reference: int) -> dict:
     for backend in backends:
         svm = ExemplarSVM(backend=backend)
         start = time.perf_counter()
-        ranks[backend] = rank(svm, train, train_y, test, test_y, ids, 100)
+        ranks[backend] = rank(svm, train, train_y, test, test_y, ids, 100, device=engine.train_x.device)
+        if engine.train_x.is_cuda:
+            torch.cuda.synchronize(engine.train_x.device)
         out[f"{backend}_seconds"] = time.perf_counter() - start
     sample = np.random.default_rng(0).choice(len(test), n_reference, replace=False)
     ref = ExemplarSVM(backend="sklearn")

@@ -30,20 +30,24 @@ from brittle.stages.spec import select
 
 def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, queries: np.ndarray | None,
          query_labels: np.ndarray, query_ids: np.ndarray | None = None, k: int = 100,
-         models: ScorerModels | None = None) -> np.ndarray:
+         models: ScorerModels | None = None, device: torch.device | str | None = None) -> np.ndarray:
     """Top-k matrix int64 [T, k] of training indices per query, most influential first.
 
     train float [N, D] and queries float [T, D] are features (ignored by scorers that need
     none); labels are int [N] and [T]; query_ids (test indices, default 0..T-1) seed the random
-    scorer and select test images for model-based scorers, which also need `models`."""
+    scorer and select test images for model-based scorers, which also need `models`. The scorer
+    runs on `device` (default: the models' device, else the CPU): `device="cuda"` scores ESVM on
+    the GPU."""
     labels = np.asarray(query_labels)
     ids = np.arange(len(labels)) if query_ids is None else np.asarray(query_ids)
     feats = scorer.needs_features
     if feats:
         validate_features("train", np.asarray(train))
         validate_features("query", np.asarray(queries))
-    device = models.engine.train_x.device if models is not None else torch.device("cpu")
-    scorer.prepare(TrainSet(np.asarray(train_labels), np.asarray(train) if feats else None), models, device)
+    if device is None:
+        device = models.engine.train_x.device if models is not None else torch.device("cpu")
+    scorer.prepare(TrainSet(np.asarray(train_labels), np.asarray(train) if feats else None), models,
+                   torch.device(device))
     q = Queries(ids, labels, np.asarray(queries) if feats else None)
     return rank_from_scores(scorer.ranking(scorer.affinity(q), q), k)
 

@@ -46,3 +46,26 @@ def test_unusable_nvidia_gpus_are_a_warning(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="brittle.runtime.execution"):
         execution.resolve_device("auto")
     assert caplog.text == ""  # a machine without NVIDIA GPUs runs on the CPU quietly
+
+
+def test_rank_prepares_the_scorer_on_the_device_it_is_given():
+    """api.rank scores where it is told (the GPU check measures ESVM on the GPU through it)."""
+    import numpy as np
+
+    from brittle.api import rank
+    from brittle.scorers.distance import Distance
+
+    seen: list = []
+
+    class Recording(Distance):
+        def prepare(self, train, models, device):
+            seen.append(device)
+            super().prepare(train, models, torch.device("cpu"))
+
+    rng = np.random.default_rng(0)
+    train, labels = rng.normal(size=(40, 4)).astype(np.float32), np.repeat(np.arange(2), 20)
+    queries = train[:3]
+    top = rank(Recording(), train, labels, queries, labels[:3], k=5, device="cuda:1")
+    assert seen == [torch.device("cuda:1")] and top.shape == (3, 5)
+    rank(Recording(), train, labels, queries, labels[:3], k=5)
+    assert seen[-1] == torch.device("cpu")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from brittle.retrain.engine import Retrainer
 from brittle.runtime.seeds import model_seed
@@ -84,6 +85,8 @@ class CounterfactualTester:
             seeds = [model_seed(self.seed, target, k, rep) for rep in missing]
             start = time.perf_counter()
             models = self.engine.train_many(keep, labels, seeds)
+            if self.engine.train_x.is_cuda:  # CUDA runs asynchronously: time the work, not its launch
+                torch.cuda.synchronize(self.engine.train_x.device)
             seconds = (time.perf_counter() - start) / len(missing)
             for rep, seed, model in zip(missing, seeds, models):
                 ok, m = self.engine.evaluate(model, target)
