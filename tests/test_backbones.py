@@ -270,3 +270,43 @@ def test_pretraining_leaves_the_determinism_flags_as_it_found_them(tmp_path):
     finally:
         torch.backends.cudnn.benchmark = before[1]
     assert after == (before[0], True, before[2])
+
+
+def test_a_killed_pretraining_resumes_to_the_same_weights(monkeypatch, tmp_path):
+    """Saved every 2 epochs, killed in epoch 3, resumed: the same backbone and curves as a fit
+    that was never interrupted (views, batch order and MoCo's memory bank included)."""
+    import pytorch_lightning as pl
+
+    from brittle.ssl import fit
+    from brittle.ssl.resume import LAST
+
+    cfg = make_cfg(["backbone=moco_small", "dataset.train_subset=120", "backbone.epochs=4",
+                    "backbone.batch_size=32", "backbone.memory_bank=64", "backbone.knn_every=2"])
+    data = load_data(cfg)
+
+    def run(resume, every=2):
+        return fit.fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize, data.train,
+                                0, torch.device("cpu"), False, resume=resume, save_every=every)
+
+    whole = run(None)
+
+    class Killed(RuntimeError):
+        pass
+
+    class KillInEpoch3(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.current_epoch == 2 and trainer.global_step > 0:
+                raise Killed
+
+    real = pl.Trainer
+    monkeypatch.setattr(pl, "Trainer", lambda **kw: real(**{**kw, "callbacks": [*kw["callbacks"], KillInEpoch3()]}))
+    with pytest.raises(Killed):
+        run(tmp_path)
+    monkeypatch.setattr(pl, "Trainer", real)
+    assert (tmp_path / LAST).is_file()
+    resumed = run(tmp_path)
+    assert resumed.losses == whole.losses and resumed.knn == whole.knn and len(whole.losses) == 4
+    for a, b in zip(whole.net.state_dict().values(), resumed.net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # and a fit that was never saved differs from one resumed with a different start
+    assert not (tmp_path / f".{LAST}").exists()

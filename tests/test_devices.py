@@ -29,9 +29,10 @@ def test_the_run_device_becomes_the_current_device(two_gpus, monkeypatch, caplog
     current: list = []
     monkeypatch.setattr(torch.cuda, "set_device", current.append)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "Mock GPU")
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     with caplog.at_level(logging.INFO, logger="brittle.runtime.execution"):
         execution.activate(torch.device("cuda:1"))
-    assert current == [torch.device("cuda:1")]
+    assert current == [torch.device("cuda:1")] and torch.backends.cudnn.benchmark
     assert "device cuda:1 (Mock GPU)" in caplog.text and f"CUDA {torch.version.cuda}" in caplog.text
 
 

@@ -9,6 +9,7 @@ The full and read-only disks are small tmpfs mounts in a private user and mount 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -220,15 +221,20 @@ def test_sigterm_in_the_search_then_resume(tmp_path, undisturbed):
 
 
 def test_sigterm_in_pretraining_then_resume(tmp_path, tmp_path_factory):
-    extra = ("backbone.epochs=25",)
+    """Stopped after its first saved state: the rerun continues from that epoch (not from 0)
+    and ends with the tables of a run that was never stopped."""
+    extra = ("backbone.epochs=25", "pretrain_save_every=5")
     cmd = _command(tmp_path / "cache", tmp_path / "run", extra)
     pre = tmp_path / "cache" / "pretrain"
-    stopped = _terminate_when(cmd, _seen_for(1.5, lambda: pre.exists() and any(pre.glob(".*"))))
+    stopped = _terminate_when(cmd, _seen_for(0.5, lambda: any(pre.glob("*.partial/last.ckpt"))))
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
     _one_error_line(stopped.stderr, "interrupted by SIGTERM", "rerun the same command to resume")
-    assert not [p for p in pre.iterdir() if not p.name.endswith(".lock")]  # no half backbone, no temp dir
+    left = [p.name for p in pre.iterdir() if not p.name.endswith(".lock")]
+    assert len(left) == 1 and left[0].endswith(".partial")  # no half backbone, no temp dir
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"pretraining resumes after epoch (5|10|15|20) of 25", done.stdout + done.stderr)
+    assert not any(pre.glob("*.partial"))  # progress removed once the backbone is cached
     clean = tmp_path_factory.mktemp("clean")
     ref = subprocess.run(_command(clean / "cache", clean / "run", extra), cwd=ROOT, capture_output=True,
                          text=True, timeout=600)

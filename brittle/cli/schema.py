@@ -43,6 +43,7 @@ class BrittleSchema:
     device: str = MISSING
     progress: bool = MISSING
     debug: bool = MISSING
+    pretrain_save_every: int = MISSING
     targets: TargetsSchema = field(default_factory=TargetsSchema)
     reference: ReferenceSchema = field(default_factory=ReferenceSchema)
     score: ScoreSchema = field(default_factory=ScoreSchema)

@@ -55,6 +55,12 @@ class StageCache:
     def path(self, stage: str, spec: dict) -> Path:
         return self.root / stage / self.key(stage, spec)
 
+    def partial(self, stage: str, spec: dict) -> Path:
+        """Where a long computation of this entry keeps its progress between attempts (e.g. the
+        pretraining's last checkpoint); removed once the entry is complete."""
+        final = self.path(stage, spec)
+        return final.with_name(final.name + ".partial")
+
     def lookup(self, stage: str, spec: dict) -> Path | None:
         """The finished directory for this config, or None. Raises if its record disagrees."""
         final = self.path(stage, spec)
@@ -102,6 +108,7 @@ class StageCache:
                 if final.exists():  # a leftover without meta.json: an interrupted older write
                     shutil.rmtree(final)
                 os.replace(tmp, final)
+                shutil.rmtree(self.partial(stage, spec), ignore_errors=True)
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)

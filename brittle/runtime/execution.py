@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 # Dotted config paths; a run directory made with one value is resumed with any other.
 # (backbone.trust_checkpoint permits reading a file, it does not change what is computed.)
-EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download", "backbone.trust_checkpoint")
+EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download", "backbone.trust_checkpoint",
+                  "pretrain_save_every")
 # Display names of options (tables, figures): never part of what a stage computes. Exact paths:
 # a setting called `label` anywhere else is a setting like any other.
 DISPLAY_KEYS = ("arch.label", "trainer.label", "backbone.label")
@@ -37,13 +38,15 @@ def command_line_keys() -> list[str]:
 class Execution:
     """device: where tensors live; progress: bars/log lines for long work; cache: the stage
     cache; run_dir: this run's directory; download: loaders may fetch missing data;
-    trust_checkpoint: `backbone.checkpoint` may be read with full unpickling."""
+    trust_checkpoint: `backbone.checkpoint` may be read with full unpickling; save_every:
+    pretraining saves its state every N epochs for a killed run to resume from (0: never)."""
     device: torch.device
     progress: bool
     cache: StageCache
     run_dir: Path
     download: bool = False
     trust_checkpoint: bool = False  # a user's checkpoint may be unpickled in full (it can run code)
+    save_every: int = 0
 
 
 def resolve_device(want: str) -> torch.device:
@@ -79,6 +82,8 @@ def activate(device: torch.device) -> None:
     helpers) lands on it too, and log what the run executes on."""
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        # every retrained model of a run has the same shapes: cuDNN's autotuning is paid once
+        torch.backends.cudnn.benchmark = True
         log.info("device %s (%s), torch %s, CUDA %s", device, torch.cuda.get_device_name(device),
                  torch.__version__, torch.version.cuda)
     else:
@@ -91,7 +96,8 @@ def execution_of(cfg: DictConfig, run_dir: Path) -> Execution:
                      progress=bool(cfg.get("progress", False)),
                      cache=StageCache(Path(cfg.cache_dir)), run_dir=Path(run_dir),
                      download=bool(cfg.get("dataset", {}).get("download", False)),
-                     trust_checkpoint=bool(cfg.get("backbone", {}).get("trust_checkpoint", False)))
+                     trust_checkpoint=bool(cfg.get("backbone", {}).get("trust_checkpoint", False)),
+                     save_every=int(cfg.get("pretrain_save_every", 0)))
 
 
 def plain(node: Any) -> dict[str, Any]:

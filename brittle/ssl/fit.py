@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from brittle.data.datasets import ImageSet, balanced_subset, normalized
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
+from brittle.ssl.resume import EpochCheckpoint, resume_from
 from brittle.ssl.views import DeviceViews, view_specs
 
 log = logging.getLogger(__name__)
@@ -75,9 +77,12 @@ class Fit:
 
 
 def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictConfig,
-                 train: ImageSet, seed: int, device: torch.device, progress: bool) -> Fit:
+                 train: ImageSet, seed: int, device: torch.device, progress: bool,
+                 resume: Path | None = None, save_every: int = 0) -> Fit:
     """Train `bcfg.net` with `bcfg.method` on views from `transform_cfg` for `bcfg.epochs`, on
-    `device` (cuda:N trains on GPU N, as the rest of the run does)."""
+    `device` (cuda:N trains on GPU N, as the rest of the run does). With `resume`, the training
+    state is saved there every `save_every` epochs and a fit finds and continues it
+    (brittle/ssl/resume.py)."""
     pl.seed_everything(seed, workers=True, verbose=False)
     net = instantiate(bcfg.net)
     extra = {"num_classes": len(train.classes)} if "num_classes" in bcfg.method and \
@@ -91,10 +96,11 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     start = time.perf_counter()
     with restored_determinism():  # Lightning sets the flags when the Trainer is built
         trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
-                             precision=bcfg.precision, logger=False, enable_checkpointing=False,
+                             precision=bcfg.precision, logger=False, enable_checkpointing=resume is not None,
                              enable_model_summary=False, enable_progress_bar=progress,
-                             deterministic=device.type == "cpu")
-        trainer.fit(model, loader)
+                             deterministic=device.type == "cpu",
+                             callbacks=[EpochCheckpoint(resume, save_every)] if resume is not None else None)
+        trainer.fit(model, loader, ckpt_path=resume_from(resume), weights_only=True)
     seconds = time.perf_counter() - start
     if trainer.interrupted or trainer.current_epoch < int(bcfg.epochs):
         # never cache a backbone whose training was cut short (e.g. a scheduler's SIGTERM)

@@ -71,7 +71,8 @@ def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) ->
     # a method may bring its own views (DINO's multi-crop); otherwise the dataset's
     transform = bcfg.transform if bcfg.get("transform") else spec.dataset.ssl_transform
     fit = fit_backbone(bcfg, transform, spec.dataset.normalize, data.train, int(spec.seed),
-                       ex.device, ex.progress and on_terminal())
+                       ex.device, ex.progress and on_terminal(),
+                       resume=ex.cache.partial("pretrain", key(spec)), save_every=ex.save_every)
     torch.save(fit.net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n" + "".join(
         f"{i + 1},{v:.6f},{'' if k is None else f'{k:.4f}'}\n"
