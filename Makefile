@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow test-all lint bench gpu-check figures clean-cache
+.PHONY: install run test test-slow test-all lint bench gpu-check gpu-pack gpu-pack-verify figures clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ bench: $(STAMP)
 # on a GPU machine: fast/paper recipe accuracy and time on CIFAR-10, ESVM on 10,000 targets
 gpu-check: $(STAMP)
 	$(PY) bench/gpu_check.py
+
+# for a GPU machine without a package index: wheels into .whl/, CIFAR-10 into .gpu/, the command
+# to run there (docs/gpu.md); gpu-pack-verify runs that command here at toy size in a venv of its packages
+gpu-pack: $(STAMP)
+	$(PY) bench/gpu_pack.py
+
+gpu-pack-verify: $(STAMP)
+	$(PY) bench/gpu_pack.py --verify
 
 # tables, figures and figures/report.md from every run under outputs/ and multirun/
 figures: $(STAMP)

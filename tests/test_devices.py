@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,82 @@ def test_rank_prepares_the_scorer_on_the_device_it_is_given():
     assert seen == [torch.device("cuda:1")] and top.shape == (3, 5)
     rank(Recording(), train, labels, queries, labels[:3], k=5)
     assert seen[-1] == torch.device("cpu")
+
+
+class _FakeCuLinearSVC:
+    """cuML's LinearSVC as far as brittle uses it (no n_iter_, as cuML), solved by liblinear to a
+    tight tolerance; `scale` < 1 returns a hyperplane short of the optimum (an unconverged fit)."""
+    made: list = []
+    scale = 1.0
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        _FakeCuLinearSVC.made.append(self)
+
+    def fit(self, x, y):
+        from sklearn.svm import LinearSVC
+        self.inputs = (x, y)
+        ref = LinearSVC(C=self.kwargs["C"], class_weight="balanced", loss="squared_hinge", tol=1e-10,
+                        max_iter=100_000, random_state=0).fit(np.asarray(x, np.float64), np.asarray(y))
+        self.coef_ = (self.scale * ref.coef_).astype(np.float32)
+        self.intercept_ = (self.scale * ref.intercept_).astype(np.float32)
+        return self
+
+
+@pytest.fixture
+def fake_cuml(monkeypatch):
+    import sys
+    import types
+
+    from brittle.scorers.esvm import scorer as esvm
+    module, svm = types.ModuleType("cuml"), types.ModuleType("cuml.svm")
+    svm.LinearSVC = _FakeCuLinearSVC
+    module.svm = svm
+    monkeypatch.setitem(sys.modules, "cuml", module)
+    monkeypatch.setitem(sys.modules, "cuml.svm", svm)
+    monkeypatch.setattr(esvm, "cuml_available", lambda: True)
+    _FakeCuLinearSVC.made, _FakeCuLinearSVC.scale = [], 1.0
+    return _FakeCuLinearSVC
+
+
+def _esvm_problem():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(4, 16)), rng.normal(size=(60, 16)) + 0.3
+
+
+def test_cuml_fits_on_device_tensors_with_numpy_output(fake_cuml):
+    """Each fit gets the problem as tensors already on the scorer's device (numpy input would be
+    uploaded again for every target) and asks for numpy output; its decisions are liblinear's."""
+    from brittle.scorers.esvm.scorer import ExemplarSVM
+    queries, pool = _esvm_problem()
+    svm = ExemplarSVM(backend="cuml")
+    got = svm.decisions(queries, pool, pool)
+    ref = ExemplarSVM(backend="sklearn", tol=1e-10, max_iter=100_000).decisions(queries, pool, pool)
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3)
+    assert len(fake_cuml.made) == len(queries)
+    for fit in fake_cuml.made:
+        x, y = fit.inputs
+        assert isinstance(x, torch.Tensor) and x.device == svm.device and x.shape == (61, 16)
+        assert isinstance(y, torch.Tensor) and float(y[0]) == 1.0 and float(y[1:].sum()) == 0.0
+        assert fit.kwargs["output_type"] == "numpy" and fit.kwargs["penalized_intercept"] is True
+    assert svm.not_converged == 0
+
+
+def test_cuml_fits_short_of_the_optimum_count_as_not_converged(fake_cuml):
+    """cuML has no n_iter_: convergence is judged by the relative primal gradient at its answer."""
+    from brittle.scorers.esvm.newton import relative_gradient
+    from brittle.scorers.esvm.scorer import ExemplarSVM
+    queries, pool = _esvm_problem()
+    fake_cuml.scale = 0.5
+    svm = ExemplarSVM(backend="cuml")
+    svm.decisions(queries, pool, pool)
+    assert svm.not_converged == len(queries)
+    # the rule itself: 1 at w = 0 by definition, ~0 at liblinear's tight optimum
+    q, n = torch.as_tensor(queries[:1]), torch.as_tensor(pool)
+    assert float(relative_gradient(torch.zeros(1, 17, dtype=torch.float64), q, n, 0.1)[0]) == pytest.approx(1.0)
+    from sklearn.svm import LinearSVC
+    x = np.concatenate([queries[:1], pool])
+    y = np.r_[1, np.zeros(len(pool), dtype=int)]
+    ref = LinearSVC(C=0.1, class_weight="balanced", tol=1e-12, max_iter=1_000_000, random_state=0).fit(x, y)
+    w = torch.as_tensor(np.r_[ref.coef_[0], ref.intercept_])[None, :]
+    assert float(relative_gradient(w, q, n, 0.1)[0]) < 1e-4

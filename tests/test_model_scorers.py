@@ -78,6 +78,25 @@ def test_gradcos_valid_and_unconditioned(ctx):
     assert same > 0.7
 
 
+def test_gradcos_holds_only_the_targets_its_memory_budget_fits(ctx, monkeypatch):
+    """A budget for two target gradients next to one training batch: the targets go two at a time
+    and the cosines are those computed with every target at once."""
+    from brittle.scorers import gradcos
+
+    whole = _affinity(GradCos(batch_size=64), ctx)
+    scorer = GradCos(batch_size=64)
+    scorer.prepare(TrainSet(ctx.data.train.labels), ctx.models_for(scorer), torch.device("cpu"))
+    row = scorer._bytes
+    scorer.memory_budget = 2 * 64 * row + 2 * 2 * row + 1
+    rows: list[int] = []
+    real = gradcos.per_sample_grads
+    monkeypatch.setattr(gradcos, "per_sample_grads", lambda m, x, y: rows.append(len(x)) or real(m, x, y))
+    budgeted = scorer.affinity(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
+    query_calls = rows[::1 + -(-len(ctx.data.train) // 64)]   # each sub-batch: targets, then the train batches
+    assert query_calls == [2] * (len(QUERIES) // 2)
+    np.testing.assert_allclose(budgeted, whole, rtol=1e-5, atol=1e-6)
+
+
 def test_trak_beats_random_on_lds(ctx, bank):
     trak = Trak(n_models=3, proj_dim=256, label_conditioning=True)
     _valid(_rank(trak, ctx), ctx)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.memory import budget, rows_within
 from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
 
 
@@ -36,8 +37,11 @@ class GradCos(Scorer):
     signed_by_label = False
     protocol_conditioning = False
 
-    def __init__(self, batch_size: int = 128, label_conditioning: bool = False, lds_sparsity: float = 1.0):
+    def __init__(self, batch_size: int = 128, label_conditioning: bool = False, lds_sparsity: float = 1.0,
+                 memory_budget: int = 0):
         self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
+        self.memory_budget = int(memory_budget)   # bytes for gradients; 0: half the device's free memory
+        self._query_rows = 1
         self.lds_sparsity = float(lds_sparsity)
 
     def models_needed(self) -> ModelRequest:
@@ -53,18 +57,33 @@ class GradCos(Scorer):
         self._bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
 
     def affinity(self, queries: Queries) -> np.ndarray:
-        """Cosine similarities float64 [T, N_train] between target and training-sample gradients."""
+        """Cosine similarities float64 [T, N_train] between target and training-sample gradients.
+
+        Gradients are [rows, n_params] float32 (n_params is 6.6M for ResNet-9): the targets go in
+        sub-batches that fit the memory budget with one batch of training gradients beside them,
+        and the training gradients are recomputed for each sub-batch, trading time for memory
+        only where the targets' gradients would not fit at once."""
         engine, model = self._engine, self._model
         device = engine.train_x.device
         ids = np.asarray(queries.ids)
-        yq = torch.as_tensor(engine.test_y[ids], device=device)
-        gq = F.normalize(per_sample_grads(model, engine.test_x[torch.as_tensor(ids, device=device)], yq), dim=1)
-        out = []
-        for start in range(0, engine.train_x.shape[0], self.batch_size):
-            sl = slice(start, start + self.batch_size)
-            g = F.normalize(per_sample_grads(model, engine.train_x[sl], engine.train_y[sl]), dim=1)
-            out.append(gq @ g.T)
-        return torch.cat(out, dim=1).cpu().numpy().astype(np.float64)
+        out = np.empty((len(ids), engine.train_x.shape[0]))
+        for lo in range(0, len(ids), self.query_rows(len(ids), device)):
+            sub = torch.as_tensor(ids[lo:lo + self._query_rows], device=device)
+            yq = torch.as_tensor(engine.test_y[ids[lo:lo + self._query_rows]], device=device)
+            gq = F.normalize(per_sample_grads(model, engine.test_x[sub], yq), dim=1)
+            for start in range(0, engine.train_x.shape[0], self.batch_size):
+                sl = slice(start, start + self.batch_size)
+                g = F.normalize(per_sample_grads(model, engine.train_x[sl], engine.train_y[sl]), dim=1)
+                out[lo:lo + len(sub), sl] = (gq @ g.T).cpu().numpy()
+        return out
+
+    def query_rows(self, n_queries: int, device: torch.device) -> int:
+        """Targets whose gradients are held together: the budget less one training batch's
+        gradients (and their vmap working copy), over one target's."""
+        row = 4 * (self._bytes // 4)    # one float32 gradient row per parameter
+        room = budget(device, self.memory_budget) - 2 * self.batch_size * row
+        self._query_rows = rows_within(room, 2 * row, n_queries)
+        return self._query_rows
 
     def cost(self) -> Cost:
         return Cost(1, self._seconds, int(self._bytes))

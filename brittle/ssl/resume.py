@@ -83,7 +83,7 @@ class EpochCheckpoint(Checkpoint):
                  self.module.max_epochs)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        done = len(pl_module.epoch_losses)
+        done = len(self.module.epoch_losses)
         if self.every <= 0 or done % self.every or done >= int(trainer.max_epochs or 0):
             return
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,10 @@ negatives X [P, D], with x~ = [x, 1],
 
 All targets of a chunk in one batch. From a least-squares start, the working-set phase
 (working_set.py) solves each target's problem exactly on its few support-vector candidates,
-grown until no other point violates its margin. When a chunk's support sets grow too large for
-that, it falls back to Newton-CG on the generalised Hessian H = I + 2 sum_active c_i x~_i x~_i^T
-(every step a pair of [T, D] x [D, P] matrix products) with an exact line search (f is a convex
-piecewise quadratic along the direction).
+grown until no other point violates its margin. A target whose support set grows too large for
+that (found by halving a chunk that fails) falls back to Newton-CG on the generalised Hessian
+H = I + 2 sum_active c_i x~_i x~_i^T (every step a pair of [T, D] x [D, P] matrix products) with
+an exact line search (f is a convex piecewise quadratic along the direction).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from brittle.runtime.memory import budget, is_out_of_memory, rows_within
 from brittle.scorers.esvm.working_set import exact_line_search, refine
 
 
@@ -30,8 +31,8 @@ class NewtonSettings:
     working_set: int = 64    # initial working-set size per target (working_set.py)
     grow: int = 64           # most violating points added to a working set per round
     max_working_set: int = 2048  # a chunk whose working sets outgrow this falls back to Newton-CG
-    chunk: int = 0           # targets solved together (bounds the [chunk, m, m] Gram memory);
-                             # 0: 64 on CPU, 512 on a GPU
+    chunk: int = 0           # targets solved together; 0: sized from memory_budget (chunk_size)
+    memory_budget: int = 0   # bytes a chunk may use; 0: half of the device's free memory
     max_newton: int = 60
     cg_tol: float = 0.1      # inexact Newton: CG residual relative to ||grad||
     max_cg: int = 100
@@ -44,13 +45,14 @@ def _augment(x: torch.Tensor) -> torch.Tensor:
 def exemplar_svm_weights(pos: torch.Tensor, neg: torch.Tensor, C: float,
                          settings: NewtonSettings = NewtonSettings()) -> tuple[torch.Tensor, torch.Tensor]:
     """Each target's hyperplane w float64 [T, D+1] (bias last) for targets pos [T, D] against
-    negatives neg [P, D], and whether its solve met the tolerance, bool [T]."""
+    negatives neg [P, D], and whether its solve met the tolerance, bool [T]. Targets are solved
+    in chunks sized from the memory budget (`chunk_size`)."""
     xp, xn = _augment(pos.float()), _augment(neg.float())
     n_neg = xn.shape[0]
     c_pos = C * (n_neg + 1) / 2.0
     c_neg = C * (n_neg + 1) / (2.0 * n_neg)
     start = _LeastSquaresStart(xn, c_neg)
-    size = settings.chunk or (512 if xp.is_cuda else 64)
+    size = chunk_size(settings, xp.shape[1], n_neg, xp.device)
     weights, converged = [], []
     for lo in range(0, xp.shape[0], size):
         chunk = xp[lo:lo + size]
@@ -59,15 +61,75 @@ def exemplar_svm_weights(pos: torch.Tensor, neg: torch.Tensor, C: float,
         w, zn, done = _newton_cg(chunk, xn, c_pos, c_neg, start(chunk, c_pos), g0, settings,
                                  settings.warm_steps)
         if not bool(done.all()):
-            exact = refine(chunk, xn, c_pos, c_neg, zn, g0, settings.tol, settings.working_set,
-                           settings.max_working_set, settings.grow, max_newton=settings.max_newton)
-            if exact is not None:
-                w, done = exact, torch.ones_like(done)
-            else:  # support sets too large for the working-set phase
-                w, _, done = _newton_cg(chunk, xn, c_pos, c_neg, w, g0, settings, settings.max_newton)
+            exact, solved = _refine_split(chunk, xn, c_pos, c_neg, zn, g0, settings)
+            w = torch.where(solved[:, None], exact.to(w.dtype), w)
+            done = solved.clone()
+            hard = torch.nonzero(~solved).flatten()
+            if len(hard):  # support sets too large for the working-set phase: full Newton-CG
+                w_hard, _, done_hard = _newton_cg(chunk[hard], xn, c_pos, c_neg, w[hard], g0[hard],
+                                                  settings, settings.max_newton)
+                w[hard], done[hard] = w_hard, done_hard
         weights.append(w.double())
         converged.append(done)
     return torch.cat(weights), torch.cat(converged)
+
+
+def bytes_per_target(max_working_set: int, dim: int, n_neg: int) -> int:
+    """Peak bytes one target of a chunk needs: in the working-set phase a float64 Gram, its active
+    sub-matrix, the system and its Cholesky factor ([m+1, m+1] each), the members' vectors
+    ([m+1, D+1], twice) and about eight float64 rows over the negatives ([P])."""
+    m = int(max_working_set) + 1
+    return 8 * (4 * m * m + 2 * m * (int(dim) + 1) + 8 * int(n_neg))
+
+
+def chunk_size(settings: NewtonSettings, dim: int, n_neg: int, device: torch.device) -> int:
+    """Targets solved together: `settings.chunk` when set; else as many as the memory budget
+    holds at the largest working set, capped at 512 on a GPU and 64 on a CPU (past those, larger
+    batches stop being faster)."""
+    if settings.chunk > 0:
+        return int(settings.chunk)
+    cap = 512 if device.type == "cuda" else 64
+    return rows_within(budget(device, settings.memory_budget),
+                       bytes_per_target(settings.max_working_set, dim, n_neg), cap)
+
+
+def _refine_split(chunk: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: torch.Tensor,
+                  g0: torch.Tensor, settings: NewtonSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """The working-set phase on a chunk: w float64 [T, D+1] and which rows it solved, bool [T].
+    Where it fails for the chunk (a working set outgrows its limit, or memory runs out), it is
+    tried on each half, down to single targets, so one hard target leaves its chunk's other
+    targets to the exact phase and alone goes on to Newton-CG."""
+    try:
+        w = refine(chunk, xn, c_pos, c_neg, zn, g0, settings.tol, settings.working_set,
+                   settings.max_working_set, settings.grow, max_newton=settings.max_newton)
+    except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+        if not is_out_of_memory(exc) or len(chunk) == 1:
+            raise
+        w = None
+    if w is not None:
+        return w, torch.ones(len(chunk), dtype=torch.bool, device=chunk.device)
+    if len(chunk) == 1:
+        return torch.zeros(1, chunk.shape[1], dtype=torch.float64, device=chunk.device), \
+            torch.zeros(1, dtype=torch.bool, device=chunk.device)
+    half = len(chunk) // 2
+    parts = [_refine_split(chunk[sl], xn, c_pos, c_neg, zn[sl], g0[sl], settings)
+             for sl in (slice(0, half), slice(half, None))]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def relative_gradient(w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, C: float) -> torch.Tensor:
+    """||grad f(w_t)|| / ||grad f(0)|| float64 [T] for hyperplanes w [T, D+1] (bias last) of
+    targets pos [T, D] against negatives neg [P, D]: the stopping rule of this solver (and of
+    liblinear's primal solvers), usable on any solver's answer (cuML reports no iteration count)."""
+    xp, xn = _augment(pos.double()), _augment(neg.double())
+    n_neg = xn.shape[0]
+    c_pos, c_neg = C * (n_neg + 1) / 2.0, C * (n_neg + 1) / (2.0 * n_neg)
+    w = w.double()
+    rn = (1.0 + w @ xn.T).clamp_min(0.0)
+    rp = (1.0 - (w * xp).sum(1)).clamp_min(0.0)
+    grad = w + 2.0 * c_neg * (rn @ xn) - 2.0 * c_pos * rp[:, None] * xp
+    g0 = 2.0 * c_neg * xn.sum(0)[None, :] - 2.0 * c_pos * xp
+    return grad.norm(dim=1) / g0.norm(dim=1)
 
 
 def decisions(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,8 @@ class ExemplarSVM(Scorer):
     def __init__(self, C: float = 0.1, max_iter: int = 10000, tol: float = 1e-6,
                  backend: str = "auto", label_conditioning: bool = True,
                  dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
-                 batch_size: int = 1024, lds_sparsity: float = 0.05):
+                 batch_size: int = 1024, lds_sparsity: float = 0.05, cuml_tol: float = 1e-3,
+                 memory_budget: int = 0):
         if backend not in _BACKENDS:
             raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")
         if backend == "cuml" and not cuml_available():
@@ -58,6 +59,9 @@ class ExemplarSVM(Scorer):
         # liblinear's coordinate order so a rerun gives the identical ranking.
         self.dual, self.random_state = dual, random_state
         self.torch_tol, self.batch_size = float(torch_tol), int(batch_size)
+        # cuML solves in float32: its answers are judged converged within this relative gradient
+        self.cuml_tol = float(cuml_tol)
+        self.memory_budget = int(memory_budget)   # bytes for a chunk of torch solves; 0: half the free memory
         self.device = torch.device("cpu")
         self.not_converged = 0  # targets whose final solve missed its tolerance
         self.fallbacks = 0      # torch solves redone by liblinear
@@ -80,18 +84,18 @@ class ExemplarSVM(Scorer):
         """Decision values [T, M] of points [M, D] under the SVMs of queries [T, D] vs negatives."""
         if self.backend == "torch":
             return self._torch_decisions(queries, negatives, points)
+        if self.backend == "cuml":
+            return self._cuml_decisions(queries, negatives, points)
         return np.stack([self._single(q, negatives, points) for q in queries])
 
-    def _single(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray,
-                backend: str | None = None) -> np.ndarray:
-        x = np.concatenate([query[None, :], negatives], axis=0)
-        y = np.zeros(len(x), dtype=np.int64)
-        y[0] = 1
-        if (backend or self.backend) == "cuml":
-            return self._cuml_decision(x, y, points)
+    def _single(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """liblinear (the reference recipe) for one target."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
 
+        x = np.concatenate([query[None, :], negatives], axis=0)
+        y = np.zeros(len(x), dtype=np.int64)
+        y[0] = 1
         clf = LinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge",
                         max_iter=self.max_iter, tol=self.tol, dual=self.dual,
                         random_state=self.random_state)
@@ -104,16 +108,34 @@ class ExemplarSVM(Scorer):
         self.not_converged += int(failed > 0)
         return clf.decision_function(np.asarray(points, dtype=np.float64))
 
-    def _cuml_decision(self, x: np.ndarray, y: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def _cuml_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """cuML's LinearSVC, one fit per target. The pool goes to the GPU once per class group and
+        each target's problem is assembled there (cuML reads CUDA tensors in place, where numpy
+        input would be uploaded again for every fit). cuML reports no iteration count, so a fit
+        counts as converged by this solver's own rule: the primal gradient norm at its answer
+        relative to that at w = 0 (newton.relative_gradient) within `cuml_tol`."""
         from cuml.svm import LinearSVC as CuLinearSVC
 
-        # liblinear penalises the bias (an appended constant feature): penalized_intercept matches it
-        clf = CuLinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge",
-                          penalized_intercept=True, max_iter=self.max_iter, tol=self.tol)
-        clf.fit(x.astype(np.float32), y.astype(np.float32))
-        n_iter = np.max(np.asarray(getattr(clf, "n_iter_", 0)))
-        self.not_converged += int(n_iter >= self.max_iter)
-        return np.asarray(clf.decision_function(np.asarray(points, dtype=np.float32)), dtype=np.float64)
+        from brittle.scorers.esvm.newton import decisions, relative_gradient
+
+        dev = self.device
+        neg = torch.as_tensor(np.asarray(negatives, dtype=np.float32), device=dev)
+        pts = torch.as_tensor(np.asarray(points, dtype=np.float32), device=dev)
+        y = torch.zeros(len(neg) + 1, dtype=torch.float32, device=dev)
+        y[0] = 1.0
+        rows = []
+        for query in np.asarray(queries, dtype=np.float32):
+            q = torch.as_tensor(query, device=dev)[None, :]
+            # liblinear penalises the bias (an appended constant feature): penalized_intercept matches it
+            clf = CuLinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge", penalized_intercept=True,
+                              max_iter=self.max_iter, tol=self.tol, output_type="numpy")
+            clf.fit(torch.cat([q, neg]), y)
+            w = torch.cat([torch.as_tensor(np.ravel(clf.coef_)), torch.as_tensor(np.ravel(clf.intercept_))])
+            w = w.to(device=dev, dtype=torch.float64)[None, :]
+            if float(relative_gradient(w, q, neg, self.C)[0]) > self.cuml_tol:
+                self.not_converged += 1
+            rows.append(decisions(w, pts)[0])
+        return torch.stack(rows).cpu().numpy()
 
     def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Batched solves; a target the torch solver leaves unconverged is redone by liblinear."""
@@ -122,7 +144,7 @@ class ExemplarSVM(Scorer):
         dev = self.device
         neg = torch.from_numpy(np.array(negatives, dtype=np.float32)).to(dev)
         pts = torch.from_numpy(np.array(points, dtype=np.float32)).to(dev)
-        settings = NewtonSettings(tol=self.torch_tol)
+        settings = NewtonSettings(tol=self.torch_tol, memory_budget=self.memory_budget)
         out = []
         for start in range(0, len(queries), self.batch_size):
             batch = np.asarray(queries[start:start + self.batch_size])
@@ -132,6 +154,6 @@ class ExemplarSVM(Scorer):
             for row in np.flatnonzero(~converged.cpu().numpy()):
                 log.warning("torch ESVM solve did not converge for a target; using liblinear for it")
                 self.fallbacks += 1
-                values[row] = self._single(batch[row], np.asarray(negatives), np.asarray(points), "sklearn")
+                values[row] = self._single(batch[row], np.asarray(negatives), np.asarray(points))
             out.append(values)
         return np.concatenate(out)
