@@ -145,21 +145,26 @@ def main() -> None:
         fast += ["trainer.epochs=1", "trainer.batch_size=100", "arch.model.width=8"]
         paper += ["trainer.recipe.epochs=1", "trainer.recipe.batch_size=100", "arch.model.width=8"]
     report: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+    out_file = Path(os.environ.get("OUT", ".")) / "gpu_check.json"
+
+    def record(part: str, figures: dict, line: str) -> None:
+        """Print a part's line and rewrite the JSON: a run cut short keeps what it measured."""
+        report[part] = figures
+        print(line, flush=True)
+        out_file.write_text(json.dumps(report, indent=2))
+
     seconds, accs, _ = timed_models(engine_for(base + fast), list(range(args.seeds)))
-    report["fast"] = {"seconds": seconds, "test_accuracy": accs}
-    print(f"fast  (airnet): {np.mean(seconds):.2f} s/model, test acc {np.mean(accs):.4f} "
-          f"(min {np.min(accs):.4f}) over {len(accs)} seeds", flush=True)
+    record("fast", {"seconds": seconds, "test_accuracy": accs},
+           f"fast  (airnet): {np.mean(seconds):.2f} s/model, test acc {np.mean(accs):.4f} "
+           f"(min {np.min(accs):.4f}) over {len(accs)} seeds")
     engine = engine_for(base + paper)
     seconds, accs, model = timed_models(engine, [0])
-    report["paper"] = {"seconds": seconds, "test_accuracy": accs}
-    print(f"paper (resnet9): {seconds[0]:.1f} s/model, test acc {accs[0]:.4f}", flush=True)
-    report["esvm"] = esvm_figures(model, engine, n_reference=5 if args.smoke else 50,
-                                  n_cuml=5 if args.smoke else 200)
-    print("esvm:", json.dumps(report["esvm"]), flush=True)
-    report["pretrain"] = pretrain_throughput(base, args.smoke)
-    print("pretrain (MoCo ResNet-18, one epoch):", json.dumps(report["pretrain"]), flush=True)
-    out_dir = Path(os.environ.get("OUT", "."))
-    (out_dir / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    record("paper", {"seconds": seconds, "test_accuracy": accs},
+           f"paper (resnet9): {seconds[0]:.1f} s/model, test acc {accs[0]:.4f}")
+    esvm = esvm_figures(model, engine, n_reference=5 if args.smoke else 50, n_cuml=5 if args.smoke else 200)
+    record("esvm", esvm, "esvm: " + json.dumps(esvm))
+    pre = pretrain_throughput(base, args.smoke)
+    record("pretrain", pre, "pretrain (MoCo ResNet-18, one epoch): " + json.dumps(pre))
 
 
 if __name__ == "__main__":

@@ -48,8 +48,10 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     dataset = data.run(_on(cfg, data), ex)
     check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support, scorer.label_conditioning)
     engine = Retrainer.from_spec(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
+    given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering, dataset.name,
+                                 search_obj.max_support)
     mean_probs = reference.run(_on(cfg, reference), ex, engine).mean(0)
-    chosen = targets.run(_on(cfg, targets), ex, dataset, mean_probs)
+    chosen = targets.run(_on(cfg, targets), ex, dataset, mean_probs, given)
     features, handed = None, None
     if scorer.needs_features:
         embed.check_space(_on(cfg, embed), ex, dataset)

@@ -67,7 +67,9 @@ def run_brittle(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = 
 
     if not _SERVER:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["brittle.cli.app", "tests.helpers"])
+        # everything a run imports, so a test pays neither the imports nor Lightning's and lightly's
+        ctx.set_forkserver_preload(["brittle.cli.app", "tests.helpers", "brittle.pipeline", "brittle.ssl.fit",
+                                    "brittle.ssl.methods", "sklearn.svm", "pandas", "pyarrow.parquet"])
         _SERVER.append(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         out, err = f"{tmp}/out", f"{tmp}/err"

@@ -48,6 +48,7 @@ REGISTERED: dict[str, str] = {
     "scorer/gradcos": "brittle.scorers.gradcos.GradCos",
     "scorer/trak": "brittle.scorers.trak.Trak",
     "scorer/datamodels": "brittle.scorers.datamodels.Datamodels",
+    "scorer/precomputed": "brittle.scorers.precomputed.Precomputed",
     "eval/lds": "brittle.eval.lds.LinearDatamodelingScore",
     "eval/none": "brittle.eval.lds.NoEvaluation",
 }

@@ -103,6 +103,11 @@ class Scorer(ABC):
         """The models this scorer trains for itself (the pipeline trains and caches them)."""
         return None
 
+    def given_targets(self, n_train: int, n_test: int, ordering: str, dataset: str, k: int) -> np.ndarray | None:
+        """Test indices int64 [T] the scorer brings scores for (scores from a file): they become
+        the run's targets. None (every computed scorer): the run chooses its targets."""
+        return None
+
     def prepare(self, train: TrainSet, models: ScorerModels | None, device: torch.device) -> None:
         """Called once per run before any `affinity`; keeps what scoring needs. `models` is
         given to scorers that need no features (with what `models_needed` asked for)."""

@@ -88,8 +88,11 @@ class EpochCheckpoint(Checkpoint):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{LAST}.{os.getpid()}"
-        trainer.save_checkpoint(tmp)
-        os.replace(tmp, self.directory / LAST)
+        try:
+            trainer.save_checkpoint(tmp)
+            os.replace(tmp, self.directory / LAST)
+        finally:  # a failed save (a full disk) leaves the previous state, and no partial file
+            tmp.unlink(missing_ok=True)
 
 
 def resume_from(directory: Path | None) -> str | None:

@@ -31,9 +31,11 @@ class Targets:
     flips: np.ndarray
 
 
-def run(spec: DictConfig, ex: Execution, data: Dataset, mean_probs: np.ndarray) -> Targets:
-    """Select (or read back) this run's targets from the reference models' mean softmax [M, C]."""
-    ids = select_targets(spec.targets, data, mean_probs)
+def run(spec: DictConfig, ex: Execution, data: Dataset, mean_probs: np.ndarray,
+        given: np.ndarray | None = None) -> Targets:
+    """Select (or read back) this run's targets from the reference models' mean softmax [M, C],
+    or take those of a score file (`given`, test indices [T])."""
+    ids = select_targets(spec.targets, data, mean_probs, given)
     flips = flip_classes(mean_probs[ids], data.test.labels[ids])
     id_path, flip_path = ex.run_dir / "targets.npy", ex.run_dir / "flips.npy"
     recorded_ids, recorded_flips = load_npy(id_path), load_npy(flip_path)
@@ -52,9 +54,10 @@ def run(spec: DictConfig, ex: Execution, data: Dataset, mean_probs: np.ndarray) 
     return Targets(ids, flips)
 
 
-def select_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.ndarray:
+def select_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray,
+                   given: np.ndarray | None = None) -> np.ndarray:
     """Sorted test indices int64 [T] of this shard (`shard` of `num_shards`)."""
-    chosen = _all_targets(tcfg, data, mean_probs)
+    chosen = _all_targets(tcfg, data, mean_probs) if given is None else _of_file(tcfg, data, given)
     shard, num = int(tcfg.shard), int(tcfg.num_shards)
     if num < 1 or not 0 <= shard < num:
         raise BrittleError(f"targets.shard={shard} with targets.num_shards={num} is out of range; "
@@ -77,6 +80,20 @@ def _explicit(tcfg: DictConfig, data: Dataset) -> np.ndarray:
         raise BrittleError(f"targets.indices contains {int(bad[0])}, outside the test set; "
                            f"valid indices are 0..{n_test - 1}")
     return idx
+
+
+def _of_file(tcfg: DictConfig, data: Dataset, given: np.ndarray) -> np.ndarray:
+    """A score file's targets (sorted): all of them, or the `targets.indices` among them. Neither
+    `targets.n` nor `only_correct` applies: the file decides which test images are compared."""
+    ids = np.sort(np.asarray(given, dtype=np.int64))
+    if tcfg.indices is None:
+        return ids
+    wanted = _explicit(tcfg, data)
+    missing = np.setdiff1d(wanted, ids)
+    if len(missing):
+        raise BrittleError(f"targets.indices names test index {int(missing[0])}, which the score file has no "
+                           f"scores for; use indices among its {len(ids)} targets or drop targets.indices")
+    return np.sort(wanted)
 
 
 def _all_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.ndarray:
