@@ -61,27 +61,26 @@ def _bad(tmp, **arrays) -> str:
     return str(path)
 
 
+OK3 = np.array([3, 40, 77])   # three valid targets
+
+
 def _text(path) -> str:
     path.write_text("plain text")
     return str(path)
 
 
-def _ok_targets():
-    return np.array([3, 40, 77])
-
-
 @pytest.mark.parametrize("make,needle", [
-    (lambda t: _bad(t, targets=_ok_targets(), scores=np.zeros((3, 100))), "scores has shape [3, 100], expected [3, 1437]"),
-    (lambda t: _bad(t, targets=_ok_targets(), scores=np.zeros((3, N_TRAIN, 1))), "scores must be a float [T, N_train]"),
-    (lambda t: _bad(t, targets=np.array([3, 400]), scores=np.zeros((2, N_TRAIN))), "target 400 is outside the test set"),
+    (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, 100))), "scores has shape [3, 100], expected [3, 1437]"),
+    (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, N_TRAIN, 1))), "scores must be a float [T, N_train]"),
+    (lambda t: _bad(t, targets=np.array([3, 400]), scores=np.zeros((2, N_TRAIN))), "target 400 is outside"),
     (lambda t: _bad(t, targets=np.array([3, 3, 5]), scores=np.zeros((3, N_TRAIN))), "target 3 appears 2 times"),
-    (lambda t: _bad(t, targets=_ok_targets(), scores=np.full((3, N_TRAIN), np.nan)), "NaN or inf in 3 rows"),
-    (lambda t: _bad(t, targets=_ok_targets(), scores=np.zeros((3, N_TRAIN)), ordering="class-folder"),
+    (lambda t: _bad(t, targets=OK3, scores=np.full((3, N_TRAIN), np.nan)), "NaN or inf in 3 rows"),
+    (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, N_TRAIN)), ordering="class-folder"),
      "its indices are in the class-folder order but the dataset was loaded in the official order"),
-    (lambda t: _bad(t, targets=_ok_targets(), topk=np.tile(np.arange(8), (3, 1))), "topk ranks 8 images per target"),
-    (lambda t: _bad(t, targets=_ok_targets(), topk=np.tile(np.arange(K) + N_TRAIN, (3, 1))), "topk holds training index 1437"),
-    (lambda t: _bad(t, targets=_ok_targets(), topk=np.zeros((3, K), dtype=int)), "topk row 0 names a training image twice"),
-    (lambda t: _bad(t, targets=_ok_targets()), "holds neither `scores`"),
+    (lambda t: _bad(t, targets=OK3, topk=np.tile(np.arange(8), (3, 1))), "topk ranks 8 images per target"),
+    (lambda t: _bad(t, targets=OK3, topk=np.tile(np.arange(K) + N_TRAIN, (3, 1))), "topk holds training index 1437"),
+    (lambda t: _bad(t, targets=OK3, topk=np.zeros((3, K), dtype=int)), "topk row 0 names a training image twice"),
+    (lambda t: _bad(t, targets=OK3), "holds neither `scores`"),
     (lambda t: _bad(t, scores=np.zeros((3, N_TRAIN))), "has no `targets`"),
     (lambda t: _text(t / "not.npz"), "is not a readable .npz archive"),
     (lambda t: str(t / "missing.npz"), "does not exist"),
@@ -95,7 +94,7 @@ def test_a_bad_score_file_is_one_error_line(make, needle, tmp_path):
 
 
 def test_lds_needs_scores_not_only_a_ranking(tmp_path):
-    path = _bad(tmp_path, targets=_ok_targets(), topk=np.tile(np.arange(K), (3, 1)))
+    path = _bad(tmp_path, targets=OK3, topk=np.tile(np.arange(K), (3, 1)))
     done = _brittle(tmp_path, "run", "scorer=precomputed", f"scorer.path={path}", *LDS)
     assert done.returncode == 2 and "holds a ranking (topk) but no scores" in done.stderr, done.stderr[-2000:]
 
