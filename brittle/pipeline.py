@@ -24,7 +24,7 @@ from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
 from brittle.stages import bank, data, embed, lds, models, pretrain, reference, score, search, summarize, targets
-from brittle.stages.spec import key_of, select
+from brittle.stages.spec import key_of, select, with_source_arch
 from brittle.support.searches import Search
 from brittle.support.tasks import Task
 
@@ -48,9 +48,12 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     dataset = data.run(_on(cfg, data), ex)
     check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support, scorer.label_conditioning)
     engine = Retrainer.from_spec(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
+    source = with_source_arch(cfg)   # reference and scorer models: on `source_arch` when chosen
+    source_engine = engine if source is cfg else Retrainer.from_spec(select(source, ENGINE_DEPENDS_ON),
+                                                                       dataset, ex.device)
     given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering, dataset.name,
                                  search_obj.max_support)
-    mean_probs = reference.run(_on(cfg, reference), ex, engine).mean(0)
+    mean_probs = reference.run(_on(source, reference), ex, source_engine).mean(0)
     chosen = targets.run(_on(cfg, targets), ex, dataset, mean_probs, given)
     features, handed = None, None
     if scorer.needs_features:
@@ -58,7 +61,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         backbone_dir = pretrain.run(_on(cfg, pretrain), ex, dataset)
         features = embed.run(_on(cfg, embed), ex, dataset, backbone_dir)
     elif not score.recorded(ex.run_dir, score.wants_scores(_on(cfg, score), evaluation.needs_attributions)):
-        handed = scorer_models(cfg, ex, engine, scorer)
+        handed = scorer_models(source, ex, source_engine, scorer)
     train = TrainSet(dataset.train.labels, None if features is None else features.train, dataset.ordering)
     queries = Queries(chosen.ids, dataset.test.labels[chosen.ids],
                       None if features is None else features.test[chosen.ids])
@@ -116,6 +119,8 @@ def _shown(path: Path) -> Path:
 def _labels(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunLabels:
     """The names this run gives itself in tables: from the objects it built and the groups' labels."""
     backbone = cfg.backbone.get("label") if scorer.needs_features else None
-    return summarize.RunLabels(method=scorer.display_label(backbone), backbone=backbone, task=task,
+    source = cfg.source_arch.get("label") if cfg.get("source_arch") is not None and \
+        scorer.models_needed() is not None else None   # where a model-based scorer's models came from
+    return summarize.RunLabels(method=scorer.display_label(backbone), backbone=backbone, task=task, source=source,
                                arch=cfg.arch.get("label"), trainer=cfg.trainer.get("label"),
                                dataset=cfg.dataset.name)

@@ -32,6 +32,8 @@ def test_option_composes_resolves_and_builds_its_object(group, option, tmp_path)
     overrides = _backbone_for(group, option) if group.startswith("backbone/") else [f"{group}={option}"]
     if group == "experiment" and option != "digits_compare":
         overrides.append("dataset.root=/data/cifar10")
+    if (group, option) == ("scorer", "precomputed"):
+        overrides.append("scorer.path=scores.npz")   # required (???): the file to evaluate
     cfg = make_cfg(overrides)
     # resolving every interpolation catches dangling references between groups
     OmegaConf.to_container(cfg, resolve=True)

@@ -118,3 +118,9 @@ def test_scores_are_ranked_within_the_pool_a_ranking_as_given(tmp_path):
     scorer.prepare(TrainSet(labels), None, torch.device("cpu"))
     ranked = scorer.ranking(scorer.affinity(queries), queries)
     np.testing.assert_array_equal(np.argsort(-ranked, axis=1, kind="stable")[:, :4], topk)
+
+
+def test_a_missing_path_is_one_line(tmp_path):
+    done = _brittle(tmp_path, "run", "scorer=precomputed")
+    assert done.returncode == 2 and done.stderr.strip() == \
+        "error: scorer.path is required (???) and not set; give scorer.path=...", done.stderr[-2000:]

@@ -53,6 +53,7 @@ class BrittleSchema:
     task: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
     arch: dict[str, Any] = field(default_factory=dict)
+    source_arch: dict[str, Any] | None = None
     trainer: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
 

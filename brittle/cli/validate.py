@@ -242,6 +242,10 @@ def check_command_line(argv: list[str]) -> str | None:
             cfg = compose(job)
         except Exception as exc:  # Hydra raises several types for a bad override
             return _one_line(exc, job)
+        missing = OmegaConf.missing_keys(cfg)
+        if missing:
+            key = sorted(missing)[0]
+            return f"{key} is required (???) and not set; give {key}=..."
         problem = check_targets(cfg)
         if problem:
             return problem

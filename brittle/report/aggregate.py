@@ -37,9 +37,10 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def method_label(method: str, n_models: int) -> str:
-    """The run's own method label with the number of models it used, e.g. 'TRAK (5)'."""
-    return f"{method} ({n_models})"
+def method_label(method: str, n_models: int, source: str | None = None) -> str:
+    """The run's own method label with the number of models it used and, when they were not of
+    the retraining arch, theirs: 'TRAK (5)', 'TRAK (5, resnet9)'."""
+    return f"{method} ({n_models}{f', {source}' if source else ''})"
 
 
 def search_name(search: dict) -> str:
@@ -63,7 +64,7 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
     labels, cost = summary.labels, summary.score_cost or {}
     n_models = int(cost.get("n_models", 0))
     row = {
-        "run": str(run_dir), "method": method_label(labels.method, n_models),
+        "run": str(run_dir), "method": method_label(labels.method, n_models, labels.source),
         "scorer": labels.method, "backbone": labels.backbone, "task": labels.task, "arch": labels.arch,
         "trainer": labels.trainer, "dataset": labels.dataset, "search": search_name(summary.search),
         "seed": spec.get("seed"),

@@ -49,6 +49,7 @@ REGISTERED: dict[str, str] = {
     "scorer/trak": "brittle.scorers.trak.Trak",
     "scorer/datamodels": "brittle.scorers.datamodels.Datamodels",
     "scorer/precomputed": "brittle.scorers.precomputed.Precomputed",
+    "scorer/dattri": "brittle.scorers.attributors.Dattri",
     "eval/lds": "brittle.eval.lds.LinearDatamodelingScore",
     "eval/none": "brittle.eval.lds.NoEvaluation",
 }

@@ -20,6 +20,7 @@ class Stream(IntEnum):
     LDS = 9_000_029            # the subset bank the LDS evaluates on (never a fitted one)
     TRAK = 11_000_003          # TRAK's own models
     GRADCOS = 13_000_001       # Grad-Cos's model
+    DATTRI = 15_000_011        # the models dattri's attributors read
 
 
 def stream(purpose: str) -> Stream:

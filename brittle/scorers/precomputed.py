@@ -52,6 +52,7 @@ class Precomputed(Scorer):
         f = self._loaded()
         rows = f.rows(queries.ids)
         if f.topk is None:
+            assert f.scores is not None   # a file holds one of the two (score_file.py)
             return np.asarray(f.scores[rows], dtype=np.float64)
         out = np.full((len(rows), len(self.train.labels)), -np.inf)
         width = f.topk.shape[1]

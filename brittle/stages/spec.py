@@ -9,11 +9,12 @@ names (brittle/runtime/names.py), so a key survives moving code.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from brittle.runtime.execution import DISPLAY_KEYS, plain, without_execution
 from brittle.runtime.names import with_stable_names
@@ -73,6 +74,18 @@ def subset(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] =
     for path in (*excludes, *DISPLAY_KEYS):
         _drop(out, path)
     return _canonical(out)
+
+
+def with_source_arch(cfg: DictConfig) -> DictConfig:
+    """The config the models besides the search are trained with: `source_arch` in place of `arch`
+    (settings that interpolate `${arch...}`, such as trainer=arch's recipe, then follow it), or
+    cfg itself when no source arch is chosen."""
+    if cfg.get("source_arch") is None:
+        return cfg
+    source = copy.deepcopy(cfg)
+    with open_dict(source):
+        source.arch = source.source_arch
+    return source
 
 
 def select(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] = ()) -> DictConfig:

@@ -30,6 +30,7 @@ class RunLabels:
     arch: str | None
     trainer: str | None
     dataset: str
+    source: str | None = None   # the arch a model-based scorer's models had, when not the search's
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,43 @@
+"""Scores transferred across architectures (the paper's section 4.4): with `arch@source_arch=...`
+a model-based scorer's models and the reference models are of the source arch, so every arch of
+a sweep searches the same targets (and flip classes) with the same scores, and labels say where
+the scores came from."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tests.helpers import TINY, run_brittle
+
+
+def _jobs(root: Path) -> dict[str, Path]:
+    return {",".join(sorted(p for p in d.name.split(",") if p.split("=")[0] in ("arch", "scorer"))): d
+            for d in root.iterdir() if (d / "summary.json").exists()}
+
+
+def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path):
+    p = run_brittle(["-m", "arch=mlp,cnn", "scorer=esvm,trak", "arch@source_arch=mlp", "task=mislabel",
+                     *TINY, "targets.n=3", "scorer.n_models=2", "progress=false", f"cache_dir={tmp_path}/cache",
+                     f"hydra.sweep.dir={tmp_path}/sweep"], env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    jobs = _jobs(tmp_path / "sweep")
+    assert sorted(jobs) == ["arch=cnn,scorer=esvm", "arch=cnn,scorer=trak", "arch=mlp,scorer=esvm",
+                            "arch=mlp,scorer=trak"]
+    first = next(iter(jobs.values()))
+    for run in jobs.values():
+        for name in ("targets.npy", "flips.npy"):
+            assert np.array_equal(np.load(run / name), np.load(first / name)), (run.name, name)
+    # TRAK's scores come from MLPs in both jobs: the same ranking on the CNN's row as on the MLP's
+    assert np.array_equal(np.load(jobs["arch=cnn,scorer=trak"] / "topk.npy"),
+                          np.load(jobs["arch=mlp,scorer=trak"] / "topk.npy"))
+    assert len(list((tmp_path / "cache" / "models").glob("*.lock"))) == 1   # trained once, for both
+    labels = {k: json.loads((d / "summary.json").read_text())["labels"] for k, d in jobs.items()}
+    assert labels["arch=cnn,scorer=trak"]["source"] == "mlp" and labels["arch=cnn,scorer=trak"]["arch"] == "cnn"
+    assert labels["arch=cnn,scorer=esvm"]["source"] is None   # ESVM uses no models: nothing transferred
+
+    from brittle.report.aggregate import aggregate
+    summary, _ = aggregate([tmp_path / "sweep"])
+    assert sorted(summary.loc[summary["scorer"] == "TRAK", "method"]) == ["TRAK (2, mlp)", "TRAK (2, mlp)"]
