@@ -101,7 +101,7 @@ def test_summary_reports_median_over_all_targets_and_intervals(tiny_run):
     for key in ("auc_ci", "fraction_flipped", "fraction_flipped_ci", "median_support", "labels"):
         assert key in record, key
     assert record["labels"] == {"method": "ESVM MoCo", "backbone": "MoCo", "task": "remove", "arch": "mlp",
-                                "trainer": "arch", "dataset": "digits"}
+                                "trainer": "arch", "dataset": "digits", "source": None}
     assert record["score_cost"]["not_converged"] == 0
 
 

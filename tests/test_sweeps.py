@@ -25,15 +25,16 @@ def test_every_form_expands_as_hydra_expands_it():
     assert [j[0] for j in _jobs("-m", "scorer=choice(esvm,l2)")] == ["scorer=esvm", "scorer=l2"]
     assert [j[0] for j in _jobs("-m", "scorer=glob(l*)")] == ["scorer=l2"]
     assert [j[0] for j in _jobs("-m", "scorer=glob(*,exclude=[esvm,l2])")] == [
-        "scorer=cosine", "scorer=datamodels", "scorer=gradcos", "scorer=random", "scorer=trak"]
+        "scorer=cosine", "scorer=datamodels", "scorer=dattri", "scorer=gradcos", "scorer=influence",
+        "scorer=precomputed", "scorer=random", "scorer=tracin", "scorer=trak"]
     assert [j[0] for j in _jobs("-m", "seed=range(3)")] == ["seed=0", "seed=1", "seed=2"]  # every value
     assert len(_jobs("-m", "scorer=esvm,l2", "task=remove,mislabel")) == 4
     quoted = _jobs("-m", "dataset.root='/data/a,b'", "targets.indices=[1,2]", "scorer=esvm,l2")
     assert quoted == [["dataset.root='/data/a,b'", "targets.indices=[1,2]", f"scorer={s}"] for s in ("esvm", "l2")]
     assert _jobs("-m", "+x=1", "~debug") == [["+x=1", "~debug=null"]]  # appended and deleted keys
     # an experiment's own sweep (hydra.sweeper.params) is part of the jobs, as the sweeper reads it
-    assert len(_jobs("-m", "experiment=digits_compare")) == 12
-    assert len(_jobs("-m", "experiment=digits_compare", "task=remove")) == 6
+    assert len(_jobs("-m", "experiment=digits_compare")) == 16
+    assert len(_jobs("-m", "experiment=digits_compare", "task=remove")) == 8
 
 
 def test_a_sweep_of_no_job_is_one_line():
