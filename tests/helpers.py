@@ -28,6 +28,22 @@ TINY = [
 ]
 
 
+class DigitsModels:
+    """The digits data, its retraining engine and the models the pipeline would hand a model-based
+    scorer (trained into `base`/cache once)."""
+
+    def __init__(self, base: Path):
+        from brittle.api import build_engine, load_data
+        self.base = base
+        self.cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
+        self.data = load_data(self.cfg)
+        self.engine = build_engine(self.cfg, self.data)
+
+    def models_for(self, scorer):
+        from brittle.api import scorer_models
+        return scorer_models(self.cfg, self.engine, scorer, self.base)
+
+
 def make_cfg(overrides: list[str], cache_dir: Path | None = None) -> DictConfig:
     extra = [f"cache_dir={cache_dir}"] if cache_dir is not None else []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

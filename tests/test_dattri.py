@@ -9,42 +9,34 @@ import torch
 
 pytest.importorskip("dattri")
 
-from brittle.api import build_engine, load_data, rank, scorer_models  # noqa: E402
+from brittle.api import rank  # noqa: E402
 from brittle.runtime.errors import BrittleError  # noqa: E402
 from brittle.scorers.attributors import METHODS, UNSUPPORTED, Dattri  # noqa: E402
 from brittle.scorers.base import Queries, TrainSet  # noqa: E402
-from tests.helpers import make_cfg  # noqa: E402
+from tests.helpers import DigitsModels  # noqa: E402
 
 QUERIES = np.array([3, 40, 77, 111, 150, 190])
 REMOVED = 60
 
 
-class Ctx:
-    def __init__(self, base):
-        self.base = base
-        self.cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
-        self.data = load_data(self.cfg)
-        self.engine = build_engine(self.cfg, self.data)
-
-    def affinity(self, scorer: Dattri) -> np.ndarray:
-        scorer.prepare(TrainSet(self.data.train.labels), scorer_models(self.cfg, self.engine, scorer, self.base),
-                       torch.device("cpu"))
-        return scorer.affinity(Queries(QUERIES, self.data.test.labels[QUERIES]))
+def _affinity(ctx: DigitsModels, scorer: Dattri) -> np.ndarray:
+    scorer.prepare(TrainSet(ctx.data.train.labels), ctx.models_for(scorer), torch.device("cpu"))
+    return scorer.affinity(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    return Ctx(tmp_path_factory.mktemp("dattri"))
+    return DigitsModels(tmp_path_factory.mktemp("dattri"))
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_supported_method_scores_digits(ctx, method):
     scorer = Dattri(method=method, n_models=2, proj_dim=256)
-    scores = ctx.affinity(scorer)
+    scores = _affinity(ctx, scorer)
     assert scores.shape == (len(QUERIES), len(ctx.data.train)) and np.isfinite(scores).all()
     assert scores.std(axis=1).min() > 0   # not a constant
     topk = rank(Dattri(method=method, n_models=2, proj_dim=256), None, ctx.data.train.labels, None,
-                ctx.data.test.labels[QUERIES], QUERIES, 20, models=scorer_models(ctx.cfg, ctx.engine, scorer, ctx.base))
+                ctx.data.test.labels[QUERIES], QUERIES, 20, models=ctx.models_for(scorer))
     assert topk.shape == (len(QUERIES), 20) and all(len(set(r)) == 20 for r in topk)
     # a proponent of a digit is mostly a training image of the same digit
     labels = ctx.data.test.labels[QUERIES]
@@ -68,7 +60,7 @@ def _margin_after_removing(ctx, target: int, removed: np.ndarray, seeds=(0, 1, 2
 def test_removing_top_ranked_images_lowers_the_margin_more_than_random(ctx, method):
     """dattri's sign: removing the top-60 (largest scores) must hurt the target's margin more than
     removing 60 random training images, on average over targets."""
-    scores = ctx.affinity(Dattri(method=method, n_models=2, proj_dim=256))
+    scores = _affinity(ctx, Dattri(method=method, n_models=2, proj_dim=256))
     rng = np.random.default_rng(0)
     top, rand = [], []
     for row, target in zip(scores, QUERIES):

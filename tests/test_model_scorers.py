@@ -6,35 +6,22 @@ import pytest
 import torch
 
 from brittle.api import bank as subset_bank
-from brittle.api import build_engine, load_data, rank, scorer_models
+from brittle.api import rank
 from brittle.eval.lds import lds, sparsify_top
 from brittle.scorers.base import Queries, TrainSet
 from brittle.scorers.datamodels import Datamodels, fit_datamodel
 from brittle.scorers.gradcos import GradCos
 from brittle.scorers.random import RandomOrder
 from brittle.scorers.trak import Trak
-from tests.helpers import make_cfg
+from tests.helpers import DigitsModels
 
 K = 40
 QUERIES = np.array([3, 40, 77, 111, 150, 190, 222, 260, 300, 340])
 
 
-class Ctx:
-    """The digits data and the models that the pipeline would hand a model-based scorer."""
-
-    def __init__(self, base):
-        self.base = base
-        self.cfg = make_cfg(["arch.recipe.epochs=8"], cache_dir=base / "cache")
-        self.data = load_data(self.cfg)
-        self.engine = build_engine(self.cfg, self.data)
-
-    def models_for(self, scorer):
-        return scorer_models(self.cfg, self.engine, scorer, self.base)
-
-
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    return Ctx(tmp_path_factory.mktemp("models"))
+    return DigitsModels(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
