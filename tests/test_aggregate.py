@@ -57,3 +57,22 @@ def test_report_and_figures(sweep, tmp_path):
 
 def test_aggregate_cli_errors_on_empty(tmp_path):
     assert aggregate_main([str(tmp_path), "--out", str(tmp_path / "f")]) == 2
+
+
+def test_two_configurations_never_share_a_table_cell(sweep, tmp_path):
+    """A run that differs only in a setting outside its labels (here scorer.C) would be one cell
+    with the first: the report refuses, naming both runs and the setting."""
+    import json
+    import re
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(sweep / "multirun", mixed)
+    run = next(p for p in mixed.iterdir() if (p / "run_spec.json").exists()
+               and json.loads((p / "run_spec.json").read_text())["scorer"].get("C") is not None)
+    twin = mixed / "twin"
+    shutil.copytree(run, twin)
+    spec = json.loads((twin / "run_spec.json").read_text())
+    spec["scorer"]["C"] = 1.0
+    (twin / "run_spec.json").write_text(json.dumps(spec))
+    with pytest.raises(SystemExit, match=re.escape("would share one table cell") + r".*scorer.C: (0.1 vs 1.0|1.0 vs 0.1)"):
+        write_report([mixed], tmp_path / "figures", baseline=None)

@@ -105,6 +105,34 @@ def aggregate(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return summary, tidy
 
 
+def one_configuration_per_cell(summary: pd.DataFrame, key: list[str]) -> None:
+    """Refuse (SystemExit with one error line) two runs of different configurations whose labels
+    `key` coincide: a table cell or a figure's line would silently show one of them."""
+    for _, group in summary.groupby(key, sort=False):
+        distinct = group.drop_duplicates("logical_run")
+        if len(distinct) < 2:
+            continue
+        a, b = (Path(r) for r in distinct["run"].iloc[:2])
+        spec_a, spec_b = (json.loads((r / "run_spec.json").read_text()) for r in (a, b))
+        diff = "; ".join(_differences(spec_a, spec_b)[:3])
+        cell = ", ".join(str(group[k].iloc[0]) for k in key)
+        raise SystemExit(f"error: runs {a} and {b} would share one table cell ({cell}) but their configs differ "
+                         f"({diff}); give them distinct labels (scorer.label, arch.label, trainer.label) or "
+                         f"report them separately")
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """'key: A vs B' for every leaf where two recorded configs differ."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} vs {vb!r}")
+    return out
+
+
 def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join the shards of one logical run (same config but targets.shard) into one row; warn
     about missing shards and drop duplicates (the first directory of a shard wins)."""

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from brittle.report.aggregate import one_configuration_per_cell  # noqa: E402
 from brittle.report.tables import auc_markdown  # noqa: E402
 from brittle.runtime.files import atomic_path  # noqa: E402
 from brittle.support.metrics import support_cdf  # noqa: E402
@@ -33,11 +34,13 @@ def _palette(methods: list[str]) -> dict[str, tuple]:
 
 
 def dedupe(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One run per (setting, task, method): the last directory wins when a method was run twice
-    with the same dataset and arch (named in a warning); adds the `setting` column."""
+    """One run per (setting, task, method): the same configuration run twice keeps its last
+    directory (named in a warning); two configurations that would share a cell are refused
+    (`one_configuration_per_cell`). Adds the `setting` column."""
     summary = summary.copy()
     summary["setting"] = summary["dataset"].astype(str) + " / " + summary["arch"].astype(str)
     key = ["setting", "task", "method"]
+    one_configuration_per_cell(summary, key)
     dup = summary[summary.duplicated(key, keep="last")]
     for run in dup["run"]:
         log.warning("figures: %s repeats a (dataset, arch, task, method) of a later run; using the later", run)

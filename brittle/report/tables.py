@@ -8,7 +8,8 @@ from brittle.eval.stats import paired_sign_test
 
 
 def auc_markdown(summary: pd.DataFrame) -> str:
-    """Per (dataset, task): arch x method cells 'AUC [lo, hi]', then flipped fraction and median."""
+    """Per (dataset, task): arch x method cells 'AUC [lo, hi]', then flipped fraction and median.
+    Each cell is one configuration (figures.dedupe refuses two that would share one)."""
     lines = []
     for (dataset, task), part in summary.groupby(["dataset", "task"]):
         cell = part.assign(value=[f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in
