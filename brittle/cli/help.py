@@ -19,6 +19,7 @@ COMMON = [
     ("cache_dir", "config.yaml", "cache of pretrained backbones, embeddings, models (or the BRITTLE_CACHE variable)"),
     ("progress", "config.yaml", "progress bars on a terminal, periodic log lines otherwise"),
     ("debug", "config.yaml", "full tracebacks instead of one-line errors"),
+    ("pretrain_save_every", "config.yaml", "pretraining saves its state every N epochs; a killed run resumes there"),
 ]
 
 EXAMPLES = [
@@ -26,6 +27,8 @@ EXAMPLES = [
     "brittle -m scorer=esvm,l2,random task=remove,mislabel && python -m brittle.report",
     "brittle experiment=paper_cifar10 dataset.root=/path/to/cifar10   # the paper's protocol (GPU)",
     "brittle --config-dir ~/my-configs scorer=mine         # add your own config groups and options",
+    "brittle scorer=precomputed scorer.path=mine.npz eval=lds   # evaluate scores your own code computed",
+    "brittle -m arch=mlp,cnn scorer=trak arch@source_arch=mlp  # TRAK of MLPs searched with both archs",
 ]
 
 
