@@ -41,3 +41,14 @@ def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path
     from brittle.report.aggregate import aggregate
     summary, _ = aggregate([tmp_path / "sweep"])
     assert sorted(summary.loc[summary["scorer"] == "TRAK", "method"]) == ["TRAK (5, mlp)", "TRAK (5, mlp)"]
+
+
+def test_paper_presets_take_random_targets_from_one_source_arch():
+    """CIFAR-10 protocol: 100 random test images, and the reference models of the reference code's
+    ResNet-9 whatever arch the search retrains (so a sweep over arch keeps targets and flips)."""
+    from tests.helpers import make_cfg
+    for preset in ("paper_cifar10", "paper_transfer"):
+        for arch in ("resnet9_ffcv", "mobilenetv2"):
+            cfg = make_cfg([f"experiment={preset}", "dataset.root=/data/cifar10", f"arch={arch}"])
+            assert cfg.targets.only_correct is False and cfg.targets.n == 100
+            assert cfg.source_arch.label == "resnet9_ffcv" and cfg.arch.label == arch
