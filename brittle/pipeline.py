@@ -3,7 +3,9 @@ search, evaluation, retraining engine), calls every stage of brittle/stages/ in 
 handed only its declared config subset, and passes each stage's output to the next.
 
 data -> reference (cache) -> targets -> pretrain (cache) -> embed (cache), or the scorer's
-models / bank (cache) -> score -> LDS bank (cache) -> lds -> search -> summarize. Cheap stages
+models / bank (cache) -> score -> LDS bank (cache) -> lds -> search -> summarize. The reference
+models and the scorer's models are trained on `source_arch` when one is chosen (the same for every
+retraining arch of a sweep); a scorer that brings its own targets (scores from a file) sets them. Cheap stages
 and checks come first, so bad settings fail before pretraining. Cached stages live in
 `cache_dir`, keyed by their subset; the others write into the run directory, which is bound to
 the run's identity (`run_spec.json`) so a rerun resumes it.
