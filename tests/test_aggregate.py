@@ -74,5 +74,6 @@ def test_two_configurations_never_share_a_table_cell(sweep, tmp_path):
     spec = json.loads((twin / "run_spec.json").read_text())
     spec["scorer"]["C"] = 1.0
     (twin / "run_spec.json").write_text(json.dumps(spec))
-    with pytest.raises(SystemExit, match=re.escape("would share one table cell") + r".*scorer.C: (0.1 vs 1.0|1.0 vs 0.1)"):
+    expected = re.escape("would share one table cell") + r".*scorer.C: (0.1 vs 1.0|1.0 vs 0.1)"
+    with pytest.raises(SystemExit, match=expected):
         write_report([mixed], tmp_path / "figures", baseline=None)
