@@ -310,3 +310,23 @@ def test_a_killed_pretraining_resumes_to_the_same_weights(monkeypatch, tmp_path)
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     # and a fit that was never saved differs from one resumed with a different start
     assert not (tmp_path / f".{LAST}").exists()
+
+
+def test_a_pretraining_log_holds_brittles_lines_and_real_warnings_only(tmp_path, caplog):
+    """Neither Lightning's cloud-logger tip nor torch's LeafSpec deprecation (raised inside
+    Lightning) reaches the user; brittle's own lines and genuine warnings still do."""
+    import logging
+    import warnings
+
+    cfg = make_cfg(["backbone=moco_small", "dataset.train_subset=100", "backbone.epochs=1",
+                    "backbone.batch_size=32"], cache_dir=tmp_path)
+    data = load_data(cfg)
+    with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pretrain(cfg, data)
+        warnings.warn("a real warning", UserWarning, stacklevel=1)
+    assert "litlogger" not in caplog.text and "GPU available" not in caplog.text
+    assert "pretrained MoCo for 1 epochs" in caplog.text
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "LeafSpec" in m] and "a real warning" in messages
+    assert logging.getLogger("pytorch_lightning.utilities.rank_zero").level == logging.NOTSET  # restored

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,7 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     labels = train.labels if model.uses_labels else None
     loader = _loader(bcfg, transform_cfg, model, train, labels)
     start = time.perf_counter()
-    with restored_determinism():  # Lightning sets the flags when the Trainer is built
+    with restored_determinism(), quiet_lightning():  # Lightning sets the flags when the Trainer is built
         trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
                              precision=bcfg.precision, logger=False, enable_checkpointing=resume is not None,
                              enable_model_summary=False, enable_progress_bar=progress,
@@ -115,6 +116,28 @@ def lightning_device(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         return {"accelerator": "gpu", "devices": [device.index if device.index is not None else 0]}
     return {"accelerator": "cpu", "devices": 1}
+
+
+# Lightning's INFO lines (accelerator summary, an advertisement for its cloud logger, "fit stopped")
+# and a deprecation torch raises inside Lightning's own code are not the user's business
+_LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+_LIGHTNING_DEPRECATION = r".*isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """A pretraining log of brittle's lines and real warnings only, restored afterwards."""
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_LIGHTNING_DEPRECATION)
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 @contextlib.contextmanager
