@@ -41,7 +41,6 @@ class GradCos(Scorer):
                  memory_budget: int = 0):
         self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
         self.memory_budget = int(memory_budget)   # bytes for gradients; 0: half the device's free memory
-        self._query_rows = 1
         self.lds_sparsity = float(lds_sparsity)
 
     def models_needed(self) -> ModelRequest:
@@ -67,9 +66,10 @@ class GradCos(Scorer):
         device = engine.train_x.device
         ids = np.asarray(queries.ids)
         out = np.empty((len(ids), engine.train_x.shape[0]))
-        for lo in range(0, len(ids), self.query_rows(len(ids), device)):
-            sub = torch.as_tensor(ids[lo:lo + self._query_rows], device=device)
-            yq = torch.as_tensor(engine.test_y[ids[lo:lo + self._query_rows]], device=device)
+        rows = self.query_rows(len(ids), device)
+        for lo in range(0, len(ids), rows):
+            sub = torch.as_tensor(ids[lo:lo + rows], device=device)
+            yq = torch.as_tensor(engine.test_y[ids[lo:lo + rows]], device=device)
             gq = F.normalize(per_sample_grads(model, engine.test_x[sub], yq), dim=1)
             for start in range(0, engine.train_x.shape[0], self.batch_size):
                 sl = slice(start, start + self.batch_size)
@@ -80,10 +80,9 @@ class GradCos(Scorer):
     def query_rows(self, n_queries: int, device: torch.device) -> int:
         """Targets whose gradients are held together: the budget less one training batch's
         gradients (and their vmap working copy), over one target's."""
-        row = 4 * (self._bytes // 4)    # one float32 gradient row per parameter
+        row = self._bytes               # one float32 gradient value per float32 parameter
         room = budget(device, self.memory_budget) - 2 * self.batch_size * row
-        self._query_rows = rows_within(room, 2 * row, n_queries)
-        return self._query_rows
+        return rows_within(room, 2 * row, n_queries)
 
     def cost(self) -> Cost:
         return Cost(1, self._seconds, int(self._bytes))
