@@ -140,6 +140,8 @@ def main() -> None:
         sys.exit(f"error: CIFAR-10 not found at {data}; set BRITTLE_CIFAR10 to the class-folder tarball")
     base = ["dataset=cifar10", f"dataset.root={data}"]
     fast, paper = ["arch=airnet", "trainer=fast"], ["arch=resnet9", "trainer=paper"]
+    if not torch.cuda.is_available():   # the paper recipe's fp16 is a GPU precision
+        paper += ["trainer.recipe.precision=fp32"]
     if args.smoke:
         base += ["dataset.train_subset=600", "dataset.test_subset=200"]
         fast += ["trainer.epochs=1", "trainer.batch_size=100", "arch.model.width=8"]

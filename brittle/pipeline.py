@@ -55,8 +55,8 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
                                                                        dataset, ex.device)
     given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering, dataset.name,
                                  search_obj.max_support)
-    mean_probs = reference.run(_on(source, reference), ex, source_engine).mean(0)
-    chosen = targets.run(_on(cfg, targets), ex, dataset, mean_probs, given)
+    probs = reference.run(_on(source, reference), ex, source_engine)
+    chosen = targets.run(_on(cfg, targets), ex, dataset, probs, given)
     features, handed = None, None
     if scorer.needs_features:
         embed.check_space(_on(cfg, embed), ex, dataset)
@@ -74,7 +74,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     labels = _labels(cfg, scorer, task.name)
     details = summarize.RunDetails(
         task=task.name, labels=labels, method=labels.method, choices=choices or {},
-        reference_accuracy=float((mean_probs.argmax(1) == dataset.test.labels).mean()),
+        reference_accuracy=float((probs.mean(0).argmax(1) == dataset.test.labels).mean()),
         knn_accuracy=None if features is None else features.knn_accuracy, score_cost=scored.cost,
         n_trainings=int(searched.support["n_trainings"].sum()), trained_this_run=searched.trained,
         n_rounds=searched.rounds, search=key_of(select(cfg, ("search",))).get("search", {}),

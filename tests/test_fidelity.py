@@ -22,7 +22,7 @@ from brittle.support.metrics import median_support, support_auc
 from tests.helpers import TINY, make_cfg
 
 
-@pytest.mark.parametrize("scorer,label", [("trak", "TRAK"), ("datamodels", "Datamodels")])
+@pytest.mark.parametrize("scorer,label", [("trak", "TRAK d=512"), ("datamodels", "Datamodels")])
 def test_baselines_default_to_the_papers_unconditioned_protocol(scorer, label):
     pytest.importorskip("trak")
     default = instantiate(make_cfg([f"scorer={scorer}"]).scorer)

@@ -33,8 +33,8 @@ def test_every_form_expands_as_hydra_expands_it():
     assert quoted == [["dataset.root='/data/a,b'", "targets.indices=[1,2]", f"scorer={s}"] for s in ("esvm", "l2")]
     assert _jobs("-m", "+x=1", "~debug") == [["+x=1", "~debug=null"]]  # appended and deleted keys
     # an experiment's own sweep (hydra.sweeper.params) is part of the jobs, as the sweeper reads it
-    assert len(_jobs("-m", "experiment=digits_compare")) == 16
-    assert len(_jobs("-m", "experiment=digits_compare", "task=remove")) == 8
+    assert len(_jobs("-m", "experiment=digits_compare")) == 18
+    assert len(_jobs("-m", "experiment=digits_compare", "task=remove")) == 9
 
 
 def test_a_sweep_of_no_job_is_one_line():

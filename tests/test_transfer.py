@@ -40,7 +40,7 @@ def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path
 
     from brittle.report.aggregate import aggregate
     summary, _ = aggregate([tmp_path / "sweep"])
-    assert sorted(summary.loc[summary["scorer"] == "TRAK", "method"]) == ["TRAK (5, mlp)", "TRAK (5, mlp)"]
+    assert sorted(summary.loc[summary["scorer"] == "TRAK d=512", "method"]) == ["TRAK d=512 (5, mlp)"] * 2
 
 
 def test_paper_presets_take_random_targets_from_one_source_arch():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from brittle.cli.help import help_text
 from brittle.cli.schema import register_schema
@@ -22,9 +22,16 @@ def run_name(override_dirname: str) -> str:
     return name
 
 
+def black_level(mean: list[float], std: list[float]) -> ListConfig:
+    """A black pixel in normalised units, per channel: (0 - mean) / std (a ListConfig: a plain
+    list cannot replace an interpolation when a config is resolved in place)."""
+    return ListConfig([-float(m) / float(s) for m, s in zip(mean, std)])
+
+
 def register_resolvers() -> None:
     """The resolvers conf/ uses, and the typed schema (brittle/cli/validate.py) it composes onto."""
     register_schema()
     OmegaConf.register_new_resolver("brittle_run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("brittle_execution_keys", command_line_keys, replace=True)
     OmegaConf.register_new_resolver("brittle_help", help_text, replace=True)
+    OmegaConf.register_new_resolver("brittle_black", black_level, replace=True)

@@ -29,6 +29,12 @@ class ReferenceSchema:
 
 
 @dataclass
+class ProtocolSchema:
+    trak_models: int = MISSING
+    trak_proj_dim: int = MISSING
+
+
+@dataclass
 class ScoreSchema:
     chunk: int = MISSING
     save_scores: bool = MISSING
@@ -47,6 +53,7 @@ class BrittleSchema:
     targets: TargetsSchema = field(default_factory=TargetsSchema)
     reference: ReferenceSchema = field(default_factory=ReferenceSchema)
     score: ScoreSchema = field(default_factory=ScoreSchema)
+    protocol: ProtocolSchema = field(default_factory=ProtocolSchema)
     dataset: dict[str, Any] = field(default_factory=dict)
     backbone: dict[str, Any] = field(default_factory=dict)
     scorer: dict[str, Any] = field(default_factory=dict)

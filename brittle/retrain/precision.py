@@ -31,7 +31,8 @@ class Precision:
         if name == "auto":
             name = "bf16" if device.type == "cuda" else "fp32"
         if name == "fp16" and device.type != "cuda":
-            raise BrittleError("recipe precision=fp16 needs a CUDA device; use bf16 or fp32 on a CPU")
+            raise BrittleError("trainer.recipe.precision=fp16 needs a CUDA device; on a CPU use "
+                               "trainer.recipe.precision=fp32 (or bf16)")
         return cls(name, device)
 
     def autocast(self) -> contextlib.AbstractContextManager:

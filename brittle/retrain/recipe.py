@@ -35,22 +35,35 @@ class Recipe:
     nesterov: bool = False
     optimizer: str = "sgd"   # sgd (the paper's) | adamw (transformers and mixers train with it)
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (precision.py)
+    # translation's padding per channel, in normalised units: None pads with 0 (the mean colour);
+    # the paper preset gives black, as FFCV pads the uint8 image before normalising
+    translate_fill: tuple[float, ...] | None = None
+    cutout_inside: bool = False  # the square lies fully inside the image (FFCV) or is clipped at the border
+
+    def __post_init__(self) -> None:
+        if self.translate_fill is not None:   # a list from the config: hashable and read-only
+            object.__setattr__(self, "translate_fill", tuple(float(v) for v in self.translate_fill))
 
 
 def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip, translation by up to `translate` px (zero padding) and a
-    `cutout` x `cutout` zeroed square, independently per image of x [B, C, H, W]."""
+    """Random horizontal flip, translation by up to `translate` px (padded with `translate_fill`,
+    0 by default) and a `cutout` x `cutout` zeroed square (centred anywhere, clipped at the border,
+    or with `cutout_inside` placed fully inside), independently per image of x [B, C, H, W]."""
     b, _, h, w = x.shape
     dev = x.device
     if recipe.flip:
         flip = torch.rand(b, generator=gen, device=dev) < 0.5
         x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
     if recipe.translate > 0:
-        x = translate(x, recipe.translate, gen)
+        x = translate(x, recipe.translate, gen, fill=recipe.translate_fill)
     if recipe.cutout > 0:
         s = recipe.cutout
-        y0 = torch.randint(0, h, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
-        x0 = torch.randint(0, w, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
+        if recipe.cutout_inside:
+            y0 = torch.randint(0, h - s + 1, (b,), generator=gen, device=dev).view(b, 1, 1)
+            x0 = torch.randint(0, w - s + 1, (b,), generator=gen, device=dev).view(b, 1, 1)
+        else:
+            y0 = torch.randint(0, h, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
+            x0 = torch.randint(0, w, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
         yy = torch.arange(h, device=dev).view(1, h, 1)
         xx = torch.arange(w, device=dev).view(1, 1, w)
         hole = (yy >= y0) & (yy < y0 + s) & (xx >= x0) & (xx < x0 + s)
@@ -58,11 +71,19 @@ def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tens
     return x
 
 
-def translate(x: torch.Tensor, pad: int, gen: torch.Generator, mode: str = "constant") -> torch.Tensor:
+def translate(x: torch.Tensor, pad: int, gen: torch.Generator, mode: str = "constant",
+              fill: tuple[float, ...] | None = None) -> torch.Tensor:
     """Each image of x [B, C, H, W] shifted by up to `pad` px in each direction; the uncovered
-    border is zero (mode "constant") or mirrored ("reflect")."""
+    border is zero, `fill` [C] per channel (mode "constant"), or mirrored ("reflect")."""
     b, c, h, w = x.shape
-    padded = F.pad(x, (pad,) * 4, mode=mode)
+    if fill is not None and mode == "constant":
+        if len(fill) != c:
+            raise BrittleError(f"trainer.recipe.translate_fill has {len(fill)} values for {c}-channel images; "
+                               f"give one per channel")
+        level = torch.as_tensor(fill, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        padded = F.pad(x - level, (pad,) * 4) + level   # pad with 0 around x - fill: fill around x
+    else:
+        padded = F.pad(x, (pad,) * 4, mode=mode)
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)

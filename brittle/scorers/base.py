@@ -11,7 +11,8 @@ more for the target, over every training image. From that one matrix come:
 - `attributions(affinity, queries)`: the signed scores tau [T, N] that the Linear Datamodeling
   Score sums (larger = more support for the target's true-class margin). Similarity scorers
   (`signed_by_label`) follow the paper's sign estimation: magnitude from `magnitude(affinity)`,
-  positive for the target's class, negative for every other class. Influence estimators (TRAK,
+  positive for the target's class, negative for every other class (`other_classes="negative"`;
+  `"zero"` is the named alternative that leaves other classes out). Influence estimators (TRAK,
   Datamodels, Grad-Cos) are already signed and are used as they are.
 
 `lds_sparsity` is the fraction of |tau| per target that LDS keeps (paper: top 5% for its ESVM,
@@ -95,6 +96,7 @@ class Scorer(ABC):
     signed_by_label: ClassVar[bool] = True
     protocol_conditioning: ClassVar[bool] = True  # the paper's pool for this method
     label_conditioning: bool = True
+    other_classes: str = "negative"  # the sign rule's other classes: negative (paper) | zero
     lds_sparsity: float = 1.0
     not_converged: int = 0   # solves that missed their tolerance (solver-based scorers)
     fallbacks: int = 0       # solves redone by a slower exact solver
@@ -133,7 +135,8 @@ class Scorer(ABC):
         if not self.signed_by_label:
             return np.asarray(affinity, dtype=np.float64)
         same = self.train.labels[None, :] == np.asarray(queries.labels)[:, None]
-        return np.where(same, 1.0, -1.0) * self.magnitude(np.asarray(affinity, dtype=np.float64))
+        other = -1.0 if self.other_classes == "negative" else 0.0
+        return np.where(same, 1.0, other) * self.magnitude(np.asarray(affinity, dtype=np.float64))
 
     def cost(self) -> Cost:
         """Models trained and bytes kept beyond the features (which the pipeline counts)."""
@@ -142,13 +145,24 @@ class Scorer(ABC):
     def display_label(self, backbone: str | None) -> str:
         """e.g. 'ESVM MoCo', 'TRAK', 'TRAK class-cond.': the method as tables name it."""
         name = f"{self.method} {backbone}" if self.needs_features and backbone else self.method
-        return name + self._protocol_suffix()
+        return name + self._protocol_suffix() + (" (others 0)" if self.other_classes == "zero" else "")
 
     def _protocol_suffix(self) -> str:
         """Marks a run whose candidate pool departs from the method's own protocol."""
         if self.label_conditioning == self.protocol_conditioning:
             return ""
         return " class-cond." if self.label_conditioning else " all-classes"
+
+
+OTHER_CLASSES = ("negative", "zero")
+
+
+def sign_rule(other_classes: str) -> str:
+    """`scorer.other_classes`, checked: how a similarity scorer signs images outside the target's
+    class in its attributions (negative: the paper's sign estimation; zero: left out)."""
+    if other_classes not in OTHER_CLASSES:
+        raise BrittleError(f"scorer.other_classes={other_classes} is not valid; use one of {list(OTHER_CLASSES)}")
+    return other_classes
 
 
 def restrict_to_pools(scores: np.ndarray, train_labels: np.ndarray, query_labels: np.ndarray,

@@ -8,13 +8,15 @@ from __future__ import annotations
 import numpy as np
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Queries, Scorer
+from brittle.scorers.base import Queries, Scorer, sign_rule
 
 
 class Distance(Scorer):
     """Score = minus the `metric` distance ('l2' or 'cosine') between target and training image."""
 
-    def __init__(self, metric: str = "l2", label_conditioning: bool = True, lds_sparsity: float = 0.05):
+    def __init__(self, metric: str = "l2", label_conditioning: bool = True, lds_sparsity: float = 0.05,
+                 other_classes: str = "negative"):
+        self.other_classes = sign_rule(other_classes)
         if metric not in ("l2", "cosine"):
             raise BrittleError(f"scorer.metric={metric} is not valid; use l2 or cosine")
         self.metric, self.label_conditioning = metric, label_conditioning

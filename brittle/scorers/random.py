@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from brittle.scorers.base import Cost, Queries, Scorer
+from brittle.scorers.base import Cost, Queries, Scorer, sign_rule
 
 
 class RandomOrder(Scorer):
@@ -15,7 +15,9 @@ class RandomOrder(Scorer):
     method = "Random"
     needs_features = False
 
-    def __init__(self, seed: int = 0, label_conditioning: bool = True, lds_sparsity: float = 0.05):
+    def __init__(self, seed: int = 0, label_conditioning: bool = True, lds_sparsity: float = 0.05,
+                 other_classes: str = "negative"):
+        self.other_classes = sign_rule(other_classes)
         self.seed, self.label_conditioning = int(seed), label_conditioning
         self.lds_sparsity = float(lds_sparsity)
 

@@ -92,3 +92,8 @@ class Trak(Scorer):
 
     def cost(self) -> Cost:
         return Cost(self.n_models, self._seconds, int(self._bytes))
+
+    def display_label(self, backbone: str | None) -> str:
+        """'TRAK d=512': the projection dimension is part of the method (the paper's is 20,480 on
+        CIFAR-10, 4,096 on ImageNet), so runs of other sizes never share a table cell."""
+        return f"{self.method} d={self.proj_dim}" + self._protocol_suffix()

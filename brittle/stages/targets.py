@@ -1,5 +1,5 @@
 """Targets stage: class-balanced, seeded test samples (optionally only correctly classified), and
-each one's mislabel flip class -> targets.npy int64 [T], flips.npy int64 [T] in the run directory.
+each one's mislabel flip class (second by average rank over the reference models) -> targets.npy int64 [T], flips.npy int64 [T] in the run directory.
 
 A misclassified target has support 0 and says nothing about an attribution method, so by default
 (`targets.only_correct`) only samples the reference models classify correctly are eligible (the
@@ -31,12 +31,13 @@ class Targets:
     flips: np.ndarray
 
 
-def run(spec: DictConfig, ex: Execution, data: Dataset, mean_probs: np.ndarray,
+def run(spec: DictConfig, ex: Execution, data: Dataset, probs: np.ndarray,
         given: np.ndarray | None = None) -> Targets:
-    """Select (or read back) this run's targets from the reference models' mean softmax [M, C],
-    or take those of a score file (`given`, test indices [T])."""
-    ids = select_targets(spec.targets, data, mean_probs, given)
-    flips = flip_classes(mean_probs[ids], data.test.labels[ids])
+    """Select (or read back) this run's targets from the reference models' test softmax
+    [R, M, C] (eligibility by their mean, flips by their average rank), or take those of a
+    score file (`given`, test indices [T])."""
+    ids = select_targets(spec.targets, data, probs.mean(0), given)
+    flips = flip_classes(probs[:, ids], data.test.labels[ids])
     id_path, flip_path = ex.run_dir / "targets.npy", ex.run_dir / "flips.npy"
     recorded_ids, recorded_flips = load_npy(id_path), load_npy(flip_path)
     if recorded_ids is not None and recorded_flips is not None:

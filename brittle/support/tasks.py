@@ -55,9 +55,14 @@ class Mislabel(Task):
         return keep, new
 
 
-def flip_classes(mean_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Second most likely class per target under the reference models' mean softmax
-    (mean_probs [T, C], labels [T]); the most likely one when the second is the true label."""
-    order = np.argsort(-mean_probs, axis=1, kind="stable")
+def flip_classes(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each target's flip class: the second class by average rank over the reference models (the
+    reference code's rule; probs float [R, T, C] or one model's [T, C], labels [T]); the first one
+    when the second is the true label. Ranks count from 0 (most likely); ties in class order."""
+    probs = np.asarray(probs)
+    if probs.ndim == 2:
+        probs = probs[None]
+    ranks = np.argsort(np.argsort(-probs, axis=2, kind="stable"), axis=2, kind="stable")
+    order = np.argsort(ranks.mean(0), axis=1, kind="stable")
     second, first = order[:, 1], order[:, 0]
     return np.where(second == labels, first, second).astype(np.int64)

@@ -1,8 +1,9 @@
 """Exemplar SVM scorer (the paper's method): one linear SVM per target, it the only positive and
 its pool (its class, with label conditioning) negative. The affinity of a training image is its
-decision value under that hyperplane; the search ranks the pool by it, highest first, and LDS
-uses the inverse distance to the hyperplane (the nearest the most influential), signed by label
-(brittle/scorers/base.py). Images outside the pool get no distance, hence magnitude 0.
+decision value under that hyperplane, a linear function defined on every training image; the
+search ranks the pool by it, highest first, and LDS uses the inverse distance to the hyperplane
+(the nearest the most influential), signed by label as the paper's sign estimation says: the
+target's class positive, every other class negative (`other_classes="zero"`: other classes left out).
 
 Backends:
   sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Queries, Scorer, candidate_pool
+from brittle.scorers.base import Queries, Scorer, candidate_pool, sign_rule
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class ExemplarSVM(Scorer):
                  backend: str = "auto", label_conditioning: bool = True,
                  dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
                  batch_size: int = 1024, lds_sparsity: float = 0.05, cuml_tol: float = 1e-3,
-                 memory_budget: int = 0):
+                 memory_budget: int = 0, other_classes: str = "negative"):
+        self.other_classes = sign_rule(other_classes)
         if backend not in _BACKENDS:
             raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")
         if backend == "cuml" and not cuml_available():
@@ -67,17 +69,17 @@ class ExemplarSVM(Scorer):
         self.fallbacks = 0      # torch solves redone by liblinear
 
     def affinity(self, queries: Queries) -> np.ndarray:
-        """Decision values float64 [T, N] of each target's pool under its SVM; -inf outside the
-        pool, about which an SVM fitted against the pool says nothing (LDS magnitude 0 there)."""
+        """Decision values float64 [T, N] of every training image under each target's SVM (fitted
+        against the target's pool; the ranking keeps the pool, the attributions use them all)."""
         train, labels, feats = self.train.features, self.train.labels, queries.features
         if train is None or feats is None:
             raise ValueError("the ESVM scores backbone features: prepare it with train and query features")
-        out = np.full((len(queries.ids), len(labels)), -np.inf)
+        out = np.empty((len(queries.ids), len(labels)))
         groups = np.unique(queries.labels) if self.label_conditioning else [None]
         for label in groups:
             rows = np.flatnonzero(queries.labels == label) if label is not None else np.arange(len(out))
             pool = candidate_pool(labels, int(queries.labels[rows[0]]), self.label_conditioning)
-            out[np.ix_(rows, pool)] = self.decisions(feats[rows], train[pool], train[pool])
+            out[rows] = self.decisions(feats[rows], train[pool], train)
         return out
 
     def decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:

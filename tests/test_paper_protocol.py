@@ -1,0 +1,87 @@
+"""The paper presets against the paper and its reference code (vasusingla/simple-data-attribution):
+TRAK's size, the flip-class models, the reference code's retraining details (FFCV's translate and
+cutout, its normalisation, fp16 with a gradient scaler)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from brittle.retrain.recipe import Recipe, augment, translate
+from tests.helpers import make_cfg
+
+# the reference code's constants.py, uint8 units
+REF_MEAN = np.array([125.307, 122.961, 113.8575])
+REF_STD = np.array([51.5865, 50.847, 51.255])
+
+
+@pytest.mark.parametrize("preset", ["paper_cifar10", "paper_transfer"])
+def test_paper_presets_use_the_papers_trak_and_ten_reference_models(preset):
+    cfg = make_cfg([f"experiment={preset}", "dataset.root=/data/cifar10", "scorer=trak"])
+    assert (cfg.scorer.n_models, cfg.scorer.proj_dim) == (100, 20480)
+    assert cfg.reference.n_models == 10
+    default = make_cfg(["scorer=trak"])
+    assert (default.scorer.n_models, default.scorer.proj_dim) == (5, 512)
+    # a user's own size still wins over the preset's
+    own = make_cfg([f"experiment={preset}", "dataset.root=/data/cifar10", "scorer=trak", "scorer.proj_dim=4096"])
+    assert own.scorer.proj_dim == 4096
+
+
+def test_trak_labels_carry_the_projection_dimension():
+    pytest.importorskip("trak")
+    small = instantiate(make_cfg(["scorer=trak"]).scorer)
+    paper = instantiate(make_cfg(["experiment=paper_cifar10", "dataset.root=/data/cifar10", "scorer=trak"]).scorer)
+    assert small.display_label(None) == "TRAK d=512" and paper.display_label(None) == "TRAK d=20480"
+
+
+def test_paper_cifar10_retrains_with_the_reference_codes_details():
+    cfg = make_cfg(["experiment=paper_cifar10", "dataset.root=/data/cifar10"])
+    assert np.allclose(list(cfg.dataset.normalize.std), REF_STD / 255, atol=5e-5)
+    assert np.allclose(list(cfg.dataset.normalize.mean), REF_MEAN / 255, atol=5e-5)
+    recipe = instantiate(cfg.trainer).recipe
+    assert recipe.precision == "fp16" and recipe.cutout_inside
+    black = -(REF_MEAN / 255) / (REF_STD / 255)
+    assert np.allclose(recipe.translate_fill, black, atol=1e-3)
+    assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.translate, recipe.cutout) == (24, 512, 0.5, 2, 8)
+    # the source ResNet-9s of the transfer study train alike
+    transfer = make_cfg(["experiment=paper_transfer", "dataset.root=/data/cifar10"])
+    assert transfer.source_arch.recipe.precision == "fp16" and transfer.source_arch.recipe.cutout_inside
+
+
+def test_translate_pads_with_black_as_ffcv_does_before_normalising():
+    """FFCV's RandomTranslate on the uint8 image (zero padding, shift up to 2), then normalisation,
+    is brittle's translate of the normalised image with the black level as fill."""
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(1, 256, (4, 3, 8, 8)).astype(np.float64)
+    mean, std = REF_MEAN[:, None, None], REF_STD[:, None, None]
+    x = torch.as_tensor((u8 - mean) / std, dtype=torch.float64)
+    black = tuple(float(v) for v in -REF_MEAN / REF_STD)
+    gen = torch.Generator().manual_seed(3)
+    out = translate(x, 2, gen, fill=black).numpy()
+    dy_dx = torch.randint(0, 5, (2, 4), generator=torch.Generator().manual_seed(3))
+    for b in range(4):
+        padded = np.pad(u8[b], ((0, 0), (2, 2), (2, 2)))           # FFCV: black pixels
+        dy, dx = int(dy_dx[0, b]), int(dy_dx[1, b])
+        expected = (padded[:, dy:dy + 8, dx:dx + 8] - mean) / std
+        assert np.allclose(out[b], expected)
+    # the default pads with 0, the mean colour
+    plain = translate(x, 2, torch.Generator().manual_seed(3)).numpy()
+    assert any(np.isclose(plain[b], 0.0).any() for b in range(4))
+
+
+def test_ffcv_cutout_lies_inside_the_image_and_brittles_default_is_clipped():
+    x = torch.ones(400, 1, 8, 8)
+    inside = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, cutout=4, cutout_inside=True),
+                     torch.Generator().manual_seed(0))
+    assert ((inside == 0).sum(dim=(1, 2, 3)) == 16).all()
+    clipped = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, cutout=4), torch.Generator().manual_seed(0))
+    assert ((clipped == 0).sum(dim=(1, 2, 3)) < 16).any()
+
+
+def test_fp16_on_a_cpu_is_one_clear_error():
+    from brittle.retrain.precision import Precision
+    from brittle.runtime.errors import BrittleError
+    with pytest.raises(BrittleError, match=r"trainer.recipe.precision=fp16 needs a CUDA device; on a CPU use "
+                                           r"trainer.recipe.precision=fp32"):
+        Precision.of("fp16", torch.device("cpu"))
