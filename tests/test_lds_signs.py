@@ -146,5 +146,6 @@ def test_other_classes_zero_is_the_named_alternative(name):
 
 def test_a_bad_sign_rule_is_one_clear_error():
     from brittle.runtime.errors import BrittleError
-    with pytest.raises(BrittleError, match=r"scorer.other_classes=opposite is not valid; use one of \['negative', 'zero'\]"):
+    with pytest.raises(BrittleError,
+                       match=r"scorer.other_classes=opposite is not valid; use one of \['negative', 'zero'\]"):
         Distance("l2", other_classes="opposite")

@@ -1,5 +1,6 @@
 """Targets stage: class-balanced, seeded test samples (optionally only correctly classified), and
-each one's mislabel flip class (second by average rank over the reference models) -> targets.npy int64 [T], flips.npy int64 [T] in the run directory.
+each one's mislabel flip class (second by average rank over the reference models) -> targets.npy
+int64 [T], flips.npy int64 [T] in the run directory.
 
 A misclassified target has support 0 and says nothing about an attribution method, so by default
 (`targets.only_correct`) only samples the reference models classify correctly are eligible (the
