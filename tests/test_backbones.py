@@ -23,13 +23,18 @@ from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.features import features_to
 from tests.helpers import make_cfg, run_brittle
 
-SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small"]
+SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small",
+         # the reference code's other methods (lightly's CIFAR-10 benchmark set)
+         "barlowtwins_small", "simsiam_small", "swav_small", "nnclr_small", "dcl_small", "dclw_small", "smog_small"]
 
 
 @pytest.mark.parametrize("backbone", SMALL)
 def test_every_method_pretrains_and_embeds(backbone, tmp_path):
+    # SMoG re-clusters its groups every reset_every steps: 2 here, so its k-means reset runs too
+    extra = ["backbone.method.reset_every=2", "backbone.method.n_groups=8", "backbone.method.memory_bank=64"] \
+        if backbone == "smog_small" else []
     cfg = make_cfg([f"backbone={backbone}", "dataset.train_subset=300", "backbone.epochs=2",
-                    "backbone.knn_every=1", "backbone.batch_size=64"], cache_dir=tmp_path)
+                    "backbone.knn_every=1", "backbone.batch_size=64", *extra], cache_dir=tmp_path)
     data = load_data(cfg)
     out = pretrain(cfg, data)
     curve = (out / "curve.csv").read_text().splitlines()
@@ -330,3 +335,27 @@ def test_a_pretraining_log_holds_brittles_lines_and_real_warnings_only(tmp_path,
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if "LeafSpec" in m] and "a real warning" in messages
     assert logging.getLogger("pytorch_lightning.utilities.rank_zero").level == logging.NOTSET  # restored
+
+
+def test_the_papers_backbone_is_lightlys_resnet18_with_split_batch_norm():
+    """The reference code's moco.py: lightly's ResNetGenerator('resnet-18', num_splits=8), its
+    children up to the classifier, then global average pooling."""
+    from lightly.models import ResNetGenerator
+    from lightly.models.batchnorm import SplitBatchNorm
+
+    net = instantiate(make_cfg(["backbone=moco_r18", "dataset=cifar10", "dataset.root=/data/cifar10"]).backbone.net)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(isinstance(m, SplitBatchNorm) and m.num_splits == 8 for m in norms)
+    torch.manual_seed(0)
+    reference = ResNetGenerator("resnet-18", num_splits=8)
+    net.load_state_dict({k: v for k, v in zip(net.state_dict(), reference.state_dict().values())})
+    x = torch.randn(16, 3, 32, 32)
+    net.eval(), reference.eval()
+    with torch.no_grad():
+        expected = torch.nn.Sequential(*list(reference.children())[:-1], torch.nn.AdaptiveAvgPool2d(1))(x).flatten(1)
+        assert torch.allclose(net(x), expected, atol=1e-5)
+    # a batch that is not a multiple of the splits is one clear error before any training
+    cfg = make_cfg(["backbone=moco_small", "backbone/net=resnet18_lightly", "backbone.net.num_splits=8",
+                    "backbone.batch_size=60", "dataset.train_subset=100"])
+    with pytest.raises(BrittleError, match=r"backbone.batch_size=60 .* is not a multiple of backbone.net.num_splits=8"):
+        pretrain(cfg, load_data(cfg))

@@ -58,7 +58,7 @@ def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
     return params, hints, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-_READ_FROM_SOURCE = ("brittle.ssl.methods",)
+_READ_FROM_SOURCE = ("brittle.ssl.methods", "brittle.ssl.benchmark_methods")
 _NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list, "tuple": tuple,
           "dict": dict, "Sequence": collections.abc.Sequence, "Mapping": collections.abc.Mapping,
           "Optional": typing.Optional, "Union": typing.Union, "Any": Any, "List": list,

@@ -28,6 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from brittle.data.datasets import ImageSet, balanced_subset, normalized
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
+from brittle.ssl.networks import batch_multiple
 from brittle.ssl.resume import EpochCheckpoint, resume_from
 from brittle.ssl.views import DeviceViews, view_specs
 
@@ -86,6 +87,7 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     (brittle/ssl/resume.py)."""
     pl.seed_everything(seed, workers=True, verbose=False)
     net = instantiate(bcfg.net)
+    _check_batch(net, int(bcfg.batch_size), len(train))
     extra = {"num_classes": len(train.classes)} if "num_classes" in bcfg.method and \
         bcfg.method.num_classes is None else {}  # e.g. an image folder: classes come from disk
     model = instantiate(bcfg.method, backbone=net, max_epochs=int(bcfg.epochs),
@@ -157,6 +159,15 @@ def restored_determinism() -> Iterator[None]:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
         else:
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = flags[4]
+
+
+def _check_batch(net: Any, batch: int, n_train: int) -> None:
+    """Split batch norm needs every training batch to be a multiple of its splits."""
+    multiple = batch_multiple(net)
+    if min(batch, n_train) % multiple:
+        raise BrittleError(f"backbone.batch_size={batch} ({min(batch, n_train)} images a batch here) is not a "
+                           f"multiple of backbone.net.num_splits={multiple} (split batch norm); use a "
+                           f"multiple of {multiple}, or backbone.net.num_splits=0")
 
 
 def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: ImageSet,

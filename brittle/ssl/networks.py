@@ -1,4 +1,4 @@
-"""Feature networks for self-supervised pretraining: a small CNN for digits, CIFAR ResNet-18.
+"""Feature networks for self-supervised pretraining: a small CNN for digits, CIFAR ResNet-18s.
 
 Each builder returns an `nn.Module` mapping images `[B, C, H, W]` to features `[B, feature_dim]`
 and sets its `feature_dim` attribute, which the SSL heads and the embedding stage read.
@@ -45,6 +45,30 @@ def resnet18_cifar(in_channels: int = 3) -> nn.Module:
     net.maxpool = nn.Identity()
     net.fc = nn.Identity()
     return _set_feature_dim(net, 512)
+
+
+def lightly_resnet(name: str = "resnet-18", num_splits: int = 0, in_channels: int = 3) -> nn.Module:
+    """lightly's CIFAR ResNet (`ResNetGenerator`) as the paper's reference code and lightly's
+    CIFAR-10 benchmark use it: its layers up to the classifier as a sequence, then global average
+    pooling. Being a sequence of lightly's modules it skips the ReLU its own forward applies after
+    the stem, as the reference's backbones do. `num_splits` > 0 makes every batch norm a split
+    batch norm (statistics per 1/num_splits of the batch, which MoCo's batch shuffle relies on on
+    one device); training batches must then be a multiple of num_splits (`batch_multiple`)."""
+    from lightly.models import ResNetGenerator
+
+    if num_splits < 0:
+        raise BrittleError(f"backbone.net.num_splits={num_splits} is out of range; use 0 (plain batch norm) or more")
+    resnet = ResNetGenerator(name, num_splits=num_splits)
+    if in_channels != 3:
+        resnet.conv1 = nn.Conv2d(in_channels, resnet.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+    net = nn.Sequential(*list(resnet.children())[:-1], nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    net.__dict__["batch_multiple"] = max(1, int(num_splits))
+    return _set_feature_dim(net, resnet.linear.in_features)
+
+
+def batch_multiple(net: nn.Module) -> int:
+    """The number a training batch must be a multiple of (split batch norm), else 1."""
+    return int(net.__dict__.get("batch_multiple", 1))
 
 
 def pretrained_net(arch: str, source: str = "torchvision") -> nn.Module:
