@@ -5,8 +5,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from PIL import Image
 
 from brittle.cli.resolvers import register_resolvers
 
@@ -97,3 +99,17 @@ def run_brittle(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = 
             proc.join()
         code = proc.exitcode if proc.exitcode is not None else -9
         return subprocess.CompletedProcess(["brittle", *argv], code, Path(out).read_text(), Path(err).read_text())
+
+
+def image_folder(root: Path, n_per_class: int, size: int = 24, classes=("ant", "bee", "cow")) -> Path:
+    """A class-folder tree root/{train,test}/<class>/*.png of solid-colour images (one colour per
+    class, a white line each): trivially separable classes."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_per_class), ("test", 2)):
+        for c, cls in enumerate(classes):
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                base = np.full((size, size, 3), 40 + 80 * c, np.uint8)
+                base[rng.integers(0, size), :, :] = 255  # a little content per image
+                Image.fromarray(base).save(root / split / cls / f"{i:05d}.png")
+    return root

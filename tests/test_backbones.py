@@ -21,6 +21,7 @@ from brittle.scorers.distance import Distance
 from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.features import features_to
+from tests.helpers import image_folder as _folder
 from tests.helpers import make_cfg, run_brittle
 
 SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small",
@@ -43,18 +44,6 @@ def test_every_method_pretrains_and_embeds(backbone, tmp_path):
     assert 0.1 < StageCache.meta(out)["knn_accuracy"] <= 1.0
     emb = embed(cfg, data, out)
     assert emb.train.shape == (300, 128) and np.isfinite(np.asarray(emb.train)).all()
-
-
-def _folder(root: Path, n_per_class: int, size: int = 24, classes=("ant", "bee", "cow")) -> Path:
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_per_class), ("test", 2)):
-        for c, cls in enumerate(classes):
-            (root / split / cls).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                base = np.full((size, size, 3), 40 + 80 * c, np.uint8)
-                base[rng.integers(0, size), :, :] = 255  # a little content per image
-                Image.fromarray(base).save(root / split / cls / f"{i:05d}.png")
-    return root
 
 
 def test_imagefolder_embed_and_score(tmp_path):

@@ -85,3 +85,49 @@ def test_fp16_on_a_cpu_is_one_clear_error():
     with pytest.raises(BrittleError, match=r"trainer.recipe.precision=fp16 needs a CUDA device; on a CPU use "
                                            r"trainer.recipe.precision=fp32"):
         Precision.of("fp16", torch.device("cpu"))
+
+
+def test_paper_imagenet_composes_with_the_papers_settings():
+    cfg = make_cfg(["experiment=paper_imagenet", "dataset.root=/data/imagenet", "backbone.checkpoint=/w/moco.pth.tar"])
+    assert cfg.dataset.name == "imagefolder" and cfg.backbone.name == "pretrained" and cfg.backbone.arch == "resnet50"
+    assert cfg.arch.model._target_.endswith("arches.resnet18")
+    r = cfg.arch.recipe
+    assert (r.epochs, r.batch_size, [list(p) for p in r.resolution]) == (16, 1024, [[0, 160], [11, 192]])
+    assert (cfg.targets.n, cfg.targets.only_correct, cfg.reference.n_models) == (30, True, 4)
+    assert (cfg.search.max_support, cfg.search.n_test, cfg.search.budget) == (1000, 1, 7)
+    assert (cfg.protocol.trak_models, cfg.protocol.trak_proj_dim) == (4, 4096)
+
+
+def test_progressive_resizing_trains_at_each_epochs_resolution():
+    from brittle.retrain.recipe import resized
+    recipe = Recipe(epochs=16, batch_size=1, lr=0.1, resolution=[[0, 160], [11, 192]])
+    x = torch.rand(2, 3, 224, 224)
+    assert resized(x, recipe, 0).shape[-2:] == (160, 160) and resized(x, recipe, 10).shape[-1] == 160
+    assert resized(x, recipe, 11).shape[-2:] == (192, 192) and resized(x, recipe, 15).shape[-1] == 192
+    # bilinear with antialiasing: a constant image stays constant
+    assert torch.allclose(resized(torch.full((1, 3, 224, 224), 0.3), recipe, 0), torch.tensor(0.3))
+    from brittle.runtime.errors import BrittleError
+    with pytest.raises(BrittleError, match=r"trainer.recipe.resolution=\[\[3, 160\]\] is not valid"):
+        Recipe(epochs=1, batch_size=1, lr=0.1, resolution=[[3, 160]])
+
+
+def test_paper_imagenet_runs_end_to_end_on_a_tiny_image_folder(tmp_path):
+    """The preset as given, shrunk only in size: a generated 3-class folder, a random ResNet-18
+    standing in for the released ResNet-50 weights, short training at 24 -> 32 px."""
+    from torchvision.models import resnet18
+
+    from brittle.pipeline import run
+    from tests.helpers import image_folder
+    root = image_folder(tmp_path / "tree", n_per_class=16, size=32)
+    weights = tmp_path / "r18.pth"
+    torch.save(resnet18().state_dict(), weights)
+    cfg = make_cfg(["experiment=paper_imagenet", f"dataset.root={root}", f"backbone.checkpoint={weights}",
+                    "backbone.arch=resnet18", "backbone.resize=32", "dataset.image_size=32",
+                    "arch.recipe.epochs=4", "arch.recipe.batch_size=16", "arch.recipe.lr=0.05",
+                    "arch.recipe.warmup_fraction=0.25", "arch.recipe.resolution=[[0,24],[2,32]]",
+                    "search.max_support=8", "targets.n=3"], cache_dir=tmp_path / "cache")
+    summary = run(cfg, tmp_path / "run")
+    support = __import__("pandas").read_parquet(tmp_path / "run" / "support.parquet")
+    assert summary.n_targets == 3 and len(support) == 3
+    # one model per test: 1 + budget tests of 1 model each for a flipped target
+    assert set(support["n_trainings"]) <= {1, 8}

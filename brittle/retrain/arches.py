@@ -104,6 +104,17 @@ def _patch(size: int, wanted: int, min_tokens: int = 4) -> int:
     return patch
 
 
+def resnet18(in_shape: Sequence[int], num_classes: int) -> nn.Module:
+    """torchvision's ResNet-18 with its ImageNet stem (7x7 stride-2 conv, max-pool): the network
+    the paper retrains on ImageNet (appendix A.2). Any input size (global average pooling)."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    net = tv_resnet18(weights=None, num_classes=num_classes)
+    if int(in_shape[0]) != 3:
+        net.conv1 = nn.Conv2d(int(in_shape[0]), 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return net
+
+
 def mobilenet_v2(in_shape: Sequence[int], num_classes: int, width_mult: float = 1.0,
                  min_grid: int = 2) -> nn.Module:
     """torchvision's MobileNetV2 adapted to small images as is usual for CIFAR: stride-1 stem and

@@ -39,10 +39,30 @@ class Recipe:
     # the paper preset gives black, as FFCV pads the uint8 image before normalising
     translate_fill: tuple[float, ...] | None = None
     cutout_inside: bool = False  # the square lies fully inside the image (FFCV) or is clipped at the border
+    # progressive resizing: [[epoch, size], ...], training images resized to `size` px from `epoch`
+    # on (the paper's ImageNet recipe: [[0, 160], [11, 192]]); None trains at the stored size
+    resolution: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.translate_fill is not None:   # a list from the config: hashable and read-only
+        # lists from the config: hashable and read-only
+        if self.translate_fill is not None:
             object.__setattr__(self, "translate_fill", tuple(float(v) for v in self.translate_fill))
+        if self.resolution is not None:
+            pairs = tuple((int(e), int(size)) for e, size in self.resolution)
+            if not pairs or pairs[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(pairs, pairs[1:])):
+                raise BrittleError(f"trainer.recipe.resolution={[list(p) for p in pairs]} is not valid; give "
+                                   f"[[0, size], [epoch, size], ...] with increasing epochs")
+            object.__setattr__(self, "resolution", pairs)
+
+
+def resized(x: torch.Tensor, recipe: Recipe, epoch: int) -> torch.Tensor:
+    """x [B, C, H, W] at the training resolution of `epoch` (bilinear, antialiased), or as is."""
+    if recipe.resolution is None:
+        return x
+    size = [s for e, s in recipe.resolution if e <= epoch][-1]
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
@@ -131,7 +151,7 @@ def _train_loop(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch
     model.train()
     for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, [gen]):
         idx = keep[step.positions[0]]
-        xb = augment(x[idx], recipe, gen)
+        xb = augment(resized(x[idx], recipe, step.epoch), recipe, gen)
         if x.device.type == "cuda" and xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:

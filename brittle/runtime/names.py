@@ -37,6 +37,7 @@ REGISTERED: dict[str, str] = {
     "arch/resnet9": "brittle.retrain.arches.ResNet9",
     "arch/resnet9_ffcv": "brittle.retrain.arches.ResNet9FFCV",
     "arch/mobilenetv2": "brittle.retrain.arches.mobilenet_v2",
+    "arch/resnet18": "brittle.retrain.arches.resnet18",
     "arch/vit": "brittle.retrain.arches.vit",
     "arch/swin_t": "brittle.retrain.arches.swin_t",
     "arch/mlpmixer": "brittle.retrain.arches.mlp_mixer",
