@@ -2,8 +2,11 @@
 
 On real features: digits (the default MoCo backbone), and CIFAR-10 from ../shared/data embedded
 with the project's MoCo ResNet-18 (the experiment=cifar10_small checkpoint), at 5,000 and 50,000
-training features. Prints seconds per query for both backends and top-100 overlap per query;
-the last line summarises the 50k case.
+training features. Prints seconds per query for both backends and the top-100 overlap per query;
+on the 50,000 features (5,000-image class pools, the paper's) also the overlap of the top-k sets
+at every prefix size the bisection can test up to K = 1280 (multiples of K / 2^7 = 10), listed at
+K / 2^j and as the minimum over all of them. The last line holds the keys `esvm_speedup=` (50k),
+`esvm_speedup_5k=` and the per-prefix figures.
 
     .venv/bin/python bench/esvm.py [--queries 30]
 """
@@ -28,6 +31,7 @@ from brittle.scorers.esvm.scorer import ExemplarSVM  # noqa: E402
 from brittle.ssl.features import features  # noqa: E402
 
 TOP = 100
+K, BUDGET = 1280, 7   # the paper's CIFAR-10 search: prefixes are multiples of K / 2^BUDGET
 
 
 def cfg_for(overrides: list[str]):
@@ -37,22 +41,45 @@ def cfg_for(overrides: list[str]):
 
 
 def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarray,
-            query_y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Seconds per query of each backend and the per-query top-100 overlap."""
-    k = min(TOP, int(np.bincount(train_y).min()))
+            query_y: np.ndarray, depth: int = TOP) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Seconds per query of each backend, the per-query top-100 overlap, and both rankings
+    int64 [Q, depth] (sklearn's, torch's)."""
+    depth = min(depth, int(np.bincount(train_y).min()))
+    k = min(TOP, depth)
     ids = np.arange(len(queries))
     ref, fast = ExemplarSVM(backend="sklearn"), ExemplarSVM(backend="torch")
     start = time.perf_counter()
-    a = rank(ref, train, train_y, queries, query_y, ids, k)
+    a = rank(ref, train, train_y, queries, query_y, ids, depth)
     t_ref = (time.perf_counter() - start) / len(queries)
     start = time.perf_counter()
-    b = rank(fast, train, train_y, queries, query_y, ids, k)
+    b = rank(fast, train, train_y, queries, query_y, ids, depth)
     t_fast = (time.perf_counter() - start) / len(queries)
-    overlap = np.array([len(set(x) & set(y)) / k for x, y in zip(a, b)])
+    overlap = prefix_overlap(a, b, k)
     print(f"{name:<22} {train.shape[0]:>6} x {train.shape[1]:<4} queries {len(queries):>4}  "
           f"sklearn {t_ref:8.4f} s/q  torch {t_fast:8.4f} s/q  speedup {t_ref / t_fast:6.1f}x  "
           f"top{k} overlap mean {overlap.mean():.4f} min {overlap.min():.4f}", flush=True)
-    return t_ref / t_fast, overlap
+    return t_ref / t_fast, overlap, a, b
+
+
+def prefix_overlap(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """|top-k of a & top-k of b| / k per query, for rankings int [Q, >= k]."""
+    return np.array([len(set(x[:k]) & set(y[:k])) / k for x, y in zip(a, b)])
+
+
+def report_prefixes(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Overlap of the two rankings at every prefix the bisection can test (multiples of
+    K / 2^BUDGET up to K): printed at K / 2^j, summarised over all of them."""
+    step = K // 2 ** BUDGET
+    sizes = list(range(step, K + 1, step))
+    means = {k: float(prefix_overlap(a, b, k).mean()) for k in sizes}
+    mins = {k: float(prefix_overlap(a, b, k).min()) for k in sizes}
+    for j in range(BUDGET, -1, -1):
+        k = K // 2 ** j
+        print(f"  prefix {k:>5}: overlap mean {means[k]:.4f} min {mins[k]:.4f}")
+    worst = min(sizes, key=lambda k: means[k])
+    print(f"  all {len(sizes)} prefixes {step}..{K}: lowest mean {means[worst]:.4f} (k={worst}), "
+          f"lowest single query {min(mins.values()):.4f}")
+    return {"prefix_overlap_mean_min": means[worst], "prefix_overlap_min": min(mins.values())}
 
 
 def pick(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -104,10 +131,11 @@ def main() -> None:
         return
     train, train_y, queries, query_y = cifar
     sub = balanced_subset(train_y, 5000, 0, "train")
-    compare("cifar10 moco_r18 5k", train[sub], train_y[sub], queries, query_y)
-    speedup, overlap = compare("cifar10 moco_r18 50k", train, train_y, queries, query_y)
-    print(f"esvm_speedup={speedup:.1f} top100_overlap_mean={overlap.mean():.4f} "
-          f"top100_overlap_min={overlap.min():.4f}")
+    speedup_5k, _, _, _ = compare("cifar10 moco_r18 5k", train[sub], train_y[sub], queries, query_y)
+    speedup, overlap, a, b = compare("cifar10 moco_r18 50k", train, train_y, queries, query_y, depth=K)
+    prefixes = report_prefixes(a, b)
+    print(f"esvm_speedup={speedup:.1f} esvm_speedup_5k={speedup_5k:.1f} top100_overlap_mean={overlap.mean():.4f} "
+          f"top100_overlap_min={overlap.min():.4f} " + " ".join(f"{k}={v:.4f}" for k, v in prefixes.items()))
 
 
 if __name__ == "__main__":

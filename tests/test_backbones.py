@@ -345,6 +345,20 @@ def test_the_papers_backbone_is_lightlys_resnet18_with_split_batch_norm():
         assert torch.allclose(net(x), expected, atol=1e-5)
     # a batch that is not a multiple of the splits is one clear error before any training
     cfg = make_cfg(["backbone=moco_small", "backbone/net=resnet18_lightly", "backbone.net.num_splits=8",
-                    "backbone.batch_size=60", "dataset.train_subset=100"])
+                    "backbone.batch_size=60", "dataset.train_subset=100", "backbone.memory_format=contiguous"])
     with pytest.raises(BrittleError, match=r"backbone.batch_size=60 .* is not a multiple of backbone.net.num_splits=8"):
         pretrain(cfg, load_data(cfg))
+    # lightly's split batch norm reshapes with view(): the channels-last layout is refused up front
+    cfg = make_cfg(["backbone=moco_small", "backbone/net=resnet18_lightly", "backbone.net.num_splits=8",
+                    "backbone.batch_size=16", "dataset.train_subset=100", "backbone.memory_format=channels_last"])
+    with pytest.raises(BrittleError, match=r"backbone.memory_format=channels_last does not work with split batch norm"):
+        pretrain(cfg, load_data(cfg))
+
+
+def test_the_papers_moco_backbone_pretrains_a_step(tmp_path):
+    """moco_r18 as configured (split batch norm, contiguous layout) trains and embeds."""
+    cfg = make_cfg(["backbone=moco_r18", "dataset.train_subset=64", "dataset.test_subset=16", "backbone.epochs=1",
+                    "backbone.batch_size=32", "backbone.memory_bank=64", "backbone.knn_every=0"], cache_dir=tmp_path)
+    data = load_data(cfg)
+    emb = embed(cfg, data, pretrain(cfg, data))
+    assert emb.train.shape == (64, 512) and np.isfinite(np.asarray(emb.train)).all()

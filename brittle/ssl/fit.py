@@ -197,6 +197,10 @@ def _set_memory_format(model: Any, name: str) -> None:
     numbers differ from contiguous only by floating-point rounding."""
     if name not in _FORMATS:
         raise BrittleError(f"backbone.memory_format={name} is not valid; use {' or '.join(_FORMATS)}")
+    if name == "channels_last" and batch_multiple(model.backbone) > 1:
+        raise BrittleError("backbone.memory_format=channels_last does not work with split batch norm "
+                           "(backbone.net.num_splits > 0: lightly's layer reshapes its input as contiguous); "
+                           "use backbone.memory_format=contiguous")
     model.to(memory_format=_FORMATS[name])
     model.memory_format = _FORMATS[name]
 
