@@ -41,3 +41,20 @@ def test_help_lists_groups_options_settings_and_examples():
                    "targets.n=10", "== Examples", "experiment=paper_cifar10"):
         assert needle in p.stdout, needle
     assert "powered by Hydra" not in p.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["scorer.C=abc"], ["arch.recipe.epochs=abc"], ["task=mislabel", "scorer=l2"]])
+def test_the_command_line_check_and_help_import_no_torch(argv):
+    """`--help` and the check before any work read brittle's signatures from source: no torch,
+    lightly or Lightning import (seconds each), whatever the error."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom brittle.cli import app\nsys.argv = ['brittle', *sys.argv[1:]]\napp.register_resolvers()\n"
+            "try:\n    app.main() if '--help' in sys.argv else print(app.check_command_line(sys.argv[1:]))\n"
+            "finally:\n    print('imported:', sorted(m for m in ('torch', 'lightly', 'pytorch_lightning') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT).stdout
+    assert "imported: []" in out, out
+    if argv == ["scorer.C=abc"]:
+        assert "scorer.C='abc' has the wrong type: brittle.scorers.esvm.scorer.ExemplarSVM expects float" in out
+    if argv == ["arch.recipe.epochs=abc"]:
+        assert "trainer.recipe.epochs='abc' has the wrong type: Recipe expects int" in out

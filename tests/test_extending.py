@@ -18,8 +18,10 @@ class FarthestFirst(Scorer):
 
     method = "Farthest"
 
-    def __init__(self, seed: int = 0, label_conditioning: bool = True, lds_sparsity: float = 0.05):
+    def __init__(self, seed: int = 0, label_conditioning: bool = True, lds_sparsity: float = 0.05,
+                 other_classes: str = "negative"):
         self.label_conditioning, self.lds_sparsity = label_conditioning, lds_sparsity
+        self.other_classes = other_classes
 
     def affinity(self, queries: Queries) -> np.ndarray:
         x = np.asarray(self.train.features, np.float64)

@@ -75,6 +75,12 @@ def user_error_of(exc: BaseException | None) -> BrittleError | None:
 
 def main() -> None:
     """The console script: check the command line, then hand it to Hydra."""
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        # the text Hydra's --help prints (conf/config.yaml's help template is this one resolver),
+        # without the second Hydra spends listing every config group for a template that omits them
+        from brittle.cli.help import help_text
+        print(help_text())
+        return
     register_resolvers()
     # a log file on a full disk must not print a traceback per line: the failed write is reported
     logging.raiseExceptions = False

@@ -19,10 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from brittle.runtime.names import moved
 
 
-def check_targets(cfg: DictConfig) -> str | None:
-    """The first `_target_` node whose keys or value types do not fit what it builds."""
+def check_targets(cfg: DictConfig, touched: list[str] | None = None) -> str | None:
+    """The first `_target_` node whose keys or value types do not fit what it builds. With
+    `touched` (the keys a command line sets), a library's target (a lightly transform) is
+    checked only when one of them lies in its node: its options as conf/ writes them are the
+    test suite's business, and importing a library costs seconds a check should not."""
     container = OmegaConf.to_container(cfg, resolve=True)
     for path, node in _target_nodes(container, ""):
+        own = str(node["_target_"]).startswith("brittle.")
+        if touched is not None and not own and not any(f"{k}.".startswith(path) for k in touched):
+            continue
         problem = _check_node(path, node)
         if problem:
             return problem
@@ -38,12 +44,12 @@ def _target_nodes(node: Any, path: str):
 
 
 def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    """(parameters, type hints, accepts **kwargs) of what `target_name` builds. The pretraining
-    methods are read from source when not yet imported (checking one must not cost the seconds
-    of importing Lightning); everything else is imported."""
+    """(parameters, type hints, accepts **kwargs) of what `target_name` builds. brittle's own
+    targets are read from source when not yet imported (checking a command line must not cost
+    the seconds of importing torch, lightly and Lightning); a library's are imported."""
     import sys
     module, _, name = target_name.rpartition(".")
-    if module in _READ_FROM_SOURCE and module not in sys.modules:
+    if module.startswith("brittle.") and module not in sys.modules:
         found = _source_signature(module, name)
         if found is not None:
             return found
@@ -58,22 +64,64 @@ def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
     return params, hints, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-_READ_FROM_SOURCE = ("brittle.ssl.methods", "brittle.ssl.benchmark_methods")
 _NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list, "tuple": tuple,
           "dict": dict, "Sequence": collections.abc.Sequence, "Mapping": collections.abc.Mapping,
           "Optional": typing.Optional, "Union": typing.Union, "Any": Any, "List": list,
           "Tuple": tuple, "Dict": dict}
 
 
-def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str, Any], bool] | None:
-    """The parameters and simple annotations of `name` (a class's __init__, or a function) as
-    written in the module's source; None when it is not plainly there."""
+def _module_tree(module: str) -> Any:
+    """The parsed source of a module, or None when it has no plain source file."""
     import ast
     import importlib.util
     spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
         return None
-    tree = ast.parse(Path(spec.origin).read_text())
+    return ast.parse(Path(spec.origin).read_text())
+
+
+def _records(module: str, tree: Any) -> dict[str, type]:
+    """The dataclasses an annotation of `module` may name (its own, or imported from a brittle
+    module), rebuilt from their source as field -> hint records, so a dict given for one (a
+    recipe) is checked field by field without importing anything."""
+    import ast
+    import dataclasses
+    found: dict[str, type] = {}
+    sources = [(module, tree, None)] + [(str(n.module), None, {a.asname or a.name: a.name for a in n.names})
+                                        for n in tree.body if isinstance(n, ast.ImportFrom)
+                                        and (n.module or "").startswith("brittle.")]
+    for source, parsed, names in sources:
+        parsed = parsed if parsed is not None else _module_tree(source)
+        for node in parsed.body if parsed is not None else []:
+            if not (isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list)):
+                continue
+            local = node.name if names is None else next((k for k, v in names.items() if v == node.name), None)
+            if local is None:
+                continue
+            fields = [(a.target.id, _hint(a.annotation, {}) or Any, dataclasses.field(default=None))
+                      for a in node.body if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
+                      and "ClassVar" not in ast.unparse(a.annotation)]
+            found[local] = dataclasses.make_dataclass(node.name, fields)
+    return found
+
+
+def _hint(annotation: Any, extra: dict[str, Any]) -> Any:
+    """An annotation written in source, evaluated over plain names (None when it names others)."""
+    import ast
+    try:
+        return eval(compile(ast.Expression(annotation), "<hint>", "eval"), {"__builtins__": {}}, {**_NAMES, **extra})
+    except Exception:  # a name this reader does not know: the key is still checked
+        return None
+
+
+def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str, Any], bool] | None:
+    """The parameters and simple annotations of `name` (a class's __init__, or a function) as
+    written in the module's source; None when it is not plainly there (a dataclass, whose
+    __init__ is generated, or an inherited one: those are imported)."""
+    import ast
+    tree = _module_tree(module)
+    if tree is None:
+        return None
     node = next((n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name), None)
     if isinstance(node, ast.ClassDef):
         node = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
@@ -81,14 +129,9 @@ def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str,
         return None
     args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
     params = {a.arg: a for a in args if a.arg != "self"}
-    hints = {}
-    for a in args:
-        if a.annotation is not None:
-            try:
-                code = compile(ast.Expression(a.annotation), "<hint>", "eval")
-                hints[a.arg] = eval(code, {"__builtins__": {}}, _NAMES)
-            except Exception:  # a name this reader does not know: the key is still checked
-                pass
+    records = _records(module, tree)
+    hints = {a.arg: h for a in args if a.annotation is not None
+             and (h := _hint(a.annotation, records)) is not None}
     return params, hints, node.args.kwarg is not None
 
 

@@ -246,7 +246,9 @@ def check_command_line(argv: list[str]) -> str | None:
         if missing:
             key = sorted(missing)[0]
             return f"{key} is required (???) and not set; give {key}=..."
-        problem = check_targets(cfg)
+        # a user's config directory may hold any target: then every node is checked
+        touched = None if extra else [o.lstrip("+~").partition("=")[0] for o in overrides]
+        problem = check_targets(cfg, touched)
         if problem:
             return problem
     return None

@@ -18,6 +18,7 @@ from torch import nn
 
 from brittle.data.datasets import Dataset, normalized
 from brittle.retrain.recipe import margin
+from brittle.retrain.trainer import Job
 
 # The settings a trained model depends on (besides its seed and training set): the data, its
 # normalisation, the arch and the trainer. Stages that train models include these in their key.
@@ -55,6 +56,10 @@ class Retrainer:
         """One model per seed on the training images `keep` [K] with `labels` [N]; together
         when the trainer finds that faster."""
         return self.trainer.train(self.build, self.train_x, labels, keep, seeds)
+
+    def train_jobs(self, jobs: Sequence[Job]) -> list[nn.Module]:
+        """One model per job (possibly of different tests), in order; together where the trainer can."""
+        return self.trainer.train_jobs(self.build, self.train_x, jobs)
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return self.trainer.logits(model, x)

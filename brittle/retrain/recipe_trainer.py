@@ -17,8 +17,8 @@ from torch import nn
 
 from brittle.retrain.precision import PRECISIONS
 from brittle.retrain.recipe import Recipe, logits, train_model
-from brittle.retrain.stacked import stackable, train_stacked
-from brittle.retrain.trainer import Trainer
+from brittle.retrain.stacked import stackable, train_stacked, train_stacked_jobs
+from brittle.retrain.trainer import Job, Trainer
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
 
@@ -42,8 +42,10 @@ class RecipeTrainer(Trainer):
     when the arch allows it: MLPs), stacked (require it), loop (one by one)."""
 
     def __init__(self, recipe: Recipe | Mapping[str, Any], together: str = "auto",
-                 epochs: int | None = None, batch_size: int | None = None, label: str = "arch"):
+                 epochs: int | None = None, batch_size: int | None = None, label: str = "arch",
+                 max_stack: int = 256):
         self.label = label  # display name in tables
+        self.max_stack = max(1, int(max_stack))  # copies in one stacked network (bounds its memory)
         if together not in _TOGETHER:
             raise BrittleError(f"trainer.together={together} is not valid; use one of {list(_TOGETHER)}")
         self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)
@@ -69,6 +71,28 @@ class RecipeTrainer(Trainer):
             raise BrittleError("trainer.together=stacked needs an MLP arch (arch=mlp); "
                                "use trainer.together=auto or loop")
         return [train_model(build, self.recipe, x, labels, keep, seed) for seed in seeds]
+
+    def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor, jobs: Sequence[Job]) -> list[nn.Module]:
+        """The models of many tests: stackable archs train every job of equal training-set size
+        as one stack (at most `max_stack` copies), whatever test it belongs to; others as
+        `Trainer.train_jobs` does."""
+        if self.together == "loop" or not jobs or not self._stackable(build):
+            return super().train_jobs(build, x, jobs)
+        by_size: dict[int, list[int]] = {}
+        for i, job in enumerate(jobs):
+            by_size.setdefault(int(job.keep.shape[0]), []).append(i)
+        out: list[nn.Module | None] = [None] * len(jobs)
+        for members in by_size.values():
+            for lo in range(0, len(members), self.max_stack):
+                part = members[lo:lo + self.max_stack]
+                if len(part) == 1 and self.together == "auto":   # one model alone trains unstacked, as `train` does
+                    job = jobs[part[0]]
+                    trained = self.train(build, x, job.labels, job.keep, [job.seed])
+                else:
+                    trained = train_stacked_jobs(build, self.recipe, x, [jobs[i] for i in part])
+                for i, model in zip(part, trained):
+                    out[i] = model
+        return [m for m in out if m is not None]
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """float32 [M, classes] for x [M, C, H, W]."""

@@ -21,6 +21,7 @@ from brittle.retrain.loop import batches, build_seeded
 from brittle.retrain.precision import Precision
 from brittle.retrain.precision import step as precision_step
 from brittle.retrain.recipe import Recipe, augment, lr_at, optimizer_for
+from brittle.retrain.trainer import Job
 
 
 def stackable(model: nn.Module) -> bool:
@@ -53,24 +54,36 @@ def train_stacked(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tenso
                   keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
     """Train one MLP per seed on x[keep] with labels[keep], all at once; same per-seed data order,
     augmentation and initialisation as trainer.train_model (the shared loop of loop.py)."""
+    return train_stacked_jobs(build, recipe, x, [Job(keep, labels, seed) for seed in seeds])
+
+
+def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor,
+                       jobs: Sequence[Job]) -> list[nn.Module]:
+    """Train one MLP per job, all at once, each on its own training set x[job.keep] with its own
+    labels: the models of many counterfactual tests in one stack. Every job must keep the same
+    number of images (the same steps per epoch, hence one learning-rate schedule for all)."""
     device = x.device
-    models = [cast(nn.Sequential, build_seeded(build, seed, device)) for seed in seeds]
-    gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+    sizes = {int(j.keep.shape[0]) for j in jobs}
+    if len(sizes) != 1:
+        raise ValueError(f"stacked jobs must keep equally many images, got sizes {sorted(sizes)}")
+    models = [cast(nn.Sequential, build_seeded(build, j.seed, device)) for j in jobs]
+    gens = [torch.Generator(device=device).manual_seed(j.seed) for j in jobs]
     layers = _stack(models)
     opt = optimizer_for([t for pair in layers for t in pair], recipe)
     precision = Precision.of(recipe.precision, device)  # the same policy as train_model's
     scaler = precision.scaler()
-    for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, gens):
-        idx = torch.stack([keep[p] for p in step.positions])   # [N, B]
+    shared = all(j.keep is jobs[0].keep and j.labels is jobs[0].labels for j in jobs)
+    for step in batches(sizes.pop(), recipe.batch_size, recipe.epochs, gens):
+        idx = torch.stack([j.keep[p] for j, p in zip(jobs, step.positions)])   # [N, B]
         xb = torch.stack([augment(x[i], recipe, g).flatten(1) for i, g in zip(idx, gens)])
-        yb = labels[idx]
+        yb = jobs[0].labels[idx] if shared else torch.stack([j.labels[i] for j, i in zip(jobs, idx)])
         for group in opt.param_groups:
             group["lr"] = lr_at(step.step, step.total, recipe)
         with precision.autocast():
             out = _forward(layers, xb)
             # sum over copies of each copy's mean loss: every copy gets its own gradient
             loss = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none",
-                                   label_smoothing=recipe.label_smoothing).view(len(seeds), -1).mean(1).sum()
+                                   label_smoothing=recipe.label_smoothing).view(len(jobs), -1).mean(1).sum()
         precision_step(loss, opt, scaler)
     return [_unstack(model, layers, k) for k, model in enumerate(models)]
 

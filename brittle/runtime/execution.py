@@ -9,21 +9,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.names import with_stable_names
 
+if TYPE_CHECKING:  # torch is imported where a device is resolved: the command line's checks need none
+    import torch
+
 log = logging.getLogger(__name__)
 
 # Dotted config paths; a run directory made with one value is resumed with any other.
 # (backbone.trust_checkpoint permits reading a file, it does not change what is computed.)
 EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download", "backbone.trust_checkpoint",
-                  "pretrain_save_every")
+                  "pretrain_save_every", "search.lockstep")
 # Display names of options (tables, figures): never part of what a stage computes. Exact paths:
 # a setting called `label` anywhere else is a setting like any other.
 DISPLAY_KEYS = ("arch.label", "trainer.label", "backbone.label")
@@ -53,6 +55,8 @@ def resolve_device(want: str) -> torch.device:
     """`auto` picks CUDA when usable; an explicit cuda request without a GPU, or a cuda:N beyond
     the visible GPUs, is an error. NVIDIA GPUs that this torch cannot use (a driver older than its
     CUDA build needs) are a warning, not a silent CPU run."""
+    import torch
+
     want = str(want)
     if want != "auto" and want != "cpu" and not want.startswith("cuda"):
         raise BrittleError(f"device={want} is not valid; use auto, cpu, cuda or cuda:N")
@@ -80,6 +84,8 @@ def nvidia_gpus_present() -> bool:
 def activate(device: torch.device) -> None:
     """Make a CUDA device the current one, so work that names no index (libraries, Lightning's
     helpers) lands on it too, and log what the run executes on."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.set_device(device)
         # every retrained model of a run has the same shapes: cuDNN's autotuning is paid once

@@ -1,9 +1,13 @@
 """Search stage: each target's support, found by the configured search over its ranking with
 counterfactual tests (brittle/support/counterfactual.py) -> support.parquet and tests.parquet.
 
-Every trained model is logged durably in tests.jsonl first, so an interrupted search resumes
-without retraining what it had. Progress: one line per target with the models trained so far,
-the elapsed time and an estimate of the time left.
+With `search.lockstep` (the default) every target's search advances round by round
+(brittle/support/lockstep.py): a round collects each search's next tests and trains all their
+models together where the trainer can; otherwise target after target. Seeds are per target, k
+and replicate, so both orders train the same models. Every trained model is logged durably in
+tests.jsonl first, so an interrupted search resumes without retraining what it had. Progress:
+one line per target with the models trained so far, the elapsed time and an estimate of the
+time left.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from brittle.runtime.files import save_parquet
 from brittle.runtime.progress import Progress, clock
 from brittle.stages.targets import Targets
 from brittle.support.counterfactual import CounterfactualTester, TestLog, search_target
-from brittle.support.searches import Search
+from brittle.support.lockstep import Quest, search_lockstep
+from brittle.support.searches import Search, SearchResult
 from brittle.support.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -42,32 +47,38 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer, task: Task, search: 
         topk: np.ndarray) -> Searched:
     test_log = TestLog(ex.run_dir / "tests.jsonl")
     tester = CounterfactualTester(engine, task, test_log, int(spec.seed), int(search.n_test))
-    rows, rounds, start = [], 0, time.perf_counter()
-    with Progress(len(targets.ids), "search", ex.progress, unit="target", every=float("inf")) as bar:
-        for i, target in enumerate(targets.ids):
-            row, n_rounds = _search_one(tester, task, search, engine, targets, topk, i)
-            rows.append(row)
-            rounds += n_rounds
+    quests = [Quest(int(t), topk[i], int(targets.flips[i]) if task.needs_flip_class else None)
+              for i, t in enumerate(targets.ids)]
+    rows: list[dict | None] = [None] * len(quests)
+    rounds, start = 0, time.perf_counter()
+    with Progress(len(quests), "search", ex.progress, unit="target", every=float("inf")) as bar:
+
+        def finished(i: int, result: SearchResult) -> None:
+            row = rows[i] = _row(quests[i], result, engine, search)
             bar.update(models=tester.trained)
             # the ETA: seconds per model so far times the models the remaining targets will need
             log.info("target %d/%d (test #%d): support %s after %d tests; %d models trained, %s elapsed, "
-                     "~%s left", i + 1, len(targets.ids), target, row["support"],
-                     row["n_trainings"] // int(search.n_test), tester.trained,
+                     "~%s left", sum(r is not None for r in rows), len(quests), quests[i].target,
+                     row["support"], result.n_tests, tester.trained,
                      clock(time.perf_counter() - start), clock(bar.eta()))
-    support = pd.DataFrame(rows)
+
+        if getattr(search, "lockstep", False):
+            rounds = search_lockstep(search, tester, quests, finished)
+        else:
+            for i, q in enumerate(quests):
+                result = search_target(search, tester, q.target, q.ranking, q.flip_class)
+                rounds += result.n_rounds
+                finished(i, result)
+    support = pd.DataFrame([r for r in rows if r is not None])
     save_parquet(ex.run_dir / "support.parquet", support)
     save_parquet(ex.run_dir / "tests.parquet", test_log.frame())
     return Searched(support, tester.trained, rounds)
 
 
-def _search_one(tester: CounterfactualTester, task: Task, search: Search, engine: Retrainer, targets: Targets,
-                topk: np.ndarray, i: int) -> tuple[dict, int]:
-    """One target's search -> its support.parquet row and the search's sequential rounds."""
-    target = int(targets.ids[i])
-    flip = int(targets.flips[i]) if task.needs_flip_class else None
-    result = search_target(search, tester, target, topk[i], flip)
-    row = {"target": target, "label": int(engine.test_y[target]), "support": int(result.support),
+def _row(quest: Quest, result: SearchResult, engine: Retrainer, search: Search) -> dict:
+    """One target's support.parquet row."""
+    row = {"target": quest.target, "label": int(engine.test_y[quest.target]), "support": int(result.support),
            "n_trainings": result.n_tests * int(search.n_test)}
-    if flip is not None:
-        row["flip_class"] = flip
-    return row, result.n_rounds
+    if quest.flip_class is not None:
+        row["flip_class"] = quest.flip_class
+    return row

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from brittle.retrain.engine import Retrainer
+from brittle.retrain.trainer import Job
 from brittle.runtime.seeds import model_seed
 from brittle.support.searches import Search, SearchResult
 from brittle.support.tasks import Task
@@ -78,24 +79,44 @@ class CounterfactualTester:
     trained: int = 0
 
     def accuracy(self, target: int, ranking: np.ndarray, k: int, flip_class: int | None) -> float:
-        rows = {rep: self.log.get(target, k, rep) for rep in range(self.n_test)}
-        missing = [rep for rep, row in rows.items() if row is None]
-        if missing:  # the models a resumed test still lacks, trained together when faster
-            keep, labels = self.task.apply(self.engine.train_y, ranking[:k], flip_class)
-            seeds = [model_seed(self.seed, target, k, rep) for rep in missing]
+        return self.accuracies([Request(target, ranking, k, flip_class)])[0]
+
+    def accuracies(self, requests: list[Request]) -> list[float]:
+        """Each test's fraction of n_test models still classifying its target correctly. The
+        models the log lacks (all of a new test, the rest of a resumed one) are trained together,
+        across tests where the trainer can, and logged before they are read."""
+        rows = [{rep: self.log.get(r.target, r.k, rep) for rep in range(self.n_test)} for r in requests]
+        jobs, owners = [], []
+        for r, have in zip(requests, rows):
+            missing = [rep for rep, row in have.items() if row is None]
+            if missing:
+                keep, labels = self.task.apply(self.engine.train_y, r.ranking[:r.k], r.flip_class)
+                for rep in missing:
+                    jobs.append(Job(keep, labels, model_seed(self.seed, r.target, r.k, rep)))
+                    owners.append((r, have, rep))
+        if jobs:
             start = time.perf_counter()
-            models = self.engine.train_many(keep, labels, seeds)
+            models = self.engine.train_jobs(jobs)
             if self.engine.train_x.is_cuda:  # CUDA runs asynchronously: time the work, not its launch
                 torch.cuda.synchronize(self.engine.train_x.device)
-            seconds = (time.perf_counter() - start) / len(missing)
-            for rep, seed, model in zip(missing, seeds, models):
-                ok, m = self.engine.evaluate(model, target)
-                row = {"target": int(target), "k": int(k), "rep": rep, "seed": seed,
+            seconds = (time.perf_counter() - start) / len(jobs)
+            for job, (r, have, rep), model in zip(jobs, owners, models):
+                ok, m = self.engine.evaluate(model, r.target)
+                row = {"target": int(r.target), "k": int(r.k), "rep": rep, "seed": job.seed,
                        "correct": ok, "margin": m, "seconds": seconds}
                 self.log.append(row)
-                rows[rep] = row
+                have[rep] = row
                 self.trained += 1
-        return float(np.mean([bool((rows[rep] or {})["correct"]) for rep in range(self.n_test)]))
+        return [float(np.mean([bool((have[rep] or {})["correct"]) for rep in range(self.n_test)])) for have in rows]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One counterfactual test: `target`'s ranking (int [K]) modified up to prefix `k`."""
+    target: int
+    ranking: np.ndarray
+    k: int
+    flip_class: int | None
 
 
 def search_target(search: Search, tester: CounterfactualTester, target: int, ranking: np.ndarray,

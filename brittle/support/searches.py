@@ -2,6 +2,11 @@
 
 A search is given an oracle `k -> fraction of N_test retrained models that still classify the
 target correctly` and returns a `SearchResult`. NOT_FOUND (-1) means even max_support does not flip.
+The oracle may also offer `many(ks) -> fractions` for tests a search makes in one round (the
+lockstep search stage's does); a search that has such rounds asks for them together.
+`lockstep` (every search's setting) is read by the search stage: all targets' next tests train
+together; it changes when models train, never which (an execution setting, not part of a run's
+identity).
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ class Search(ABC):
 
     n_test: int
     max_support: int
+    lockstep: bool = False   # a user's search without the setting runs target after target
 
     @abstractmethod
     def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
@@ -48,6 +54,7 @@ class Bisection(Search):
     budget: int = 7
     n_test: int = 5
     max_support: int = 1280
+    lockstep: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.budget <= 30:
@@ -82,6 +89,7 @@ class Grid(Search):
     budget: int = 7
     n_test: int = 5
     max_support: int = 1280
+    lockstep: bool = True
 
     def __post_init__(self) -> None:
         Bisection(self.budget, self.n_test, self.max_support)  # same range checks
@@ -113,6 +121,7 @@ class Parallel(Search):
     budget: int = 7
     n_test: int = 5
     max_support: int = 1280
+    lockstep: bool = True
 
     def __post_init__(self) -> None:
         Bisection(self.budget, self.n_test, self.max_support)
@@ -130,7 +139,9 @@ class Parallel(Search):
         lo, hi, rounds = 0, self.max_support, 1
         while hi - lo > self.resolution:
             probes = sorted({lo + (hi - lo) * i // (self.width + 1) for i in range(1, self.width + 1)} - {lo, hi})
-            results = [(k, accuracy_at(k)) for k in probes]  # one round: independent trainings
+            # one round: independent tests, asked for together when the oracle can (lockstep search)
+            many = getattr(accuracy_at, "many", None)
+            results = list(zip(probes, many(probes))) if many else [(k, accuracy_at(k)) for k in probes]
             steps += results
             rounds += 1
             flipped = [k for k, acc in results if acc <= 0.5]

@@ -6,10 +6,12 @@ labels to train with (int64 [N]); images are never copied, the trainer gathers b
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a task is applied: choosing one on the command line needs none
+    import torch
 
 
 class Task(ABC):
@@ -32,6 +34,8 @@ class Remove(Task):
 
     def apply(self, labels: torch.Tensor, prefix: np.ndarray, flip_class: int | None = None
               ) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         keep = torch.ones(labels.shape[0], dtype=torch.bool, device=labels.device)
         keep[torch.as_tensor(prefix, dtype=torch.long, device=labels.device)] = False
         return keep.nonzero().squeeze(1), labels
@@ -47,6 +51,8 @@ class Mislabel(Task):
               ) -> tuple[torch.Tensor, torch.Tensor]:
         if flip_class is None:
             raise ValueError("mislabel needs the target's flip class")
+        import torch
+
         keep = torch.arange(labels.shape[0], device=labels.device)
         if len(prefix) == 0:
             return keep, labels

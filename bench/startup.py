@@ -1,0 +1,93 @@
+"""Benchmark: how long brittle's command line takes before any work, against a minimal Hydra
+app's own `--help` on the same machine, side by side in one run.
+
+Measured as wall time of fresh processes, the commands alternating `--rounds` times (median kept):
+  hydra_help   a minimal Hydra app (one @hydra.main function, no config) with --help
+  help         python run.py --help
+  error        python run.py scorer.C=abc (a bad value: its one error line, exit status 2)
+  startup      python run.py: from the process's start to the pipeline's first log line (the
+               device line, before the first stage), read from the run's log timestamps
+The last line: `startup_ratio=X` (the largest of help, error and startup over hydra_help; goal
+<= 2) and each ratio.
+
+    .venv/bin/python bench/startup.py [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+MINIMAL = '''import hydra
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    print(cfg)
+
+
+main()
+'''
+
+
+def wall(argv: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def startup(work: Path) -> float:
+    """Seconds from spawning `python run.py` to its device line (the pipeline's first), stopped there."""
+    out = work / "out"
+    argv = [PY, str(ROOT / "run.py"), f"hydra.run.dir={out}", f"cache_dir={work / 'cache'}", "progress=false"]
+    spawned = datetime.now()
+    proc = subprocess.Popen(argv, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "run.log"
+    try:
+        while proc.poll() is None:
+            lines = log.read_text().splitlines() if log.exists() else []
+            first = next((ln for ln in lines if "] - device " in ln), None)
+            if first:
+                stamp = datetime.strptime(first[1:24], "%Y-%m-%d %H:%M:%S,%f")
+                return (stamp - spawned).total_seconds()
+            time.sleep(0.01)
+        raise RuntimeError(f"python run.py ended without its device line (status {proc.returncode})")
+    finally:
+        proc.kill()
+        proc.wait()
+        subprocess.run(["rm", "-rf", str(out)], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "minimal.py").write_text(MINIMAL)
+        commands = {"hydra_help": lambda: wall([PY, "minimal.py", "--help"], work),
+                    "help": lambda: wall([PY, str(ROOT / "run.py"), "--help"], work),
+                    "error": lambda: wall([PY, str(ROOT / "run.py"), "scorer.C=abc"], work),
+                    "startup": lambda: startup(work)}
+        for run in commands.values():  # warm the file cache once
+            run()
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.rounds):
+            for name, run in commands.items():
+                times[name].append(run())
+    median = {name: statistics.median(t) for name, t in times.items()}
+    for name, t in median.items():
+        print(f"{name:<11} {t:6.2f} s  (runs: {', '.join(f'{x:.2f}' for x in times[name])})")
+    ratios = {name: median[name] / median["hydra_help"] for name in ("help", "error", "startup")}
+    print(f"startup_ratio={max(ratios.values()):.2f} " + " ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()
