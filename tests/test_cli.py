@@ -43,7 +43,8 @@ def test_help_lists_groups_options_settings_and_examples():
     assert "powered by Hydra" not in p.stdout
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["scorer.C=abc"], ["arch.recipe.epochs=abc"], ["task=mislabel", "scorer=l2"]])
+@pytest.mark.parametrize("argv", [["--help"], ["scorer.C=abc"], ["arch.recipe.epochs=abc"],
+                                  ["task=mislabel", "scorer=l2"]])
 def test_the_command_line_check_and_help_import_no_torch(argv):
     """`--help` and the check before any work read brittle's signatures from source: no torch,
     lightly or Lightning import (seconds each), whatever the error."""
@@ -51,7 +52,8 @@ def test_the_command_line_check_and_help_import_no_torch(argv):
     import sys
     code = ("import sys\nfrom brittle.cli import app\nsys.argv = ['brittle', *sys.argv[1:]]\napp.register_resolvers()\n"
             "try:\n    app.main() if '--help' in sys.argv else print(app.check_command_line(sys.argv[1:]))\n"
-            "finally:\n    print('imported:', sorted(m for m in ('torch', 'lightly', 'pytorch_lightning') if m in sys.modules))\n")
+            "finally:\n    heavy = ('torch', 'lightly', 'pytorch_lightning')\n"
+            "    print('imported:', sorted(m for m in heavy if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT).stdout
     assert "imported: []" in out, out
     if argv == ["scorer.C=abc"]:

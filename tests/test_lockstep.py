@@ -55,7 +55,8 @@ def test_a_round_holds_every_unfinished_targets_next_tests_in_target_order():
     assert rounds == 4 and sorted(done) == [(10, 8), (11, 40), (12, -1), (13, 64)]
     # each result is what the search finds target after target
     for target, support in done:
-        alone = Bisection(budget=3, n_test=1, max_support=64).run(lambda k, t=target: 0.0 if k >= thresholds[t] else 1.0)
+        oracle = lambda k, t=target: 0.0 if k >= thresholds[t] else 1.0  # noqa: E731
+        alone = Bisection(budget=3, n_test=1, max_support=64).run(oracle)
         assert alone.support == support
     # a parallel search's probes of one round arrive together
     tester = _Tester(thresholds)
