@@ -92,7 +92,8 @@ def test_stacked_models_of_different_tests_are_the_models_trained_alone():
     relabelled = y.clone()
     relabelled[:40] = 3
     n = len(y)
-    jobs = [Job(torch.arange(40, n), y, 1), Job(torch.arange(0, n - 40), y, 2), Job(torch.arange(n - 40), relabelled, 3)]
+    jobs = [Job(torch.arange(40, n), y, 1), Job(torch.arange(0, n - 40), y, 2),
+            Job(torch.arange(n - 40), relabelled, 3)]
     stacked = train_stacked_jobs(build, recipe, x, jobs)
     for job, model in zip(jobs, stacked):
         alone = train_model(build, recipe, x, job.labels, job.keep, job.seed)
