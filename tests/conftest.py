@@ -1,9 +1,17 @@
 """Shared fixtures (helpers live in tests/helpers.py): one tiny default run, the CIFAR-10 archive."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two test workers on two cores: one thread each (here and in the processes tests start), as
+    # OpenMP threads spinning against another process's cost more than they bring
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+    torch.set_num_threads(1)
 
 from tests.helpers import CIFAR_TGZ, TINY, make_cfg
 

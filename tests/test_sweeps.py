@@ -25,8 +25,8 @@ def test_every_form_expands_as_hydra_expands_it():
     assert [j[0] for j in _jobs("-m", "scorer=choice(esvm,l2)")] == ["scorer=esvm", "scorer=l2"]
     assert [j[0] for j in _jobs("-m", "scorer=glob(l*)")] == ["scorer=l2"]
     assert [j[0] for j in _jobs("-m", "scorer=glob(*,exclude=[esvm,l2])")] == [
-        "scorer=cosine", "scorer=datamodels", "scorer=dattri", "scorer=gradcos", "scorer=influence",
-        "scorer=precomputed", "scorer=random", "scorer=tracin", "scorer=trak"]
+        "scorer=cosine", "scorer=datamodels", "scorer=dattri", "scorer=esvm_others0", "scorer=gradcos",
+        "scorer=influence", "scorer=precomputed", "scorer=random", "scorer=tracin", "scorer=trak"]
     assert [j[0] for j in _jobs("-m", "seed=range(3)")] == ["seed=0", "seed=1", "seed=2"]  # every value
     assert len(_jobs("-m", "scorer=esvm,l2", "task=remove,mislabel")) == 4
     quoted = _jobs("-m", "dataset.root='/data/a,b'", "targets.indices=[1,2]", "scorer=esvm,l2")
