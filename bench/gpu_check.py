@@ -114,16 +114,17 @@ def pretrain_throughput(base: list[str], smoke: bool) -> dict:
     from brittle.api import pretrain
     from brittle.runtime.cache import StageCache
     out = {}
+    sizes = ["backbone.batch_size=16", "dataset.train_subset=40"] if smoke else ["backbone.batch_size=512"]
+    # the decoded images come from the run's cache (decoded once); each pretraining is timed fresh
+    data = load_data(compose_cfg([*base, *sizes]))
     for where, workers in (("device", 0), ("dataloader", 2 if smoke else 8)):
         with tempfile.TemporaryDirectory() as cache:
             over = [*base, "backbone=moco_r18", "backbone.epochs=1", "backbone.knn_every=0",
                     f"backbone.augment_on={where}", f"backbone.num_workers={workers}", "progress=false",
-                    f"cache_dir={cache}", *(["backbone.batch_size=16", "dataset.train_subset=40"] if smoke
-                                            else ["backbone.batch_size=512"])]
+                    f"cache_dir={cache}", *sizes]
             if torch.cuda.is_available():
                 over.append("backbone.precision=16-mixed")
             cfg = compose_cfg(over)
-            data = load_data(cfg)
             seconds = float(StageCache.meta(pretrain(cfg, data))["seconds"])
         out[f"{where}_images_per_second"] = len(data.train) / seconds
     out["speedup"] = out["device_images_per_second"] / out["dataloader_images_per_second"]

@@ -39,7 +39,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
 
 def method_label(method: str, n_models: int, source: str | None = None) -> str:
     """The run's own method label with the number of models it used and, when they were not of
-    the retraining arch, theirs: 'TRAK (5)', 'TRAK (5, resnet9)'."""
+    the retraining arch, theirs: 'TRAK d=512 (5)', 'TRAK d=512 (5, resnet9)'."""
     return f"{method} ({n_models}{f', {source}' if source else ''})"
 
 
