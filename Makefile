@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(PY) bench/pretrain.py
 	$(PY) bench/esvm.py
 	$(PY) bench/retrain.py
+	$(PY) bench/search.py
+	$(PY) bench/startup.py
 
 # on a GPU machine: fast/paper recipe accuracy and time on CIFAR-10, ESVM on 10,000 targets
 gpu-check: $(STAMP)

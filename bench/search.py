@@ -4,7 +4,7 @@ target after target, side by side in one run, on the default run's inputs (digit
 For each case the pipeline runs once to warm the cache and write the ranking and targets; then
 the search stage alone runs in fresh run directories, the two orders alternating `--rounds`
 times, and the fastest of each is kept. Cases: the default run (MLP; remove and mislabel) and a
-CNN arch (`arch=cnn trainer=cpu`). Prints seconds and models per case and, as its last line,
+CNN arch (`arch=cnn trainer=cpu`, 4 targets, budget 4: a CNN is not stacked, so its tests train as before). Prints seconds and models per case and, as its last line,
 `search_speedup=X supports_identical=true|false` (X: the default run's remove task; identical:
 every case's supports and logged tests, compared model by model).
 
@@ -37,7 +37,8 @@ from brittle.stages import data, search  # noqa: E402
 from brittle.stages.spec import select  # noqa: E402
 from brittle.stages.targets import Targets  # noqa: E402
 
-CASES = {"mlp remove": [], "mlp mislabel": ["task=mislabel"], "cnn remove": ["arch=cnn", "trainer=cpu"]}
+CASES = {"mlp remove": [], "mlp mislabel": ["task=mislabel"],
+         "cnn remove": ["arch=cnn", "trainer=cpu", "targets.n=4", "search.budget=4"]}
 
 
 def cfg_for(overrides: list[str], cache: Path):

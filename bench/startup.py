@@ -49,10 +49,9 @@ def startup(work: Path) -> float:
     argv = [PY, str(ROOT / "run.py"), f"hydra.run.dir={out}", f"cache_dir={work / 'cache'}", "progress=false"]
     spawned = datetime.now()
     proc = subprocess.Popen(argv, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = out / "run.log"
     try:
         while proc.poll() is None:
-            lines = log.read_text().splitlines() if log.exists() else []
+            lines = [ln for f in out.glob("*.log") for ln in f.read_text().splitlines()]
             first = next((ln for ln in lines if "] - device " in ln), None)
             if first:
                 stamp = datetime.strptime(first[1:24], "%Y-%m-%d %H:%M:%S,%f")

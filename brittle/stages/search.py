@@ -1,7 +1,7 @@
 """Search stage: each target's support, found by the configured search over its ranking with
 counterfactual tests (brittle/support/counterfactual.py) -> support.parquet and tests.parquet.
 
-With `search.lockstep` (the default) every target's search advances round by round
+With `search.lockstep=true` every target's search advances round by round
 (brittle/support/lockstep.py): a round collects each search's next tests and trains all their
 models together where the trainer can; otherwise target after target. Seeds are per target, k
 and replicate, so both orders train the same models. Every trained model is logged durably in

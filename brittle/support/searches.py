@@ -54,7 +54,7 @@ class Bisection(Search):
     budget: int = 7
     n_test: int = 5
     max_support: int = 1280
-    lockstep: bool = True
+    lockstep: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.budget <= 30:
@@ -89,7 +89,7 @@ class Grid(Search):
     budget: int = 7
     n_test: int = 5
     max_support: int = 1280
-    lockstep: bool = True
+    lockstep: bool = False
 
     def __post_init__(self) -> None:
         Bisection(self.budget, self.n_test, self.max_support)  # same range checks
@@ -121,7 +121,7 @@ class Parallel(Search):
     budget: int = 7
     n_test: int = 5
     max_support: int = 1280
-    lockstep: bool = True
+    lockstep: bool = False
 
     def __post_init__(self) -> None:
         Bisection(self.budget, self.n_test, self.max_support)
