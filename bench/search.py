@@ -4,7 +4,8 @@ target after target, side by side in one run, on the default run's inputs (digit
 For each case the pipeline runs once to warm the cache and write the ranking and targets; then
 the search stage alone runs in fresh run directories, the two orders alternating `--rounds`
 times, and the fastest of each is kept. Cases: the default run (MLP; remove and mislabel) and a
-CNN arch (`arch=cnn trainer=cpu`, 4 targets, budget 4: a CNN is not stacked, so its tests train as before). Prints seconds and models per case and, as its last line,
+CNN arch (`arch=cnn trainer=cpu`, 4 targets, budget 4: a CNN is not
+stacked, so its tests train as before). Prints seconds and models per case and, as its last line,
 `search_speedup=X supports_identical=true|false` (X: the default run's remove task; identical:
 every case's supports and logged tests, compared model by model).
 
