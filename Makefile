@@ -19,8 +19,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) run.py
 
+# two workers (pytest-xdist; one torch thread each, tests/conftest.py), idle ones stealing tests
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 # ruff (style, imports, bugbear, pyupgrade) on everything; mypy on the package (pyproject.toml)
 lint: $(STAMP)
