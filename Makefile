@@ -19,9 +19,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) run.py
 
-# two workers (pytest-xdist; one torch thread each, tests/conftest.py), idle ones stealing tests
+# two workers (pytest-xdist; one torch thread each, the `heavy` tests first: tests/conftest.py)
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist worksteal
+	$(PY) -m pytest -q -n 2 --dist load
 
 # ruff (style, imports, bugbear, pyupgrade) on everything; mypy on the package (pyproject.toml)
 lint: $(STAMP)

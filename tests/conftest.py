@@ -16,6 +16,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 from tests.helpers import CIFAR_TGZ, TINY, make_cfg
 
 
+def pytest_collection_modifyitems(config, items):
+    """`heavy` tests first (in their order): with two workers, the long ones start early instead of
+    one worker finishing a long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One TINY default run shared by the tests that read its outputs: (base, cfg, summary);

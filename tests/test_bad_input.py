@@ -123,6 +123,7 @@ def test_there_are_at_least_25_distinct_bad_inputs():
     assert len({c[0] for c in CASES}) >= 25
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name,args,needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_one_error_line(outcomes, name, args, needle):
     p, work = outcomes[name]

@@ -19,6 +19,7 @@ def _run(args, timeout=600):
     return p.stdout + p.stderr
 
 
+@pytest.mark.heavy
 def test_joblib_shards_equal_the_unsharded_run(tmp_path):
     common = [*TINY, "targets.n=4", f"cache_dir={tmp_path}/cache"]
     _run([*common, f"hydra.run.dir={tmp_path}/whole"])
@@ -33,6 +34,7 @@ def test_joblib_shards_equal_the_unsharded_run(tmp_path):
     assert summary["auc"].iloc[0] == pytest.approx(full["auc"].iloc[0])
 
 
+@pytest.mark.heavy
 def test_missing_and_duplicate_shards_are_reported(tmp_path, caplog):
     import shutil
     common = [*TINY, "targets.n=4", f"cache_dir={tmp_path}/cache", "targets.num_shards=3"]
@@ -46,6 +48,7 @@ def test_missing_and_duplicate_shards_are_reported(tmp_path, caplog):
     assert len(summary) == 1 and summary["shards_missing"].iloc[0] == 1
 
 
+@pytest.mark.heavy
 def test_two_processes_on_an_empty_cache_pretrain_once(tmp_path):
     args = [*TINY, "backbone.epochs=3", f"cache_dir={tmp_path}/cache"]
     procs = [subprocess.Popen([sys.executable, "run.py", *args, f"hydra.run.dir={tmp_path}/r{i}"], cwd=ROOT,

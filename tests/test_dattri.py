@@ -29,6 +29,7 @@ def ctx(tmp_path_factory):
     return DigitsModels(tmp_path_factory.mktemp("dattri"))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_supported_method_scores_digits(ctx, method):
     scorer = Dattri(method=method, n_models=2, proj_dim=256)

@@ -101,6 +101,7 @@ def _cli(tmp_path, name):
             *TINY, "arch.recipe.epochs=15", "targets.n=3"]
 
 
+@pytest.mark.heavy
 def test_kill_9_mid_search_then_rerun_retrains_nothing_finished(tmp_path):
     log = tmp_path / "run" / "tests.jsonl"
     proc = subprocess.Popen(_cli(tmp_path, "run"), cwd=ROOT, stdout=subprocess.DEVNULL,

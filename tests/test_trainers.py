@@ -68,6 +68,7 @@ def test_mobilenet_keeps_a_spatial_grid_on_small_images(size, grid):
     assert net.features(torch.zeros(2, 3, size, size)).shape[2:] == (grid, grid)
 
 
+@pytest.mark.heavy
 def test_gpu_check_script_runs_at_toy_size(cifar_tgz, tmp_path):
     """The prepared GPU script (make gpu-check) end to end at --smoke size, on whatever device."""
     import json

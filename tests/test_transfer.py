@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.helpers import TINY, run_brittle
 
@@ -18,6 +19,7 @@ def _jobs(root: Path) -> dict[str, Path]:
             for d in root.iterdir() if (d / "summary.json").exists()}
 
 
+@pytest.mark.heavy
 def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path):
     p = run_brittle(["-m", "arch=mlp,cnn", "scorer=esvm,trak", "arch@source_arch=mlp", "task=mislabel",
                      *TINY, "targets.n=3", "progress=false", f"cache_dir={tmp_path}/cache",
