@@ -8,6 +8,7 @@ floats, lists for sequences, None for optionals), and a dict given for a datacla
 from __future__ import annotations
 
 import collections.abc
+import functools
 import inspect
 import types
 import typing
@@ -70,8 +71,10 @@ _NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "l
           "Tuple": tuple, "Dict": dict}
 
 
+@functools.cache
 def _module_tree(module: str) -> Any:
-    """The parsed source of a module, or None when it has no plain source file."""
+    """The parsed source of a module, or None when it has no plain source file (parsed once:
+    a check reads the same modules for several targets and their records)."""
     import ast
     import importlib.util
     spec = importlib.util.find_spec(module)

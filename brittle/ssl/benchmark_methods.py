@@ -39,6 +39,12 @@ def _two_layer(dim: int, hidden: int, out: int, out_norm: bool) -> ProjectionHea
                            (hidden, out, nn.BatchNorm1d(out) if out_norm else None, None)])
 
 
+def _projected_and_predicted(model: Pretrainer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A view's projection with its gradient stopped, and its prediction (SimSiam, NNCLR)."""
+    z = model.projection_head(model.backbone(x).flatten(1))
+    return z.detach(), model.prediction_head(z)
+
+
 class BarlowTwins(Pretrainer):
     """Barlow Twins: the cross-correlation of two views' projections driven to the identity."""
 
@@ -68,13 +74,9 @@ class SimSiam(Pretrainer):
         self.prediction_head = SimSiamPredictionHead(proj_out, pred_hidden, proj_out)
         self.criterion = NegativeCosineSimilarity()
 
-    def _zp(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.projection_head(self.backbone(x).flatten(1))
-        return z.detach(), self.prediction_head(z)
-
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (x0, x1, *_), _ = batch
-        (z0, p0), (z1, p1) = self._zp(x0), self._zp(x1)
+        (z0, p0), (z1, p1) = _projected_and_predicted(self, x0), _projected_and_predicted(self, x1)
         return self.record(0.5 * (self.criterion(z0, p1) + self.criterion(z1, p0)))
 
 
@@ -91,13 +93,9 @@ class NNCLR(Pretrainer):
         self.criterion = NTXentLoss(temperature=temperature)
         self.memory_bank = NNMemoryBankModule(size=(memory_bank, proj_out))
 
-    def _zp(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.projection_head(self.backbone(x).flatten(1))
-        return z.detach(), self.prediction_head(z)
-
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (x0, x1, *_), _ = batch
-        (z0, p0), (z1, p1) = self._zp(x0), self._zp(x1)
+        (z0, p0), (z1, p1) = _projected_and_predicted(self, x0), _projected_and_predicted(self, x1)
         z0, z1 = self.memory_bank(z0, update=False), self.memory_bank(z1, update=True)
         return self.record(0.5 * (self.criterion(z0, p1) + self.criterion(z1, p0)))
 
