@@ -7,8 +7,11 @@ Measured as wall time of fresh processes, the commands alternating `--rounds` ti
   error        python run.py scorer.C=abc (a bad value: its one error line, exit status 2)
   startup      python run.py: from the process's start to the pipeline's first log line (the
                device line, before the first stage), read from the run's log timestamps
+  torch        python -c "import torch": the floor of any run's start-up, as the device line
+               needs torch (CUDA or not) and every stage after it trains or embeds with it
 The last line: `startup_ratio=X` (the largest of help, error and startup over hydra_help; goal
-<= 2) and each ratio.
+<= 2), each ratio, the floor's ratio and `startup_above_torch` (startup - torch, seconds: what
+brittle itself adds before its first stage).
 
     .venv/bin/python bench/startup.py [--rounds 5]
 """
@@ -74,7 +77,8 @@ def main() -> None:
         commands = {"hydra_help": lambda: wall([PY, "minimal.py", "--help"], work),
                     "help": lambda: wall([PY, str(ROOT / "run.py"), "--help"], work),
                     "error": lambda: wall([PY, str(ROOT / "run.py"), "scorer.C=abc"], work),
-                    "startup": lambda: startup(work)}
+                    "startup": lambda: startup(work),
+                    "torch": lambda: wall([PY, "-c", "import torch"], work)}
         for run in commands.values():  # warm the file cache once
             run()
         times: dict[str, list[float]] = {name: [] for name in commands}
@@ -85,7 +89,9 @@ def main() -> None:
     for name, t in median.items():
         print(f"{name:<11} {t:6.2f} s  (runs: {', '.join(f'{x:.2f}' for x in times[name])})")
     ratios = {name: median[name] / median["hydra_help"] for name in ("help", "error", "startup")}
-    print(f"startup_ratio={max(ratios.values()):.2f} " + " ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items()))
+    floor = median["torch"] / median["hydra_help"]
+    print(f"startup_ratio={max(ratios.values()):.2f} " + " ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items())
+          + f" torch_floor_ratio={floor:.2f} startup_above_torch={median['startup'] - median['torch']:.2f}")
 
 
 if __name__ == "__main__":

@@ -37,3 +37,14 @@ def cifar_tgz() -> Path:
     if not CIFAR_TGZ.exists():
         pytest.skip(f"CIFAR-10 archive not present at {CIFAR_TGZ}")
     return CIFAR_TGZ
+
+
+@pytest.fixture(scope="session")
+def cifar_cache(tmp_path_factory) -> Path:
+    """A cache directory shared by every test and xdist worker of the session, so the archive's
+    60,000 JPEGs are decoded once (the first test to ask decodes, under the stage cache's file lock;
+    the others wait for it and read the result)."""
+    if not CIFAR_TGZ.exists():
+        pytest.skip(f"CIFAR-10 archive not present at {CIFAR_TGZ}")
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "cifar-cache"

@@ -62,12 +62,12 @@ def test_option_composes_resolves_and_builds_its_object(group, option, tmp_path)
         assert cfg.backbone.checkpoint is None   # a user file: nothing is downloaded
 
 
-def test_loaders_build_datasets(cifar_tgz, tmp_path):
+def test_loaders_build_datasets(cifar_tgz, cifar_cache):
     from brittle.api import load_data
     digits = load_data(make_cfg([]))
     assert digits.train.images.shape == (1437, 1, 8, 8) and digits.ordering == "official"
     cifar = load_data(make_cfg(["dataset=cifar10", f"dataset.root={cifar_tgz}", "dataset.train_subset=100",
-                                "dataset.test_subset=20"], cache_dir=tmp_path))
+                                "dataset.test_subset=20"], cache_dir=cifar_cache))
     assert cifar.train.images.shape == (100, 3, 32, 32) and cifar.ordering == "class-folder"
 
 

@@ -80,8 +80,8 @@ def test_bad_roots_give_clear_errors(tmp_path):
     assert not [p for p in (tmp_path / "c" / "dataset").glob("*") if not p.name.endswith(".lock")]
 
 
-def test_real_cifar10_tarball(cifar_tgz, tmp_path):
-    data = load_cifar10(str(cifar_tgz), cache_dir=str(tmp_path), train_subset=1000, test_subset=200)
+def test_real_cifar10_tarball(cifar_tgz, cifar_cache):
+    data = load_cifar10(str(cifar_tgz), cache_dir=str(cifar_cache), train_subset=1000, test_subset=200)
     assert data.train.classes[0] == "airplane" and data.num_classes == 10
     assert data.train.images.shape == (1000, 3, 32, 32) and data.train.images.dtype == np.uint8
     assert np.bincount(data.train.labels).tolist() == [100] * 10

@@ -70,9 +70,9 @@ def test_explicit_indices_refuse_a_dataset_in_another_order():
     assert len(select_targets(ok.targets, _dataset(labels, "class-folder"), np.eye(10)[labels])) == 3
 
 
-def test_cifar_class_folders_record_their_order(cifar_tgz, tmp_path):
+def test_cifar_class_folders_record_their_order(cifar_tgz, cifar_cache):
     from brittle.data.cifar10 import load_cifar10
-    data = load_cifar10(str(cifar_tgz), str(tmp_path), train_subset=100, test_subset=20)
+    data = load_cifar10(str(cifar_tgz), str(cifar_cache), train_subset=100, test_subset=20)
     assert data.ordering == "class-folder"
 
 

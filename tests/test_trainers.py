@@ -69,7 +69,7 @@ def test_mobilenet_keeps_a_spatial_grid_on_small_images(size, grid):
 
 
 @pytest.mark.heavy
-def test_gpu_check_script_runs_at_toy_size(cifar_tgz, tmp_path):
+def test_gpu_check_script_runs_at_toy_size(cifar_tgz, cifar_cache, tmp_path):
     """The prepared GPU script (make gpu-check) end to end at --smoke size, on whatever device."""
     import json
     import os
@@ -79,7 +79,7 @@ def test_gpu_check_script_runs_at_toy_size(cifar_tgz, tmp_path):
     from tests.helpers import ROOT
 
     env = {**os.environ, "OUT": str(tmp_path), "BRITTLE_CIFAR10": str(cifar_tgz),
-           "BRITTLE_CACHE": str(tmp_path / "cache")}
+           "BRITTLE_CACHE": str(cifar_cache)}
     subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--smoke", "--seeds", "1"],
                    check=True, env=env, cwd=tmp_path, capture_output=True, timeout=600)
     report = json.loads((tmp_path / "gpu_check.json").read_text())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from brittle.cli.configs import config_dir, groups
 from brittle.cli.signatures import check_targets
@@ -189,30 +189,50 @@ def _siblings(key: str, overrides: list[str]) -> str:
         return "`python run.py --cfg job` prints every setting"
 
 
-def check_locations(overrides: list[str], multirun: bool) -> str | None:
+def check_locations(cfg: DictConfig, multirun: bool) -> str | None:
     """A cache directory or run directory that cannot be written (or locked), as one line, before
-    Hydra creates the run directory. The run directory's fixed part (before any `${...}`) is
-    probed at its nearest existing folder."""
+    Hydra creates the run directory. `cfg` is composed with Hydra's node; the run directory's
+    fixed part (before any `${...}`) is probed at its nearest existing folder."""
     from brittle.runtime.errors import BrittleError
     from brittle.runtime.faults import check_writable
 
-    try:
-        cfg = compose(overrides, hydra=True)
-        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        node = cfg.hydra.sweep if multirun else cfg.hydra.run
-        template = str(node._get_node("dir")._value())  # unresolved: ${...} is filled by Hydra at run time
-        cache = Path(str(cfg.cache_dir))
-    except Exception:  # a bad override: the check of the job names it
-        return None
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    node = cfg.hydra.sweep if multirun else cfg.hydra.run
+    template = str(node._get_node("dir")._value())  # unresolved: ${...} is filled by Hydra at run time
     run_dir = Path(template.split("${", 1)[0] or ".").expanduser()
     while not run_dir.exists() and run_dir != run_dir.parent:
         run_dir = run_dir.parent
     try:
-        check_writable(cache, "cache_dir", locks=True)
+        check_writable(Path(str(cfg.cache_dir)), "cache_dir", locks=True)
         check_writable(run_dir, key)
     except BrittleError as exc:
         return str(exc)
     return None
+
+
+def check_job(overrides: list[str], extra: list[str], multirun: bool, first: bool) -> str | None:
+    """The problem of one job's composed config as one line, or None. The first job is composed
+    once, with Hydra's node, for the check of its locations too (a composition costs a good part of
+    a second); Hydra's node is then dropped so that only the job's own nodes are checked."""
+    job = ([o for o in overrides if first or not o.lstrip("+~").startswith("hydra")]
+           + _search_path(extra))
+    try:
+        cfg = compose(job, hydra=first)
+    except Exception as exc:  # Hydra raises several types for a bad override
+        return _one_line(exc, job)
+    if first:
+        problem = check_locations(cfg, multirun)
+        if problem:
+            return problem
+        with open_dict(cfg):
+            del cfg["hydra"]
+    missing = OmegaConf.missing_keys(cfg)
+    if missing:
+        key = sorted(missing)[0]
+        return f"{key} is required (???) and not set; give {key}=..."
+    # a user's config directory may hold any target: then every node is checked
+    touched = None if extra else [o.lstrip("+~").partition("=")[0] for o in overrides]
+    return check_targets(cfg, touched)
 
 
 def check_command_line(argv: list[str]) -> str | None:
@@ -233,22 +253,8 @@ def check_command_line(argv: list[str]) -> str | None:
             return f"the sweep {' '.join(line.overrides)} expands to no job (a glob that matches no option?)"
     except Exception as exc:  # Hydra's parser: one line of its message
         return " ".join(str(exc).split("\n")[0].split())
-    problem = check_locations(jobs[0] + _search_path(extra), line.multirun)
-    if problem:
-        return problem
-    for overrides in jobs_to_check(jobs):
-        job = [o for o in overrides if not o.lstrip("+~").startswith("hydra")] + _search_path(extra)
-        try:
-            cfg = compose(job)
-        except Exception as exc:  # Hydra raises several types for a bad override
-            return _one_line(exc, job)
-        missing = OmegaConf.missing_keys(cfg)
-        if missing:
-            key = sorted(missing)[0]
-            return f"{key} is required (???) and not set; give {key}=..."
-        # a user's config directory may hold any target: then every node is checked
-        touched = None if extra else [o.lstrip("+~").partition("=")[0] for o in overrides]
-        problem = check_targets(cfg, touched)
+    for i, overrides in enumerate(jobs_to_check(jobs)):
+        problem = check_job(overrides, extra, line.multirun, first=i == 0)
         if problem:
             return problem
     return None
