@@ -9,12 +9,17 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from brittle.report.aggregate import aggregate
-from tests.helpers import CONF, ROOT, TINY
+from tests.helpers import CONF, ROOT, TINY, run_brittle
 
 
-def _run(args, timeout=600):
-    p = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True,
-                       timeout=timeout)
+def _run(args, timeout=600, fresh=False):
+    """`brittle ARGS`, from the test's forkserver, or as a fresh `python run.py` (`fresh`: the joblib
+    launcher's worker processes start from the parent's interpreter, as a user's would)."""
+    if fresh:
+        p = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True,
+                           timeout=timeout)
+    else:
+        p = run_brittle(list(args), ROOT, timeout=timeout)
     assert p.returncode == 0, p.stderr[-3000:]
     return p.stdout + p.stderr
 
@@ -24,7 +29,7 @@ def test_joblib_shards_equal_the_unsharded_run(tmp_path):
     common = [*TINY, "targets.n=4", f"cache_dir={tmp_path}/cache"]
     _run([*common, f"hydra.run.dir={tmp_path}/whole"])
     _run(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "targets.num_shards=2",
-          "targets.shard=0,1", f"hydra.sweep.dir={tmp_path}/sharded", *common])
+          "targets.shard=0,1", f"hydra.sweep.dir={tmp_path}/sharded", *common], fresh=True)
     summary, tidy = aggregate([tmp_path / "sharded"])
     assert len(summary) == 1 and summary["n_targets"].iloc[0] == 4
     whole = pd.read_parquet(tmp_path / "whole" / "support.parquet").sort_values("target")
@@ -50,10 +55,12 @@ def test_missing_and_duplicate_shards_are_reported(tmp_path, caplog):
 
 @pytest.mark.heavy
 def test_two_processes_on_an_empty_cache_pretrain_once(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     args = [*TINY, "backbone.epochs=3", f"cache_dir={tmp_path}/cache"]
-    procs = [subprocess.Popen([sys.executable, "run.py", *args, f"hydra.run.dir={tmp_path}/r{i}"], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
+    with ThreadPoolExecutor(2) as pool:   # two processes at once, on one cache
+        procs = list(pool.map(lambda i: run_brittle([*args, f"hydra.run.dir={tmp_path}/r{i}"], ROOT), range(2)))
+    outs = [p.stdout + p.stderr for p in procs]
     assert all(p.returncode == 0 for p in procs), outs[0][-2000:] + outs[1][-2000:]
     assert sum(o.count("computing pretrain") for o in outs) == 1
     assert sum(o.count("cache hit (after wait): pretrain") for o in outs) == 1

@@ -12,7 +12,7 @@ pytest.importorskip("dattri")
 from brittle.api import rank  # noqa: E402
 from brittle.runtime.errors import BrittleError  # noqa: E402
 from brittle.scorers.attributors import METHODS, UNSUPPORTED, Dattri  # noqa: E402
-from brittle.scorers.base import Queries, TrainSet  # noqa: E402
+from brittle.scorers.base import Queries, TrainSet, rank_from_scores  # noqa: E402
 from tests.helpers import DigitsModels  # noqa: E402
 
 QUERIES = np.array([3, 40, 77, 111, 150, 190])
@@ -36,13 +36,25 @@ def test_every_supported_method_scores_digits(ctx, method):
     scores = _affinity(ctx, scorer)
     assert scores.shape == (len(QUERIES), len(ctx.data.train)) and np.isfinite(scores).all()
     assert scores.std(axis=1).min() > 0   # not a constant
-    topk = rank(Dattri(method=method, n_models=2, proj_dim=256), None, ctx.data.train.labels, None,
-                ctx.data.test.labels[QUERIES], QUERIES, 20, models=ctx.models_for(scorer))
+    # the search's ranking of these scores (the public rank() path: test_rank_ranks_dattri_scores)
+    topk = rank_from_scores(scorer.ranking(scores, Queries(QUERIES, ctx.data.test.labels[QUERIES])), 20)
     assert topk.shape == (len(QUERIES), 20) and all(len(set(r)) == 20 for r in topk)
     # a proponent of a digit is mostly a training image of the same digit
     labels = ctx.data.test.labels[QUERIES]
     same = np.mean([(ctx.data.train.labels[r[:10]] == lab).mean() for r, lab in zip(topk, labels)])
     assert same > 0.6, (method, same)
+
+
+def test_rank_ranks_dattri_scores_highest_first(ctx):
+    """brittle.api.rank on a dattri scorer: the top-k of its scores within each target's pool."""
+    scores = _affinity(ctx, Dattri(method="grad-dot", n_models=2, proj_dim=256))
+    topk = rank(Dattri(method="grad-dot", n_models=2, proj_dim=256), None, ctx.data.train.labels, None,
+                ctx.data.test.labels[QUERIES], QUERIES, 20, models=ctx.models_for(Dattri(method="grad-dot")))
+    labels = ctx.data.test.labels[QUERIES]
+    for row, top, label in zip(scores, topk, labels):
+        pool = np.flatnonzero(ctx.data.train.labels == label)
+        assert (ctx.data.train.labels[top] == label).all()
+        np.testing.assert_array_equal(np.sort(row[top])[::-1], np.sort(row[pool])[::-1][:20])
 
 
 @pytest.mark.parametrize("method", sorted(UNSUPPORTED))

@@ -21,7 +21,7 @@ from brittle.scorers.esvm.scorer import ExemplarSVM, cuml_available
 from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.networks import resnet18_cifar, small_cnn
 from brittle.stages.targets import select_targets
-from tests.helpers import ROOT, TINY, make_cfg
+from tests.helpers import ROOT, TINY, make_cfg, run_brittle
 
 
 def test_checkpoint_of_another_architecture(tmp_path):
@@ -116,14 +116,14 @@ def test_kill_9_mid_search_then_rerun_retrains_nothing_finished(tmp_path):
     proc.wait()
     before = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert 5 <= len(before) < 18  # 3 targets x 3 tests x 2 models when uninterrupted
-    done = subprocess.run(_cli(tmp_path, "run"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = run_brittle(_cli(tmp_path, "run")[2:], ROOT)   # the same command again, as its own process
     assert done.returncode == 0, done.stderr[-2000:]
     after = [json.loads(line) for line in log.read_text().splitlines()]
     keys = [(r["target"], r["k"], r["rep"]) for r in after]
     assert len(keys) == len(set(keys))  # nothing trained twice
     assert after[: len(before)] == before  # finished work kept as it was
     # and the tables equal those of an uninterrupted run with the same seeds
-    clean = subprocess.run(_cli(tmp_path, "clean"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    clean = run_brittle(_cli(tmp_path, "clean")[2:], ROOT)
     assert clean.returncode == 0, clean.stderr[-2000:]
     for name in ("support.parquet", "tests.parquet"):
         a = pd.read_parquet(tmp_path / "run" / name).drop(columns="seconds", errors="ignore")

@@ -76,14 +76,14 @@ def _searchpath_dirs(overrides: list[str]) -> list[str]:
     return []
 
 
-def sweep_jobs(line: CommandLine, sweeper_params: bool = True) -> list[list[str]]:
+def sweep_jobs(line: CommandLine, sweeper_params: bool = True, parser: Any = None) -> list[list[str]]:
     """The jobs a command line stands for, each as its list of overrides, expanded by Hydra's
     basic sweeper (`a,b`, choice, range, glob, interval-free sweeps; with -m, the composed
     config's hydra.sweeper.params first, as the sweeper reads them, unless `sweeper_params` is
-    false)."""
+    false). `parser`: one made by `_parser` for this line, when the caller has it."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    parser = _parser(line)
+    parser = parser or _parser(line)
     parsed = parser.parse_overrides(line.overrides)
     sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
     if sweeps and not line.multirun:
@@ -212,10 +212,8 @@ def check_locations(cfg: DictConfig, multirun: bool) -> str | None:
 
 def check_job(overrides: list[str], extra: list[str], multirun: bool, first: bool) -> str | None:
     """The problem of one job's composed config as one line, or None. The first job is composed
-    once, with Hydra's node, for the check of its locations too (a composition costs a good part of
-    a second); Hydra's node is then dropped so that only the job's own nodes are checked."""
-    job = ([o for o in overrides if first or not o.lstrip("+~").startswith("hydra")]
-           + _search_path(extra))
+    once, with Hydra's node, for its locations too (a composition is a good part of a second)."""
+    job = [o for o in overrides if first or not o.lstrip("+~").startswith("hydra")] + _search_path(extra)
     try:
         cfg = compose(job, hydra=first)
     except Exception as exc:  # Hydra raises several types for a bad override
@@ -225,7 +223,7 @@ def check_job(overrides: list[str], extra: list[str], multirun: bool, first: boo
         if problem:
             return problem
         with open_dict(cfg):
-            del cfg["hydra"]
+            del cfg["hydra"]   # only the job's own nodes are checked below
     missing = OmegaConf.missing_keys(cfg)
     if missing:
         key = sorted(missing)[0]
@@ -243,12 +241,13 @@ def check_command_line(argv: list[str]) -> str | None:
     extra = line.config_dirs + _searchpath_dirs(line.overrides)
     try:
         # options first, as if swept (a bad option is named even when -m is missing), then the jobs
-        as_swept = sweep_jobs(replace(line, multirun=True), sweeper_params=line.multirun)
+        parser = _parser(line)
+        as_swept = sweep_jobs(replace(line, multirun=True), sweeper_params=line.multirun, parser=parser)
         for overrides in jobs_to_check(as_swept):
             problem = check_choices(overrides, extra)
             if problem:
                 return problem
-        jobs = as_swept if line.multirun else sweep_jobs(line)
+        jobs = as_swept if line.multirun else sweep_jobs(line, parser=parser)
         if not jobs:  # a product over an empty sweep: Hydra would launch nothing
             return f"the sweep {' '.join(line.overrides)} expands to no job (a glob that matches no option?)"
     except Exception as exc:  # Hydra's parser: one line of its message
