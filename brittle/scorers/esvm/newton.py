@@ -132,9 +132,14 @@ def relative_gradient(w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, C: 
     return grad.norm(dim=1) / g0.norm(dim=1)
 
 
-def decisions(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """float64 decision values [T, N] of points x [N, D] under hyperplanes w [T, D+1]."""
-    return w.double() @ _augment(x.double()).T
+def decisions(w: torch.Tensor, x: torch.Tensor, rows: int = 8192) -> torch.Tensor:
+    """float64 decision values [T, N] of points x [N, D] under hyperplanes w [T, D+1] (bias
+    last), in float64 whatever x's type: converted `rows` points at a time, not all at once."""
+    w = w.double()
+    out = torch.empty(w.shape[0], x.shape[0], dtype=torch.float64, device=w.device)
+    for lo in range(0, x.shape[0], rows):
+        out[:, lo:lo + rows] = torch.addmm(w[:, -1:], w[:, :-1], x[lo:lo + rows].to(w.device, torch.float64).T)
+    return out
 
 
 def exemplar_svm_decisions(pos: torch.Tensor, neg: torch.Tensor, C: float,

@@ -74,13 +74,34 @@ class ExemplarSVM(Scorer):
         train, labels, feats = self.train.features, self.train.labels, queries.features
         if train is None or feats is None:
             raise ValueError("the ESVM scores backbone features: prepare it with train and query features")
+        if self.backend == "torch":
+            return self._torch_affinity(feats, queries.labels, train, labels)
         out = np.empty((len(queries.ids), len(labels)))
-        groups = np.unique(queries.labels) if self.label_conditioning else [None]
-        for label in groups:
-            rows = np.flatnonzero(queries.labels == label) if label is not None else np.arange(len(out))
-            pool = candidate_pool(labels, int(queries.labels[rows[0]]), self.label_conditioning)
+        for rows, pool in self._groups(queries.labels, labels):
             out[rows] = self.decisions(feats[rows], train[pool], train)
         return out
+
+    def _groups(self, query_labels: np.ndarray, labels: np.ndarray):
+        """(rows of the targets, their shared pool) per class (one group without label conditioning)."""
+        if not self.label_conditioning:
+            yield np.arange(len(query_labels)), candidate_pool(labels, int(query_labels[0]), False)
+            return
+        for label in np.unique(query_labels):
+            yield np.flatnonzero(query_labels == label), candidate_pool(labels, int(label), True)
+
+    def _torch_affinity(self, feats: np.ndarray, query_labels: np.ndarray, train: np.ndarray,
+                        labels: np.ndarray) -> np.ndarray:
+        """The torch backend over all class groups: the training features go to the device once,
+        each group's hyperplanes are solved against its pool, and every target's decision values
+        on all N images come from one product at the end (not one per group)."""
+        from brittle.scorers.esvm.newton import decisions
+
+        train_dev = torch.as_tensor(np.require(train, np.float32, ["C", "W"]), device=self.device)
+        weights = torch.empty(len(feats), train.shape[1] + 1, dtype=torch.float64, device=self.device)
+        for rows, pool in self._groups(query_labels, labels):
+            weights[torch.as_tensor(rows, device=self.device)] = self._torch_weights(
+                feats[rows], train_dev[torch.as_tensor(pool, device=self.device)])
+        return decisions(weights, train_dev).cpu().numpy()
 
     def decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Decision values [T, M] of points [M, D] under the SVMs of queries [T, D] vs negatives."""
@@ -91,7 +112,12 @@ class ExemplarSVM(Scorer):
         return np.stack([self._single(q, negatives, points) for q in queries])
 
     def _single(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """liblinear (the reference recipe) for one target."""
+        """liblinear (the reference recipe) for one target: its decision values on points [M, D]."""
+        return self._liblinear(query, negatives, points)
+
+    def _liblinear(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+        """The reference recipe's fit for one target: decision values on `points` (scikit-learn's
+        own decision_function), or the hyperplane float64 [D+1] (bias last) when none are given."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
 
@@ -108,6 +134,8 @@ class ExemplarSVM(Scorer):
         if failed:
             log.warning("liblinear did not converge for a target (max_iter=%d)", self.max_iter)
         self.not_converged += int(failed > 0)
+        if points is None:
+            return np.concatenate([np.ravel(clf.coef_), np.ravel(clf.intercept_)]).astype(np.float64)
         return clf.decision_function(np.asarray(points, dtype=np.float64))
 
     def _cuml_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -140,22 +168,28 @@ class ExemplarSVM(Scorer):
         return torch.stack(rows).cpu().numpy()
 
     def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Batched solves; a target the torch solver leaves unconverged is redone by liblinear."""
-        from brittle.scorers.esvm.newton import NewtonSettings, decisions, exemplar_svm_weights
+        """Decision values [T, M] of points [M, D] under the torch solver's hyperplanes."""
+        from brittle.scorers.esvm.newton import decisions
 
-        dev = self.device
-        neg = torch.from_numpy(np.array(negatives, dtype=np.float32)).to(dev)
-        pts = torch.from_numpy(np.array(points, dtype=np.float32)).to(dev)
+        neg = torch.as_tensor(np.asarray(negatives, dtype=np.float32), device=self.device)
+        pts = torch.as_tensor(np.asarray(points), device=self.device)
+        return decisions(self._torch_weights(np.asarray(queries), neg), pts).cpu().numpy()
+
+    def _torch_weights(self, queries: np.ndarray, neg: torch.Tensor) -> torch.Tensor:
+        """Hyperplanes float64 [T, D+1] (bias last) of queries [T, D] against negatives neg [P, D]
+        (float32, on the device), solved in batches; a target the torch solver leaves unconverged
+        is redone by liblinear."""
+        from brittle.scorers.esvm.newton import NewtonSettings, exemplar_svm_weights
+
         settings = NewtonSettings(tol=self.torch_tol, memory_budget=self.memory_budget)
         out = []
         for start in range(0, len(queries), self.batch_size):
             batch = np.asarray(queries[start:start + self.batch_size])
-            w, converged = exemplar_svm_weights(torch.as_tensor(batch, dtype=torch.float32, device=dev),
+            w, converged = exemplar_svm_weights(torch.as_tensor(batch, dtype=torch.float32, device=self.device),
                                                 neg, self.C, settings)
-            values = decisions(w, pts).cpu().numpy()
             for row in np.flatnonzero(~converged.cpu().numpy()):
                 log.warning("torch ESVM solve did not converge for a target; using liblinear for it")
                 self.fallbacks += 1
-                values[row] = self._single(batch[row], np.asarray(negatives), np.asarray(points))
-            out.append(values)
-        return np.concatenate(out)
+                w[row] = torch.as_tensor(self._liblinear(batch[row], neg.cpu().numpy()), device=w.device)
+            out.append(w)
+        return torch.cat(out)
