@@ -41,8 +41,8 @@ def cfg_for(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarray,
-            query_y: np.ndarray, depth: int = TOP, repeats: int = 1) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarray, query_y: np.ndarray,
+            depth: int = TOP, repeats: int = 1) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Seconds per query of each backend, the per-query top-100 overlap, and both rankings
     int64 [Q, depth] (sklearn's, torch's). With `repeats`, the backends alternate that many times
     and each keeps its fastest pass (this machine's speed drifts between seconds)."""
