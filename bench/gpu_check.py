@@ -117,7 +117,7 @@ def pretrain_throughput(base: list[str], smoke: bool) -> dict:
     sizes = ["backbone.batch_size=16", "dataset.train_subset=40"] if smoke else ["backbone.batch_size=512"]
     # the decoded images come from the run's cache (decoded once); each pretraining is timed fresh
     data = load_data(compose_cfg([*base, *sizes]))
-    for where, workers in (("device", 0), ("dataloader", 2 if smoke else 8)):
+    for where, workers in (("device", 0), ("dataloader", 1 if smoke else 8)):
         with tempfile.TemporaryDirectory() as cache:
             over = [*base, "backbone=moco_r18", "backbone.epochs=1", "backbone.knn_every=0",
                     f"backbone.augment_on={where}", f"backbone.num_workers={workers}", "progress=false",
