@@ -88,6 +88,15 @@ def _active_minimiser(q: torch.Tensor, active: torch.Tensor, delta: torch.Tensor
     return torch.zeros_like(delta).scatter(1, idx, gamma * act)
 
 
+def _grown(u: torch.Tensor, q: torch.Tensor, added: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The working set's vectors u [T, n, D+1] and signed Gram q [T, n, n] with `added` [T, k, D+1]
+    appended: only the new rows and columns are computed (the Gram is the phase's largest product)."""
+    cross = u @ added.transpose(1, 2)                          # [T, n, k]
+    corner = added @ added.transpose(1, 2)                     # [T, k, k]
+    q = torch.cat([torch.cat([q, cross], dim=2), torch.cat([cross.transpose(1, 2), corner], dim=2)], dim=1)
+    return torch.cat([u, added], dim=1), q
+
+
 def refine(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: torch.Tensor,
            g0: torch.Tensor, tol: float, start: int, limit: int, grow: int,
            max_newton: int = 60) -> torch.Tensor | None:
@@ -103,16 +112,15 @@ def refine(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: t
     members = zn.topk(min(start, p), dim=1).indices       # [T, m] indices into xn
     valid = torch.ones_like(members, dtype=torch.bool)
     alpha = torch.zeros(t, members.shape[1] + 1, dtype=torch.float64, device=dev)
-    xp64 = xp.double()
+    u = torch.cat([xp.double()[:, None, :], -xn[members].double()], dim=1)   # [T, m+1, D+1]
+    q = u @ u.transpose(1, 2)
     while True:  # every round adds at least one member, and members are capped by limit
-        u = torch.cat([xp64[:, None, :], -xn[members].double()], dim=1)   # [T, m+1, D+1]
-        q = u @ u.transpose(1, 2)
         c = torch.cat([torch.full((t, 1), c_pos, dtype=torch.float64, device=dev),
                        torch.where(valid, c_neg, 0.0).double()], dim=1)
         alpha, solved = _restricted_newton(q, alpha, c, g0, 0.5 * tol, max_newton)
         if not solved:
             return None
-        w = (alpha[:, :, None] * u).sum(1)
+        w = torch.bmm(alpha[:, None, :], u)[:, 0]
         zn = w.to(xn.dtype) @ xn.T
         inside = torch.zeros(t, p + 1, dtype=torch.bool, device=dev)
         inside.scatter_(1, torch.where(valid, members, p), True)  # padding points at column p
@@ -124,6 +132,7 @@ def refine(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: t
         if k == 0 or members.shape[1] + k > limit:  # k == 0: the tolerance is below float noise
             return None
         new = outside.topk(k, dim=1)
+        u, q = _grown(u, q, -xn[new.indices].double())
         members = torch.cat([members, new.indices], dim=1)
         valid = torch.cat([valid, new.values > 0], dim=1)
         alpha = torch.cat([alpha, alpha.new_zeros(t, k)], dim=1)
