@@ -109,11 +109,7 @@ class ExemplarSVM(Scorer):
             return self._torch_decisions(queries, negatives, points)
         if self.backend == "cuml":
             return self._cuml_decisions(queries, negatives, points)
-        return np.stack([self._single(q, negatives, points) for q in queries])
-
-    def _single(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """liblinear (the reference recipe) for one target: its decision values on points [M, D]."""
-        return self._liblinear(query, negatives, points)
+        return np.stack([self._liblinear(q, negatives, points) for q in queries])
 
     def _liblinear(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
         """The reference recipe's fit for one target: decision values on `points` (scikit-learn's
@@ -172,7 +168,7 @@ class ExemplarSVM(Scorer):
         from brittle.scorers.esvm.newton import decisions
 
         neg = torch.as_tensor(np.asarray(negatives, dtype=np.float32), device=self.device)
-        pts = torch.as_tensor(np.asarray(points), device=self.device)
+        pts = torch.as_tensor(np.require(points, None, ["C", "W"]), device=self.device)
         return decisions(self._torch_weights(np.asarray(queries), neg), pts).cpu().numpy()
 
     def _torch_weights(self, queries: np.ndarray, neg: torch.Tensor) -> torch.Tensor:
