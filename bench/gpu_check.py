@@ -114,7 +114,7 @@ def pretrain_throughput(base: list[str], smoke: bool) -> dict:
     from brittle.api import pretrain
     from brittle.runtime.cache import StageCache
     out = {}
-    sizes = ["backbone.batch_size=16", "dataset.train_subset=40"] if smoke else ["backbone.batch_size=512"]
+    sizes = ["backbone.batch_size=16", "dataset.train_subset=20"] if smoke else ["backbone.batch_size=512"]
     # the decoded images come from the run's cache (decoded once); each pretraining is timed fresh
     data = load_data(compose_cfg([*base, *sizes]))
     for where, workers in (("device", 0), ("dataloader", 1 if smoke else 8)):
