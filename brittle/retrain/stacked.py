@@ -72,11 +72,18 @@ def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.
     opt = optimizer_for([t for pair in layers for t in pair], recipe)
     precision = Precision.of(recipe.precision, device)  # the same policy as train_model's
     scaler = precision.scaler()
-    shared = all(j.keep is jobs[0].keep and j.labels is jobs[0].labels for j in jobs)
+    # gathered once per step for all copies (not per copy): keeps [J, n], labels [J, N]
+    keeps = torch.stack([j.keep for j in jobs])
+    shared = all(j.labels is jobs[0].labels for j in jobs)
+    labels = jobs[0].labels.expand(len(jobs), -1) if shared else torch.stack([j.labels for j in jobs])
+    augments = recipe.flip or recipe.translate > 0 or recipe.cutout > 0   # draws from each copy's generator
     for step in batches(sizes.pop(), recipe.batch_size, recipe.epochs, gens):
-        idx = torch.stack([j.keep[p] for j, p in zip(jobs, step.positions)])   # [N, B]
-        xb = torch.stack([augment(x[i], recipe, g).flatten(1) for i, g in zip(idx, gens)])
-        yb = jobs[0].labels[idx] if shared else torch.stack([j.labels[i] for j, i in zip(jobs, idx)])
+        idx = keeps.gather(1, torch.stack(step.positions))   # [J, B]
+        if augments:
+            xb = torch.stack([augment(x[i], recipe, g).flatten(1) for i, g in zip(idx, gens)])
+        else:
+            xb = x[idx].flatten(2)                           # [J, B, features]
+        yb = labels.gather(1, idx)
         for group in opt.param_groups:
             group["lr"] = lr_at(step.step, step.total, recipe)
         with precision.autocast():
