@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from brittle.data.datasets import Dataset
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Retrainer
-from brittle.runtime.execution import execution_of
+from brittle.runtime.execution import execution_of, resolve_device
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores, validate_features
 from brittle.stages import bank as bank_stage
 from brittle.stages import data as data_stage
@@ -36,8 +36,8 @@ def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, que
     train float [N, D] and queries float [T, D] are features (ignored by scorers that need
     none); labels are int [N] and [T]; query_ids (test indices, default 0..T-1) seed the random
     scorer and select test images for model-based scorers, which also need `models`. The scorer
-    runs on `device` (default: the models' device, else the CPU): `device="cuda"` scores ESVM on
-    the GPU."""
+    runs on `device` (default: the models' device, else the CPU; `auto`, `cpu`, `cuda`, `cuda:N`
+    as the `device` setting): `device="cuda"` scores ESVM on the current GPU."""
     labels = np.asarray(query_labels)
     ids = np.arange(len(labels)) if query_ids is None else np.asarray(query_ids)
     feats = scorer.needs_features
@@ -47,7 +47,7 @@ def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, que
     if device is None:
         device = models.engine.train_x.device if models is not None else torch.device("cpu")
     scorer.prepare(TrainSet(np.asarray(train_labels), np.asarray(train) if feats else None), models,
-                   torch.device(device))
+                   resolve_device(str(device)))
     q = Queries(ids, labels, np.asarray(queries) if feats else None)
     return rank_from_scores(scorer.ranking(scorer.affinity(q), q), k)
 

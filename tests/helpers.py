@@ -52,8 +52,11 @@ def make_cfg(overrides: list[str], cache_dir: Path | None = None) -> DictConfig:
         return compose(config_name="config", overrides=list(overrides) + extra)
 
 
-def _brittle_child(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
-    """In a fresh process forked from the fork server: the console script's main() with argv."""
+def _brittle_child(argv: list[str], cwd: str, env: dict[str, str], out: str, err: str,
+                   setup: str | None = None) -> None:
+    """In a fresh process forked from the fork server: the console script's main() with argv
+    (after `setup`, "module:function", when given: e.g. a fake GPU machine)."""
+    import importlib
     import logging
     import sys
 
@@ -67,6 +70,9 @@ def _brittle_child(argv: list[str], cwd: str, env: dict[str, str], out: str, err
     if "OMP_NUM_THREADS" in env:
         import torch
         torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    if setup is not None:
+        module, function = setup.split(":")
+        getattr(importlib.import_module(module), function)()
     sys.argv = ["brittle", *argv]
     from brittle.cli.app import main
     main()
@@ -76,7 +82,7 @@ _SERVER: list = []
 
 
 def run_brittle(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None,
-                timeout: float = 300) -> subprocess.CompletedProcess:
+                timeout: float = 300, setup: str | None = None) -> subprocess.CompletedProcess:
     """`brittle ARGV` as its own process, with its own working directory, environment, stdout,
     stderr and exit status, as the console script runs it. The process is forked from a server that
     imported brittle (torch, Hydra) once, so a test pays the checks and the run, not the imports."""
@@ -91,7 +97,8 @@ def run_brittle(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = 
         _SERVER.append(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         out, err = f"{tmp}/out", f"{tmp}/err"
-        proc = _SERVER[0].Process(target=_brittle_child, args=(list(argv), str(cwd), dict(env or os.environ), out, err))
+        args = (list(argv), str(cwd), dict(env or os.environ), out, err, setup)
+        proc = _SERVER[0].Process(target=_brittle_child, args=args)
         proc.start()
         proc.join(timeout)
         if proc.is_alive():

@@ -15,26 +15,83 @@ from brittle.runtime.errors import BrittleError
 
 @pytest.fixture
 def two_gpus(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    from tests.fake_cuda import install
+    return install(monkeypatch, 2)
 
 
-def test_a_cuda_index_beyond_the_visible_gpus_is_refused(two_gpus):
+def test_the_fake_refuses_what_torch_refuses(two_gpus):
+    """The fake's set_device fails exactly as torch's own does on an index-less CUDA device."""
+    import inspect
+
+    real = inspect.getmodule(torch.cuda.device).set_device  # torch's function, not the patched name
+    with pytest.raises(ValueError) as theirs:
+        real(torch.device("cuda"))
+    with pytest.raises(ValueError) as ours:
+        torch.cuda.set_device(torch.device("cuda"))
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(RuntimeError, match="invalid device ordinal"):
+        torch.cuda.set_device(2)
+    torch.cuda.set_device("cuda:1")
+    assert torch.cuda.current_device() == 1 and torch.cuda.get_device_name("cuda") == "Fake GPU 1"
+
+
+def test_devices_always_carry_an_index(two_gpus):
+    """`auto` and `cuda` name the current GPU; an index beyond the visible GPUs is refused."""
     assert execution.resolve_device("cuda:1") == torch.device("cuda:1")
-    assert execution.resolve_device("auto") == torch.device("cuda")
+    assert execution.resolve_device("auto") == torch.device("cuda:0")
+    assert execution.resolve_device("cuda") == torch.device("cuda:0")
+    torch.cuda.set_device(1)
+    assert execution.resolve_device("auto") == torch.device("cuda:1")
+    assert execution.resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(BrittleError, match=r"device=cuda:2 but 2 GPUs are visible; use cuda:0 \.\. cuda:1"):
         execution.resolve_device("cuda:2")
+    with pytest.raises(BrittleError, match=r"device=cudax is not valid; use auto, cpu, cuda or cuda:N"):
+        execution.resolve_device("cudax")
 
 
-def test_the_run_device_becomes_the_current_device(two_gpus, monkeypatch, caplog):
-    current: list = []
-    monkeypatch.setattr(torch.cuda, "set_device", current.append)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: "Mock GPU")
+@pytest.mark.parametrize("want", ["auto", "cuda", "cuda:1"])
+def test_the_run_device_becomes_the_current_device(two_gpus, monkeypatch, caplog, want):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    device = execution.resolve_device(want)
     with caplog.at_level(logging.INFO, logger="brittle.runtime.execution"):
-        execution.activate(torch.device("cuda:1"))
-    assert current == [torch.device("cuda:1")] and torch.backends.cudnn.benchmark
-    assert "device cuda:1 (Mock GPU)" in caplog.text and f"CUDA {torch.version.cuda}" in caplog.text
+        execution.activate(device)
+    index = 1 if want == "cuda:1" else 0
+    assert ("set_device", index) in two_gpus.calls and torch.cuda.current_device() == index
+    assert torch.backends.cudnn.benchmark
+    assert f"device cuda:{index} (Fake GPU {index})" in caplog.text and f"CUDA {torch.version.cuda}" in caplog.text
+
+
+@pytest.mark.parametrize("device,index", [("auto", 0), ("cuda", 0), ("cuda:1", 1)])
+def test_the_command_line_reaches_its_first_stage_on_a_gpu(device, index, tmp_path):
+    """The default job's whole command line on a (fake) two-GPU machine: the check, Hydra, the
+    pipeline's start-up (device, activate, run directory), up to the first stage."""
+    from tests.helpers import run_brittle
+    p = run_brittle([f"device={device}", f"hydra.run.dir={tmp_path}/run", f"cache_dir={tmp_path}/cache"],
+                    setup="tests.fake_cuda:two_gpus_to_first_stage", timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"first stage: device=cuda:{index} current={index}" in p.stdout, p.stdout + p.stderr[-3000:]
+    assert f"('set_device', {index})" in p.stdout and "Traceback" not in p.stderr
+
+
+def test_python_run_py_reaches_its_first_stage_on_a_gpu(tmp_path):
+    """The checkout's `python run.py` itself (a fresh interpreter, the user's entry point)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+    code = ("import runpy, sys\nfrom tests.fake_cuda import two_gpus_to_first_stage\n"
+            "two_gpus_to_first_stage()\nsys.argv = ['run.py', *sys.argv[1:]]\n"
+            "runpy.run_path('run.py', run_name='__main__')\n")
+    p = subprocess.run([sys.executable, "-c", code, f"hydra.run.dir={tmp_path}/run", f"cache_dir={tmp_path}/cache"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "first stage: device=cuda:0 current=0" in p.stdout, p.stdout + p.stderr[-3000:]
+
+
+def test_sweep_jobs_take_gpus_round_robin():
+    from brittle.cli.app import gpu_for_job
+    assert [gpu_for_job(j, 2) for j in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert gpu_for_job(3, 1) == "auto"
 
 
 def test_unusable_nvidia_gpus_are_a_warning(monkeypatch, caplog):
@@ -50,7 +107,7 @@ def test_unusable_nvidia_gpus_are_a_warning(monkeypatch, caplog):
     assert caplog.text == ""  # a machine without NVIDIA GPUs runs on the CPU quietly
 
 
-def test_rank_prepares_the_scorer_on_the_device_it_is_given():
+def test_rank_prepares_the_scorer_on_the_device_it_is_given(two_gpus):
     """api.rank scores where it is told (the GPU check measures ESVM on the GPU through it)."""
     import numpy as np
 
@@ -69,6 +126,8 @@ def test_rank_prepares_the_scorer_on_the_device_it_is_given():
     queries = train[:3]
     top = rank(Recording(), train, labels, queries, labels[:3], k=5, device="cuda:1")
     assert seen == [torch.device("cuda:1")] and top.shape == (3, 5)
+    rank(Recording(), train, labels, queries, labels[:3], k=5, device="cuda")
+    assert seen[-1] == torch.device("cuda:0")  # never an index-less CUDA device
     rank(Recording(), train, labels, queries, labels[:3], k=5)
     assert seen[-1] == torch.device("cpu")
 

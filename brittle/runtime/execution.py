@@ -52,8 +52,9 @@ class Execution:
 
 
 def resolve_device(want: str) -> torch.device:
-    """`auto` picks CUDA when usable; an explicit cuda request without a GPU, or a cuda:N beyond
-    the visible GPUs, is an error. NVIDIA GPUs that this torch cannot use (a driver older than its
+    """`auto` picks CUDA when usable; `auto` and `cuda` become `cuda:<current device>` (never an
+    index-less CUDA device); an explicit cuda request without a GPU, or a cuda:N beyond the visible
+    GPUs, is an error. NVIDIA GPUs that this torch cannot use (a driver older than its
     CUDA build needs) are a warning, not a silent CPU run."""
     import torch
 
@@ -64,13 +65,22 @@ def resolve_device(want: str) -> torch.device:
     if not usable and want != "cpu" and nvidia_gpus_present():
         log.warning("NVIDIA GPUs are present but this torch (CUDA %s) cannot use them (is the driver "
                     "older than its CUDA build needs?); device=%s runs on the CPU", torch.version.cuda, want)
-    if want == "auto":
-        return torch.device("cuda" if usable else "cpu")
-    if want.startswith("cuda") and not usable:
+    if want == "auto" and not usable or want == "cpu":
+        return torch.device("cpu")
+    if not usable:
         raise BrittleError(f"device={want} but no CUDA GPU is visible; use device=cpu or device=auto")
-    device = torch.device(want)
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
+    try:
+        device = torch.device("cuda" if want == "auto" else want)
+    except RuntimeError:
+        raise BrittleError(f"device={want} is not valid; use auto, cpu, cuda or cuda:N") from None
+    if device.type != "cuda":
+        raise BrittleError(f"device={want} is not valid; use auto, cpu, cuda or cuda:N")
+    if device.index is None:
+        # torch's set_device, Lightning's `devices` and cost records need an index: `auto` and
+        # `cuda` mean the current CUDA device, named once here so nothing downstream sees `cuda`
+        return torch.device("cuda", torch.cuda.current_device())
+    n = torch.cuda.device_count()
+    if device.index >= n:
         raise BrittleError(f"device={want} but {n} GPU{'s' if n != 1 else ''} are visible; use cuda:0 .. cuda:{n - 1}")
     return device
 
