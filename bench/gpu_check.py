@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from brittle.api import build_engine, load_data, rank  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
-from brittle.retrain.engine import Retrainer  # noqa: E402
+from brittle.retrain.engine import Engine  # noqa: E402
 from brittle.scorers.esvm.scorer import ExemplarSVM, cuml_available  # noqa: E402
 
 
@@ -41,12 +41,12 @@ def compose_cfg(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def engine_for(overrides: list[str]) -> Retrainer:
+def engine_for(overrides: list[str]) -> Engine:
     cfg = compose_cfg(overrides)
     return build_engine(cfg, load_data(cfg))
 
 
-def timed_models(engine: Retrainer, seeds: list[int]) -> tuple[list[float], list[float], torch.nn.Module]:
+def timed_models(engine: Engine, seeds: list[int]) -> tuple[list[float], list[float], torch.nn.Module]:
     """Seconds and test accuracy per seed (after one untimed warm-up model)."""
     engine.train(engine.full_keep(), engine.train_y, seed=10_000)     # cudnn autotuning, allocator
     seconds, accs, model = [], [], None
@@ -70,7 +70,7 @@ def penultimate(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return torch.cat([body(part).float() for part in x.split(1000)]).cpu().numpy()
 
 
-def esvm_figures(model, engine: Retrainer, n_reference: int, n_cuml: int) -> dict:
+def esvm_figures(model, engine: Engine, n_reference: int, n_cuml: int) -> dict:
     train, test = penultimate(model, engine.train_x), penultimate(model, engine.test_x)
     train_y, test_y = engine.train_y.cpu().numpy(), engine.test_y
     out: dict = {"targets": len(test), "features": list(train.shape)}

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from brittle.api import build_engine, load_data  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
-from brittle.support.counterfactual import CounterfactualTester, TestLog  # noqa: E402
-from brittle.support.tasks import Remove  # noqa: E402
+from brittle.counterfactual.tasks import Remove  # noqa: E402
+from brittle.counterfactual.tester import CounterfactualTester, TestLog  # noqa: E402
 
 # (arch, overrides at CPU scale). The digits archs train with their own recipes; the transfer
 # archs with trainer=cpu (their recipe, fewer epochs), narrowed where a full width is GPU work.
@@ -65,7 +65,7 @@ def accuracy_row(name: str, overrides: list[str], base: list[str]) -> None:
     model = engine.train(engine.full_keep(), engine.train_y, seed=0)
     seconds = time.perf_counter() - start
     acc = float((engine.logits(model, engine.test_x).argmax(1).cpu().numpy() == engine.test_y).mean())
-    trainer = next((o.split("=")[1] for o in overrides if o.startswith("trainer=")), "arch")
+    trainer = next((o.split("=")[1] for o in overrides if o.startswith("trainer=")), "arch_recipe")
     print(f"  {name:<12} trainer={trainer:<5} {len(engine.train_y):>6} imgs  {seconds:7.1f} s/model  "
           f"test acc {acc:.3f}   {' '.join(o for o in overrides if not o.startswith('trainer='))}", flush=True)
 

@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.pipeline import run as run_pipeline  # noqa: E402
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON  # noqa: E402
-from brittle.retrain.engine import Retrainer  # noqa: E402
+from brittle.retrain.engine import Engine  # noqa: E402
 from brittle.runtime.execution import execution_of  # noqa: E402
 from brittle.stages import data, search  # noqa: E402
-from brittle.stages.spec import select  # noqa: E402
+from brittle.stages.subset import select  # noqa: E402
 from brittle.stages.targets import Targets  # noqa: E402
 
 CASES = {"mlp remove": [], "mlp mislabel": ["task=mislabel"],
@@ -54,7 +54,7 @@ def search_once(cfg, prepared: Path, lockstep: bool, work: Path) -> tuple[float,
     run_dir = Path(tempfile.mkdtemp(dir=work))
     ex = execution_of(cfg, run_dir)
     dataset = data.run(select(cfg, data.DEPENDS_ON), ex)
-    engine = Retrainer.from_spec(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
+    engine = Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
     chosen = Targets(np.load(prepared / "targets.npy"), np.load(prepared / "flips.npy"))
     strategy = instantiate(cfg.search, lockstep=lockstep)
     start = time.perf_counter()

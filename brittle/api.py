@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from brittle.data.datasets import Dataset
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
-from brittle.retrain.engine import Retrainer
+from brittle.retrain.engine import Engine
 from brittle.runtime.execution import execution_of, resolve_device
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores, validate_features
 from brittle.stages import bank as bank_stage
@@ -25,7 +25,7 @@ from brittle.stages import data as data_stage
 from brittle.stages import embed as embed_stage
 from brittle.stages import pretrain as pretrain_stage
 from brittle.stages.embed import Embeddings
-from brittle.stages.spec import select
+from brittle.stages.subset import select
 
 
 def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, queries: np.ndarray | None,
@@ -49,7 +49,7 @@ def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, que
     scorer.prepare(TrainSet(np.asarray(train_labels), np.asarray(train) if feats else None), models,
                    resolve_device(str(device)))
     q = Queries(ids, labels, np.asarray(queries) if feats else None)
-    return rank_from_scores(scorer.ranking(scorer.affinity(q), q), k)
+    return rank_from_scores(scorer.pool_scores(scorer.scores(q), q), k)
 
 
 def load_data(cfg: DictConfig, run_dir: Path | str = ".") -> Dataset:
@@ -57,15 +57,15 @@ def load_data(cfg: DictConfig, run_dir: Path | str = ".") -> Dataset:
     return data_stage.run(select(cfg, data_stage.DEPENDS_ON), execution_of(cfg, Path(run_dir)))
 
 
-def build_engine(cfg: DictConfig, data: Dataset) -> Retrainer:
+def build_engine(cfg: DictConfig, data: Dataset) -> Engine:
     """The retraining engine of `cfg.arch` and `cfg.trainer` on `data`, on `cfg.device`."""
-    return Retrainer.from_spec(select(cfg, ENGINE_DEPENDS_ON), data, execution_of(cfg, Path(".")).device)
+    return Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), data, execution_of(cfg, Path(".")).device)
 
 
 def pretrain(cfg: DictConfig, data: Dataset) -> Path:
     """The cache directory of the pretrained backbone of `cfg.backbone` (trained if missing)."""
-    spec = select(cfg, pretrain_stage.DEPENDS_ON, pretrain_stage.EXCLUDES)
-    return pretrain_stage.run(spec, execution_of(cfg, Path(".")), data)
+    subset = select(cfg, pretrain_stage.DEPENDS_ON, pretrain_stage.EXCLUDES)
+    return pretrain_stage.run(subset, execution_of(cfg, Path(".")), data)
 
 
 def embed(cfg: DictConfig, data: Dataset, backbone_dir: Path) -> Embeddings:
@@ -73,7 +73,7 @@ def embed(cfg: DictConfig, data: Dataset, backbone_dir: Path) -> Embeddings:
     return embed_stage.run(select(cfg, embed_stage.DEPENDS_ON), execution_of(cfg, Path(".")), data, backbone_dir)
 
 
-def scorer_models(cfg: DictConfig, engine: Retrainer, scorer: Scorer, work_dir: Path | str = "."
+def scorer_models(cfg: DictConfig, engine: Engine, scorer: Scorer, work_dir: Path | str = "."
                   ) -> ScorerModels:
     """What the pipeline hands a model-based scorer (TRAK, Datamodels, Grad-Cos): the engine and
     the models its `models_needed` asks for, trained once into `cfg.cache_dir`."""
@@ -81,7 +81,7 @@ def scorer_models(cfg: DictConfig, engine: Retrainer, scorer: Scorer, work_dir: 
     return pipeline.scorer_models(cfg, execution_of(cfg, Path(work_dir)), engine, scorer)
 
 
-def bank(cfg: DictConfig, engine: Retrainer, n_models: int, alpha: float, purpose: str = "datamodels"
+def bank(cfg: DictConfig, engine: Engine, n_models: int, alpha: float, purpose: str = "datamodels"
          ) -> bank_stage.Bank:
     """A subset bank of `n_models` models on random `alpha`-subsets (cached; `purpose` 'datamodels'
     or 'lds' picks its seed stream)."""

@@ -18,17 +18,17 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from brittle.counterfactual.searches import Search
+from brittle.counterfactual.tasks import Task
 from brittle.eval.lds import Evaluation, LinearDatamodelingScore
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
-from brittle.retrain.engine import Retrainer
+from brittle.retrain.engine import Engine
 from brittle.runtime.execution import Execution, activate, execution_of, run_identity
 from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
 from brittle.stages import bank, data, embed, lds, models, pretrain, reference, score, search, summarize, targets
-from brittle.stages.spec import key_of, select, with_source_arch
-from brittle.support.searches import Search
-from brittle.support.tasks import Task
+from brittle.stages.subset import key_of, select, with_source_arch
 
 
 def _on(cfg: DictConfig, stage: Any) -> DictConfig:
@@ -49,25 +49,25 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     check_run_dir(ex.run_dir, run_identity(cfg))
     dataset = data.run(_on(cfg, data), ex)
     check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support, scorer.label_conditioning)
-    engine = Retrainer.from_spec(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
+    engine = Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
     source = with_source_arch(cfg)   # reference and scorer models: on `source_arch` when chosen
-    source_engine = engine if source is cfg else Retrainer.from_spec(select(source, ENGINE_DEPENDS_ON),
+    source_engine = engine if source is cfg else Engine.from_subset(select(source, ENGINE_DEPENDS_ON),
                                                                        dataset, ex.device)
     given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering, dataset.name,
                                  search_obj.max_support)
     probs = reference.run(_on(source, reference), ex, source_engine)
     chosen = targets.run(_on(cfg, targets), ex, dataset, probs, given)
-    features, handed = None, None
+    features, models_given = None, None
     if scorer.needs_features:
         embed.check_space(_on(cfg, embed), ex, dataset)
         backbone_dir = pretrain.run(_on(cfg, pretrain), ex, dataset)
         features = embed.run(_on(cfg, embed), ex, dataset, backbone_dir)
     elif not score.recorded(ex.run_dir, score.wants_scores(_on(cfg, score), evaluation.needs_attributions)):
-        handed = scorer_models(source, ex, source_engine, scorer)
+        models_given = scorer_models(source, ex, source_engine, scorer)
     train = TrainSet(dataset.train.labels, None if features is None else features.train, dataset.ordering)
     queries = Queries(chosen.ids, dataset.test.labels[chosen.ids],
                       None if features is None else features.test[chosen.ids])
-    scored = score.run(_on(cfg, score), ex, scorer, train, queries, handed, features,
+    scored = score.run(_on(cfg, score), ex, scorer, train, queries, models_given, features,
                        evaluation.needs_attributions)
     lds_result = _evaluate(cfg, ex, engine, evaluation, chosen.ids, scored, scorer.lds_sparsity)
     searched = search.run(_on(cfg, search), ex, engine, task, search_obj, chosen, scored.topk)
@@ -87,7 +87,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     return summary
 
 
-def scorer_models(cfg: DictConfig, ex: Execution, engine: Retrainer, scorer: Scorer) -> ScorerModels:
+def scorer_models(cfg: DictConfig, ex: Execution, engine: Engine, scorer: Scorer) -> ScorerModels:
     """The engine and the models a model-based scorer asked for: checkpoints or a subset bank."""
     request = scorer.models_needed()
     if request is None:
@@ -99,7 +99,7 @@ def scorer_models(cfg: DictConfig, ex: Execution, engine: Retrainer, scorer: Sco
     return ScorerModels(engine, ex.run_dir, states=trained.states, seconds=trained.seconds)
 
 
-def _evaluate(cfg: DictConfig, ex: Execution, engine: Retrainer, evaluation: Evaluation, ids: Any,
+def _evaluate(cfg: DictConfig, ex: Execution, engine: Engine, evaluation: Evaluation, ids: Any,
               scored: score.Scored, default_sparsity: float) -> lds.LdsResult | None:
     """The LDS of the scorer's attributions on the 'lds' bank (trained unless already scored)."""
     if not isinstance(evaluation, LinearDatamodelingScore):

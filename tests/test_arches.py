@@ -6,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 
 from brittle.api import build_engine, load_data
-from brittle.retrain.recipe import logits
+from brittle.retrain.trainer import logits
 from tests.helpers import make_cfg
 
 ARCHES = ["mobilenetv2", "vit", "swin_t", "mlpmixer", "convmixer"]

@@ -62,7 +62,7 @@ CASES = [
     ("targets.n not an int", ["targets.n=ten"], "targets.n: the value 'ten'"),
     ("shard not an int", ["targets.shard=1.5"], "targets.shard"),
     ("progress not a bool", ["progress=maybe"], "progress"),
-    ("budget not an int", ["search.budget=x"], "search.budget='x' has the wrong type: brittle.support.searches.Bisection expects int"),
+    ("budget not an int", ["search.budget=x"], "search.budget='x' has the wrong type: brittle.counterfactual.searches.Bisection expects int"),
     ("C not a float", ["scorer.C=abc"], "scorer.C='abc' has the wrong type"),
     ("recipe lr not a float", ["arch.recipe.lr=fast"], "trainer.recipe.lr='fast' has the wrong type: Recipe expects float"),
     ("unknown top-level key", ["seeed=1"], "seeed is not a setting of this configuration; valid under the top level: seed"),

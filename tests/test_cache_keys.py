@@ -11,7 +11,7 @@ from omegaconf.errors import ConfigAttributeError, ValidationError
 from brittle.runtime.execution import EXECUTION_KEYS, run_identity
 from brittle.runtime.files import canonical
 from brittle.stages import bank, data, embed, models, pretrain, reference
-from brittle.stages.spec import key_of, select
+from brittle.stages.subset import key_of, select
 from tests.helpers import make_cfg
 
 # stage -> (its key function of a config, config prefixes its key must never depend on)

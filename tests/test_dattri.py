@@ -19,9 +19,9 @@ QUERIES = np.array([3, 40, 77, 111, 150, 190])
 REMOVED = 60
 
 
-def _affinity(ctx: DigitsModels, scorer: Dattri) -> np.ndarray:
+def _scores_of(ctx: DigitsModels, scorer: Dattri) -> np.ndarray:
     scorer.prepare(TrainSet(ctx.data.train.labels), ctx.models_for(scorer), torch.device("cpu"))
-    return scorer.affinity(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
+    return scorer.scores(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,11 @@ def ctx(tmp_path_factory):
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_supported_method_scores_digits(ctx, method):
     scorer = Dattri(method=method, n_models=2, proj_dim=256)
-    scores = _affinity(ctx, scorer)
+    scores = _scores_of(ctx, scorer)
     assert scores.shape == (len(QUERIES), len(ctx.data.train)) and np.isfinite(scores).all()
     assert scores.std(axis=1).min() > 0   # not a constant
     # the search's ranking of these scores (the public rank() path: test_rank_ranks_dattri_scores)
-    topk = rank_from_scores(scorer.ranking(scores, Queries(QUERIES, ctx.data.test.labels[QUERIES])), 20)
+    topk = rank_from_scores(scorer.pool_scores(scores, Queries(QUERIES, ctx.data.test.labels[QUERIES])), 20)
     assert topk.shape == (len(QUERIES), 20) and all(len(set(r)) == 20 for r in topk)
     # a proponent of a digit is mostly a training image of the same digit
     labels = ctx.data.test.labels[QUERIES]
@@ -47,7 +47,7 @@ def test_every_supported_method_scores_digits(ctx, method):
 
 def test_rank_ranks_dattri_scores_highest_first(ctx):
     """brittle.api.rank on a dattri scorer: the top-k of its scores within each target's pool."""
-    scores = _affinity(ctx, Dattri(method="grad-dot", n_models=2, proj_dim=256))
+    scores = _scores_of(ctx, Dattri(method="grad-dot", n_models=2, proj_dim=256))
     topk = rank(Dattri(method="grad-dot", n_models=2, proj_dim=256), None, ctx.data.train.labels, None,
                 ctx.data.test.labels[QUERIES], QUERIES, 20, models=ctx.models_for(Dattri(method="grad-dot")))
     labels = ctx.data.test.labels[QUERIES]
@@ -73,7 +73,7 @@ def _margin_after_removing(ctx, target: int, removed: np.ndarray, seeds=(0, 1, 2
 def test_removing_top_ranked_images_lowers_the_margin_more_than_random(ctx, method):
     """dattri's sign: removing the top-60 (largest scores) must hurt the target's margin more than
     removing 60 random training images, on average over targets."""
-    scores = _affinity(ctx, Dattri(method=method, n_models=2, proj_dim=256))
+    scores = _scores_of(ctx, Dattri(method=method, n_models=2, proj_dim=256))
     rng = np.random.default_rng(0)
     top, rand = [], []
     for row, target in zip(scores, QUERIES):

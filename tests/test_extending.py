@@ -23,7 +23,7 @@ class FarthestFirst(Scorer):
         self.label_conditioning, self.lds_sparsity = label_conditioning, lds_sparsity
         self.other_classes = other_classes
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         x = np.asarray(self.train.features, np.float64)
         return ((np.asarray(queries.features)[:, None, :] - x[None]) ** 2).sum(-1)
 

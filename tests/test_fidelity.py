@@ -10,6 +10,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from brittle.counterfactual.metrics import median_support, support_auc
 from brittle.data.datasets import Dataset, ImageSet
 from brittle.eval.stats import bootstrap_ci, paired_sign_test
 from brittle.pipeline import run
@@ -18,7 +19,6 @@ from brittle.runtime.errors import BrittleError
 from brittle.scorers.base import Queries, TrainSet
 from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.stages.targets import select_targets
-from brittle.support.metrics import median_support, support_auc
 from tests.helpers import TINY, make_cfg
 
 
@@ -101,7 +101,7 @@ def test_summary_reports_median_over_all_targets_and_intervals(tiny_run):
     for key in ("auc_ci", "fraction_flipped", "fraction_flipped_ci", "median_support", "labels"):
         assert key in record, key
     assert record["labels"] == {"method": "ESVM MoCo", "backbone": "MoCo", "task": "remove", "arch": "mlp",
-                                "trainer": "arch", "dataset": "digits", "source": None}
+                                "trainer": "arch_recipe", "dataset": "digits", "source": None}
     assert record["score_cost"]["not_converged"] == 0
 
 
@@ -150,7 +150,7 @@ def test_unconverged_torch_solve_is_redone_exactly(monkeypatch):
     svm, ref = ExemplarSVM(backend="torch"), ExemplarSVM(backend="sklearn")
     for s in (svm, ref):
         s.prepare(TrainSet(labels, train), None, torch.device("cpu"))
-    got, want = svm.affinity(q), ref.affinity(q)
+    got, want = svm.scores(q), ref.scores(q)
     assert svm.fallbacks == 1
     assert np.allclose(got[0], want[0])
     assert ExemplarSVM(backend="auto").backend == "torch"  # cuML only when asked for

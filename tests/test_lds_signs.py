@@ -34,14 +34,14 @@ def _problem(seed: int = 0):
     return train.astype(np.float32), labels, queries.astype(np.float32)
 
 
-def _truth(affinity: np.ndarray, train_labels: np.ndarray, query_label: int) -> np.ndarray:
+def _truth(scores: np.ndarray, train_labels: np.ndarray, query_label: int) -> np.ndarray:
     """A linear datamodel whose influence follows the scorer's own ranking: the 20 images of the
     target's class it ranks first support the target (weight 1/sqrt(1 + rank)), the 20 nearest
     images of other classes oppose it (0.3 of that), the rest do not matter."""
-    tau = np.zeros_like(affinity)
+    tau = np.zeros_like(scores)
     for sign, members in ((1.0, train_labels == query_label), (-0.3, train_labels != query_label)):
         idx = np.flatnonzero(members)
-        order = idx[np.argsort(-affinity[idx], kind="stable")][:20]
+        order = idx[np.argsort(-scores[idx], kind="stable")][:20]
         tau[order] = sign / np.sqrt(1.0 + np.arange(len(order)))
     return tau
 
@@ -62,20 +62,20 @@ def test_signed_attributions_get_high_lds_where_raw_scores_do_not(name):
         scorer.other_classes = "zero"
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
     q = Queries(np.arange(len(queries)), np.zeros(len(queries), np.int64), queries)
-    affinity = scorer.affinity(q)
+    scores = scorer.scores(q)
     # other classes' influence in the truth follows l2 nearness (the ESVM's other classes get 0 here)
     nearest = Distance("l2")
     nearest.prepare(TrainSet(labels, train), None, torch.device("cpu"))
     own = labels[None, :] == 0
-    affinity_all = np.where(own, affinity, nearest.affinity(q) - 1e9)
+    scores_all = np.where(own, scores, nearest.scores(q) - 1e9)
     rng = np.random.default_rng(1)
     masks = rng.random((300, len(labels))) < 0.5
-    truth = np.stack([_truth(a, labels, 0) for a in affinity_all])
+    truth = np.stack([_truth(a, labels, 0) for a in scores_all])
     margins = masks @ truth.T + 0.05 * rng.standard_normal((300, len(queries)))
-    tau = sparsify_top(scorer.attributions(affinity, q), scorer.lds_sparsity)
+    tau = sparsify_top(scorer.attributions(scores, q), scorer.lds_sparsity)
     assert lds(masks, margins, tau).mean() > 0.5
     # the old convention (raw scores of the search's ranking, other classes 0) fails this
-    raw = np.where(np.isfinite(scorer.ranking(affinity, q)), scorer.ranking(affinity, q), 0.0)
+    raw = np.where(np.isfinite(scorer.pool_scores(scores, q)), scorer.pool_scores(scores, q), 0.0)
     assert lds(masks, margins, sparsify_top(raw, scorer.lds_sparsity)).mean() < 0.5
 
 
@@ -84,7 +84,7 @@ def test_attribution_signs_follow_the_label_and_nearness():
     scorer = Distance("l2")
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
     q = Queries(np.arange(1), np.zeros(1, np.int64), queries[:1])
-    tau = scorer.attributions(scorer.affinity(q), q)[0]
+    tau = scorer.attributions(scorer.scores(q), q)[0]
     assert (tau[labels == 0] > 0).all() and (tau[labels == 1] < 0).all()
     dist = np.linalg.norm(train - queries[0], axis=1)
     same = np.flatnonzero(labels == 0)
@@ -97,7 +97,7 @@ def test_random_attributions_are_signed_by_label_only():
     scorer = RandomOrder(seed=3)
     scorer.prepare(TrainSet(labels), None, torch.device("cpu"))
     q = Queries(np.array([7]), np.array([1]))
-    tau = scorer.attributions(scorer.affinity(q), q)[0]
+    tau = scorer.attributions(scorer.scores(q), q)[0]
     assert (tau[labels == 1] > 0).all() and (tau[labels == 0] < 0).all()
 
 
@@ -111,8 +111,8 @@ def test_esvm_attributions_follow_the_papers_sign_rule_on_every_training_image()
     q = Queries(np.arange(2), np.zeros(2, np.int64), queries[:2])
     scorer = ExemplarSVM(backend="torch")
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
-    affinity = scorer.affinity(q)
-    tau = scorer.attributions(affinity, q)
+    scores = scorer.scores(q)
+    tau = scorer.attributions(scores, q)
     pool = train[labels == 0]
     for t in range(2):
         clf = LinearSVC(C=0.1, class_weight="balanced", loss="squared_hinge", max_iter=100000, tol=1e-10)
@@ -122,11 +122,11 @@ def test_esvm_attributions_follow_the_papers_sign_rule_on_every_training_image()
         assert np.allclose(tau[t], expected, rtol=1e-3)
     assert (tau[:, labels == 1] < 0).all() and (tau[:, labels == 0] > 0).all()
     # the ranking still holds the target's class only
-    assert np.isinf(scorer.ranking(affinity, q)[:, labels == 1]).all()
+    assert np.isinf(scorer.pool_scores(scores, q)[:, labels == 1]).all()
     # ESVM and l2 follow one rule: both negative on the other class
     nearest = Distance("l2")
     nearest.prepare(TrainSet(labels, train), None, torch.device("cpu"))
-    assert (nearest.attributions(nearest.affinity(q), q)[:, labels == 1] < 0).all()
+    assert (nearest.attributions(nearest.scores(q), q)[:, labels == 1] < 0).all()
 
 
 @pytest.mark.parametrize("name", ["esvm", "l2", "cosine"])
@@ -137,11 +137,11 @@ def test_other_classes_zero_is_the_named_alternative(name):
     zero.other_classes = "zero"
     for s in (paper, zero):
         s.prepare(TrainSet(labels, train), None, torch.device("cpu"))
-    a = paper.affinity(q)
+    a = paper.scores(q)
     tau_paper, tau_zero = paper.attributions(a, q), zero.attributions(a, q)
     assert (tau_zero[:, labels == 1] == 0).all()
     assert np.array_equal(tau_zero[:, labels == 0], tau_paper[:, labels == 0])
-    assert zero.display_label("MoCo").endswith("(others 0)") and "others" not in paper.display_label("MoCo")
+    assert zero.display_label("MoCo").endswith("(other classes 0)") and "others" not in paper.display_label("MoCo")
 
 
 def test_a_bad_sign_rule_is_one_clear_error():

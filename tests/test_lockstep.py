@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
+from brittle.counterfactual.lockstep import SearchTarget, search_lockstep
+from brittle.counterfactual.searches import Bisection, Parallel
 from brittle.data.datasets import load_digits, normalized
 from brittle.retrain.arches import MLP
-from brittle.retrain.recipe import Recipe, train_model
+from brittle.retrain.recipe import Recipe
+from brittle.retrain.recipe_trainer import train_one
 from brittle.retrain.stacked import train_stacked_jobs
 from brittle.retrain.trainer import Job
-from brittle.support.lockstep import Quest, search_lockstep
-from brittle.support.searches import Bisection, Parallel
 from tests.helpers import TINY, make_cfg
 
 
@@ -46,10 +47,10 @@ class _Tester:
 def test_a_round_holds_every_unfinished_targets_next_tests_in_target_order():
     thresholds = {10: 5, 11: 40, 12: 1000, 13: 64}
     tester = _Tester(thresholds)
-    quests = [Quest(t, np.arange(64), None) for t in thresholds]
+    searched = [SearchTarget(t, np.arange(64), None) for t in thresholds]
     done = []
-    rounds = search_lockstep(Bisection(budget=3, n_test=1, max_support=64), tester, quests,
-                             lambda i, result: done.append((quests[i].target, result.support)))
+    rounds = search_lockstep(Bisection(budget=3, n_test=1, max_support=64), tester, searched,
+                             lambda i, result: done.append((searched[i].target, result.support)))
     assert tester.rounds[0] == [(10, 64), (11, 64), (12, 64), (13, 64)]
     assert tester.rounds[1] == [(10, 32), (11, 32), (13, 32)]   # 12 did not flip at K: finished
     assert rounds == 4 and sorted(done) == [(10, 8), (11, 40), (12, -1), (13, 64)]
@@ -60,7 +61,7 @@ def test_a_round_holds_every_unfinished_targets_next_tests_in_target_order():
         assert alone.support == support
     # a parallel search's probes of one round arrive together
     tester = _Tester(thresholds)
-    search_lockstep(Parallel(width=3, budget=3, n_test=1, max_support=64), tester, quests[:2], lambda i, r: None)
+    search_lockstep(Parallel(width=3, budget=3, n_test=1, max_support=64), tester, searched[:2], lambda i, r: None)
     assert tester.rounds[1] == [(10, 16), (10, 32), (10, 48), (11, 16), (11, 32), (11, 48)]
 
 
@@ -71,16 +72,16 @@ def test_an_error_in_a_search_or_a_round_ends_the_lockstep_search():
             raise RuntimeError("search broke")
 
     tester = _Tester({1: 3, 2: 3})
-    quests = [Quest(1, np.arange(8), None), Quest(2, np.arange(8), None)]
+    searched = [SearchTarget(1, np.arange(8), None), SearchTarget(2, np.arange(8), None)]
     with pytest.raises(RuntimeError, match="search broke"):
-        search_lockstep(Failing(budget=2, n_test=1, max_support=8), tester, quests, lambda i, r: None)
+        search_lockstep(Failing(budget=2, n_test=1, max_support=8), tester, searched, lambda i, r: None)
 
     class Broken(_Tester):
         def accuracies(self, requests):
             raise MemoryError("out of memory")
 
     with pytest.raises(MemoryError):
-        search_lockstep(Bisection(budget=2, n_test=1, max_support=8), Broken({}), quests, lambda i, r: None)
+        search_lockstep(Bisection(budget=2, n_test=1, max_support=8), Broken({}), searched, lambda i, r: None)
 
 
 def test_stacked_models_of_different_tests_are_the_models_trained_alone():
@@ -96,7 +97,7 @@ def test_stacked_models_of_different_tests_are_the_models_trained_alone():
             Job(torch.arange(n - 40), relabelled, 3)]
     stacked = train_stacked_jobs(build, recipe, x, jobs)
     for job, model in zip(jobs, stacked):
-        alone = train_model(build, recipe, x, job.labels, job.keep, job.seed)
+        alone = train_one(build, recipe, x, job.labels, job.keep, job.seed)
         for a, b in zip(model.parameters(), alone.parameters()):
             assert torch.allclose(a, b, atol=1e-4)
     with pytest.raises(ValueError, match="equally many images"):

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brittle.support.metrics import support_auc, support_cdf
+from brittle.counterfactual.metrics import support_auc, support_cdf
 
 
 def test_known_values():

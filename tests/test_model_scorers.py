@@ -43,10 +43,10 @@ def _rank(scorer, ctx):
     return rank(scorer, None, d.train.labels, None, d.test.labels[QUERIES], QUERIES, K, models=ctx.models_for(scorer))
 
 
-def _affinity(scorer, ctx):
+def _scores_of(scorer, ctx):
     d = ctx.data
     scorer.prepare(TrainSet(d.train.labels), ctx.models_for(scorer), torch.device("cpu"))
-    return scorer.affinity(Queries(QUERIES, d.test.labels[QUERIES]))
+    return scorer.scores(Queries(QUERIES, d.test.labels[QUERIES]))
 
 
 def test_bank_shapes_and_alpha(bank, ctx):
@@ -70,7 +70,7 @@ def test_gradcos_holds_only_the_targets_its_memory_budget_fits(ctx, monkeypatch)
     and the cosines are those computed with every target at once."""
     from brittle.scorers import gradcos
 
-    whole = _affinity(GradCos(batch_size=64), ctx)
+    whole = _scores_of(GradCos(batch_size=64), ctx)
     scorer = GradCos(batch_size=64)
     scorer.prepare(TrainSet(ctx.data.train.labels), ctx.models_for(scorer), torch.device("cpu"))
     row = scorer._bytes
@@ -78,7 +78,7 @@ def test_gradcos_holds_only_the_targets_its_memory_budget_fits(ctx, monkeypatch)
     rows: list[int] = []
     real = gradcos.per_sample_grads
     monkeypatch.setattr(gradcos, "per_sample_grads", lambda m, x, y: rows.append(len(x)) or real(m, x, y))
-    budgeted = scorer.affinity(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
+    budgeted = scorer.scores(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
     query_calls = rows[::1 + -(-len(ctx.data.train) // 64)]   # each sub-batch: targets, then the train batches
     assert query_calls == [2] * (len(QUERIES) // 2)
     np.testing.assert_allclose(budgeted, whole, rtol=1e-5, atol=1e-6)
@@ -87,7 +87,7 @@ def test_gradcos_holds_only_the_targets_its_memory_budget_fits(ctx, monkeypatch)
 def test_trak_beats_random_on_lds(ctx, bank):
     trak = Trak(n_models=3, proj_dim=256, label_conditioning=True)
     _valid(_rank(trak, ctx), ctx)
-    trak_scores = _affinity(Trak(n_models=3, proj_dim=256), ctx)
+    trak_scores = _scores_of(Trak(n_models=3, proj_dim=256), ctx)
     rand_scores = np.stack([np.random.default_rng(q).standard_normal(len(ctx.data.train)) for q in QUERIES])
     margins = bank.margins[:, QUERIES]
     lds_trak = lds(bank.masks, margins, trak_scores)
@@ -146,7 +146,7 @@ def test_lds_known_answers():
     assert np.allclose(lds(masks, margins, -tau), -1.0)
     rand = RandomOrder(0)
     rand.prepare(TrainSet(np.zeros(30, np.int64)), None, torch.device("cpu"))
-    assert abs(lds(masks, margins, rand.affinity(Queries(np.arange(3), np.zeros(3, np.int64)))).mean()) < 0.3
+    assert abs(lds(masks, margins, rand.scores(Queries(np.arange(3), np.zeros(3, np.int64)))).mean()) < 0.3
 
 
 def test_sparsify_keeps_top_fraction_by_magnitude():

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from brittle.runtime.execution import run_identity
 from brittle.runtime.names import MOVED, REGISTERED, stable_name, with_stable_names
 from brittle.stages import embed, pretrain, reference
-from brittle.stages.spec import key_of, select
+from brittle.stages.subset import key_of, select
 from tests.helpers import CONF, make_cfg, run_brittle
 
 
@@ -92,3 +92,23 @@ def test_an_old_import_path_is_refused_with_the_new_one(old):
     assert p.returncode == 2 and len(errors) == 1, p.stderr[-800:]
     assert f"{group}._target_={old} has moved; use {group}._target_={MOVED[old]}" in errors[0]
     assert "Traceback" not in p.stderr
+
+
+def test_a_run_directory_of_the_release_before_the_renames_resumes(tmp_path):
+    """tests/data holds the run_spec.json that f273656 wrote for `scorer=trak` (with `protocol:`
+    and the trainer label `arch`): today's config of the same command binds to that directory."""
+    import shutil
+
+    from brittle.runtime.files import check_run_dir
+    shutil.copy(CONF.parent / "tests" / "data" / "run_spec_f273656_scorer=trak.json", tmp_path / "run_spec.json")
+    check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak"])))   # no error: the same run
+    with pytest.raises(Exception, match="holds results of a different config"):
+        check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak", "trak_sizes.n_models=6"])))
+
+
+@pytest.mark.parametrize("old,new", [("trainer=arch", "trainer=arch_recipe"),
+                                     ("scorer=esvm_others0", "scorer=esvm_other_classes_zero")])
+def test_a_renamed_option_names_its_new_name(old, new):
+    from brittle.cli.validate import check_command_line
+    problem = check_command_line([old])
+    assert problem is not None and problem.startswith(f"{old} was renamed {new}; valid: "), problem

@@ -8,7 +8,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from brittle.retrain.recipe import Recipe, augment, translate
+from brittle.retrain.augment import augment, translate
+from brittle.retrain.recipe import Recipe
 from tests.helpers import make_cfg
 
 # the reference code's constants.py, uint8 units
@@ -95,11 +96,11 @@ def test_paper_imagenet_composes_with_the_papers_settings():
     assert (r.epochs, r.batch_size, [list(p) for p in r.resolution]) == (16, 1024, [[0, 160], [11, 192]])
     assert (cfg.targets.n, cfg.targets.only_correct, cfg.reference.n_models) == (30, True, 4)
     assert (cfg.search.max_support, cfg.search.n_test, cfg.search.budget) == (1000, 1, 7)
-    assert (cfg.protocol.trak_models, cfg.protocol.trak_proj_dim) == (4, 4096)
+    assert (cfg.trak_sizes.n_models, cfg.trak_sizes.proj_dim) == (4, 4096)
 
 
 def test_progressive_resizing_trains_at_each_epochs_resolution():
-    from brittle.retrain.recipe import resized
+    from brittle.retrain.augment import resized
     recipe = Recipe(epochs=16, batch_size=1, lr=0.1, resolution=[[0, 160], [11, 192]])
     x = torch.rand(2, 3, 224, 224)
     assert resized(x, recipe, 0).shape[-2:] == (160, 160) and resized(x, recipe, 10).shape[-1] == 160

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from brittle.support.tasks import Mislabel, Remove, flip_classes
+from brittle.counterfactual.tasks import Mislabel, Remove, flip_classes
 
 
 def test_remove_drops_exactly_the_prefix():

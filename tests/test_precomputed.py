@@ -108,15 +108,15 @@ def test_scores_are_ranked_within_the_pool_a_ranking_as_given(tmp_path):
         scorer = Precomputed(str(tmp_path / "s.npz"), pool=pool)
         scorer.given_targets(12, 5, "official", "digits", 4)
         scorer.prepare(TrainSet(labels), None, torch.device("cpu"))
-        ranked = scorer.ranking(scorer.affinity(queries), queries)
+        ranked = scorer.pool_scores(scorer.scores(queries), queries)
         assert list(np.argmax(ranked, axis=1)) == first
-        np.testing.assert_array_equal(scorer.attributions(scorer.affinity(queries), queries), scores)
+        np.testing.assert_array_equal(scorer.attributions(scorer.scores(queries), queries), scores)
     topk = np.array([[11, 0, 5, 2], [1, 2, 3, 4]])      # other classes included: used as given
     np.savez(tmp_path / "t.npz", targets=np.array([0, 1]), topk=topk)
     scorer = Precomputed(str(tmp_path / "t.npz"))
     scorer.given_targets(12, 5, "official", "digits", 4)
     scorer.prepare(TrainSet(labels), None, torch.device("cpu"))
-    ranked = scorer.ranking(scorer.affinity(queries), queries)
+    ranked = scorer.pool_scores(scorer.scores(queries), queries)
     np.testing.assert_array_equal(np.argsort(-ranked, axis=1, kind="stable")[:, :4], topk)
 
 

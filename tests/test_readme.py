@@ -10,7 +10,8 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from brittle.cli.validate import check_choices, check_targets, jobs_to_check, parse_command_line, sweep_jobs
+from brittle.cli.commandline import jobs_to_check, parse_command_line, sweep_jobs
+from brittle.cli.validate import check_choices, check_targets
 from tests.helpers import CONF, ROOT
 
 

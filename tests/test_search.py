@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from brittle.counterfactual.searches import NOT_FOUND, Bisection
 from brittle.runtime.errors import BrittleError
-from brittle.support.searches import NOT_FOUND, Bisection
 
 
 def step_oracle(threshold: int, calls: list[int]):
@@ -69,7 +69,7 @@ def test_out_of_range_settings_are_errors(kwargs):
 @settings(max_examples=200, deadline=None)
 @given(K=st.integers(8, 5000), B=st.integers(1, 10), width=st.integers(2, 7), data=st.data())
 def test_parallel_reaches_bisection_resolution_in_fewer_rounds(K, B, width, data):
-    from brittle.support.searches import Parallel
+    from brittle.counterfactual.searches import Parallel
     t = data.draw(st.integers(1, K))
     bis = Bisection(budget=B, n_test=1, max_support=K).run(step_oracle(t, []))
     par = Parallel(width=width, budget=B, n_test=1, max_support=K).run(step_oracle(t, []))
@@ -83,7 +83,7 @@ def test_parallel_reaches_bisection_resolution_in_fewer_rounds(K, B, width, data
 @settings(max_examples=200, deadline=None)
 @given(K=st.integers(1, 5000), B=st.integers(0, 10), data=st.data())
 def test_grid_returns_first_flipping_size(K, B, data):
-    from brittle.support.searches import Grid
+    from brittle.counterfactual.searches import Grid
     t = data.draw(st.integers(0, K + 5))
     g = Grid(budget=B, n_test=1, max_support=K)
     r = g.run(step_oracle(t, []))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from brittle.cli.validate import parse_command_line, sweep_jobs
+from brittle.cli.commandline import parse_command_line, sweep_jobs
 from tests.helpers import ROOT, run_brittle
 
 FAST = ["backbone.epochs=1", "targets.n=1", "search.budget=0", "search.n_test=1", "search.max_support=8",
@@ -25,7 +25,7 @@ def test_every_form_expands_as_hydra_expands_it():
     assert [j[0] for j in _jobs("-m", "scorer=choice(esvm,l2)")] == ["scorer=esvm", "scorer=l2"]
     assert [j[0] for j in _jobs("-m", "scorer=glob(l*)")] == ["scorer=l2"]
     assert [j[0] for j in _jobs("-m", "scorer=glob(*,exclude=[esvm,l2])")] == [
-        "scorer=cosine", "scorer=datamodels", "scorer=dattri", "scorer=esvm_others0", "scorer=gradcos",
+        "scorer=cosine", "scorer=datamodels", "scorer=dattri", "scorer=esvm_other_classes_zero", "scorer=gradcos",
         "scorer=influence", "scorer=precomputed", "scorer=random", "scorer=tracin", "scorer=trak"]
     assert [j[0] for j in _jobs("-m", "seed=range(3)")] == ["seed=0", "seed=1", "seed=2"]  # every value
     assert len(_jobs("-m", "scorer=esvm,l2", "task=remove,mislabel")) == 4

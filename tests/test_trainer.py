@@ -7,7 +7,10 @@ import torch
 
 from brittle.data.datasets import load_digits, normalized
 from brittle.retrain.arches import MLP, ResNet9, SmallCNN
-from brittle.retrain.recipe import Recipe, augment, logits, lr_at, margin, train_model
+from brittle.retrain.augment import augment
+from brittle.retrain.recipe import Recipe, lr_at
+from brittle.retrain.recipe_trainer import train_one
+from brittle.retrain.trainer import logits, margin
 
 
 def _digits():
@@ -44,9 +47,9 @@ def test_same_seed_same_model_different_seed_different_model():
     keep = torch.arange(len(y))
     recipe = Recipe(epochs=2, batch_size=128, lr=0.1, translate=1)
     build = lambda: MLP([1, 8, 8], 10, hidden=[32])  # noqa: E731
-    a = logits(train_model(build, recipe, x, y, keep, seed=5), xt)
-    b = logits(train_model(build, recipe, x, y, keep, seed=5), xt)
-    c = logits(train_model(build, recipe, x, y, keep, seed=6), xt)
+    a = logits(train_one(build, recipe, x, y, keep, seed=5), xt)
+    b = logits(train_one(build, recipe, x, y, keep, seed=5), xt)
+    c = logits(train_one(build, recipe, x, y, keep, seed=6), xt)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -54,7 +57,7 @@ def test_models_learn_digits():
     x, y, xt, yt = _digits()
     keep = torch.arange(len(y))
     for build, epochs in ((lambda: MLP([1, 8, 8], 10), 20), (lambda: SmallCNN([1, 8, 8], 10), 8)):
-        model = train_model(build, Recipe(epochs=epochs, batch_size=128, lr=0.1), x, y, keep, seed=0)
+        model = train_one(build, Recipe(epochs=epochs, batch_size=128, lr=0.1), x, y, keep, seed=0)
         acc = (logits(model, xt).argmax(1).numpy() == yt).mean()
         assert acc > 0.93, acc
 
@@ -88,12 +91,12 @@ def test_stacked_mlps_follow_their_solo_trajectories(precision):
     together = train_stacked(build, recipe, x, y, keep, seeds)
     tol = 1e-3
     for seed, model in zip(seeds, together):
-        alone = train_model(build, recipe, x, y, keep, seed)
+        alone = train_one(build, recipe, x, y, keep, seed)
         a, b = logits(model, xt, precision=precision), logits(alone, xt, precision=precision)
         assert torch.allclose(a, b, atol=tol, rtol=tol), (a - b).abs().max()
     assert not torch.allclose(logits(together[0], xt), logits(together[1], xt), atol=5e-2)
     if precision == "bf16":  # and bf16 really trained another model than fp32 would have
-        fp32 = train_model(build, Recipe(**{**recipe.__dict__, "precision": "fp32"}), x, y, keep, seeds[0])
+        fp32 = train_one(build, Recipe(**{**recipe.__dict__, "precision": "fp32"}), x, y, keep, seeds[0])
         assert (logits(fp32, xt) - logits(together[0], xt, precision="fp32")).abs().max() > 10 * tol
 
 
@@ -126,7 +129,7 @@ def test_dropout_is_seeded_and_the_global_rng_left_alone():
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    a = logits(train_model(build, recipe, x, y, keep, seed=4), xt)
+    a = logits(train_one(build, recipe, x, y, keep, seed=4), xt)
     assert torch.equal(torch.rand(1), before)             # global stream untouched
-    b = logits(train_model(build, recipe, x, y, keep, seed=4), xt)
+    b = logits(train_one(build, recipe, x, y, keep, seed=4), xt)
     assert torch.equal(a, b)

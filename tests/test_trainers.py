@@ -8,13 +8,14 @@ import torch
 from hydra.utils import instantiate
 
 from brittle.data.datasets import load_digits, normalized
-from brittle.retrain.airbench import AirNet, FastTrainer, _triangle
+from brittle.retrain.airnet import AirNet
 from brittle.retrain.arches import mobilenet_v2
+from brittle.retrain.fast_trainer import FastTrainer, _triangle
 from brittle.retrain.recipe_trainer import RecipeTrainer
 from tests.helpers import make_cfg
 
 
-@pytest.mark.parametrize("option,cls,epochs", [("arch", RecipeTrainer, 20), ("paper", RecipeTrainer, 24),
+@pytest.mark.parametrize("option,cls,epochs", [("arch_recipe", RecipeTrainer, 20), ("paper", RecipeTrainer, 24),
                                                ("cpu", RecipeTrainer, 6), ("fast", FastTrainer, 9.9)])
 def test_every_trainer_option_instantiates(option, cls, epochs):
     trainer = instantiate(make_cfg([f"trainer={option}"]).trainer)

@@ -22,7 +22,7 @@ def _jobs(root: Path) -> dict[str, Path]:
 @pytest.mark.heavy
 def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path):
     p = run_brittle(["-m", "arch=mlp,cnn", "scorer=esvm,trak", "arch@source_arch=mlp", "task=mislabel",
-                     "protocol.trak_models=2", *TINY, "progress=false", f"cache_dir={tmp_path}/cache",
+                     "trak_sizes.n_models=2", *TINY, "progress=false", f"cache_dir={tmp_path}/cache",
                      f"hydra.sweep.dir={tmp_path}/sweep"], env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     jobs = _jobs(tmp_path / "sweep")

@@ -29,9 +29,9 @@ class ReferenceSchema:
 
 
 @dataclass
-class ProtocolSchema:
-    trak_models: int = MISSING
-    trak_proj_dim: int = MISSING
+class TrakSizesSchema:
+    n_models: int = MISSING
+    proj_dim: int = MISSING
 
 
 @dataclass
@@ -53,7 +53,7 @@ class BrittleSchema:
     targets: TargetsSchema = field(default_factory=TargetsSchema)
     reference: ReferenceSchema = field(default_factory=ReferenceSchema)
     score: ScoreSchema = field(default_factory=ScoreSchema)
-    protocol: ProtocolSchema = field(default_factory=ProtocolSchema)
+    trak_sizes: TrakSizesSchema = field(default_factory=TrakSizesSchema)
     dataset: dict[str, Any] = field(default_factory=dict)
     backbone: dict[str, Any] = field(default_factory=dict)
     scorer: dict[str, Any] = field(default_factory=dict)

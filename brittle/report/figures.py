@@ -13,10 +13,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from brittle.counterfactual.metrics import support_cdf  # noqa: E402
 from brittle.report.aggregate import one_configuration_per_cell  # noqa: E402
 from brittle.report.tables import auc_markdown  # noqa: E402
 from brittle.runtime.files import atomic_path  # noqa: E402
-from brittle.support.metrics import support_cdf  # noqa: E402
 
 log = logging.getLogger("brittle.report.figures")
 

@@ -17,8 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from brittle.data.datasets import Dataset, normalized
-from brittle.retrain.recipe import margin
-from brittle.retrain.trainer import Job
+from brittle.retrain.trainer import Job, margin
 
 # The settings a trained model depends on (besides its seed and training set): the data, its
 # normalisation, the arch and the trainer. Stages that train models include these in their key.
@@ -26,24 +25,24 @@ DEPENDS_ON = ("dataset.loader", "dataset.normalize", "arch", "trainer")
 
 
 @dataclass
-class Retrainer:
+class Engine:
     """train_x float [N, C, H, W], train_y int64 [N], test_x float [M, C, H, W] on `device`."""
     build: Callable[[], nn.Module]
-    trainer: Any   # a `trainer=` option: RecipeTrainer or airbench.FastTrainer
+    trainer: Any   # a `trainer=` option: RecipeTrainer or FastTrainer
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: np.ndarray
 
     @classmethod
-    def from_spec(cls, spec: DictConfig, data: Dataset, device: torch.device) -> Retrainer:
+    def from_subset(cls, subset: DictConfig, data: Dataset, device: torch.device) -> Engine:
         """The engine of a `DEPENDS_ON` subset: the arch's model as a partial built once, the
         trainer, and the normalised images on `device`."""
-        mean, std = list(spec.dataset.normalize.mean), list(spec.dataset.normalize.std)
+        mean, std = list(subset.dataset.normalize.mean), list(subset.dataset.normalize.std)
         in_shape = [int(s) for s in data.train.images.shape[1:]]
-        build = instantiate(spec.arch.model, _partial_=True, in_shape=in_shape,
+        build = instantiate(subset.arch.model, _partial_=True, in_shape=in_shape,
                             num_classes=data.num_classes)
-        return cls(build, instantiate(spec.trainer),
+        return cls(build, instantiate(subset.trainer),
                    normalized(data.train.images, mean, std).to(device),
                    torch.as_tensor(data.train.labels, device=device),
                    normalized(data.test.images, mean, std).to(device),

@@ -1,4 +1,4 @@
-"""The one seeded training loop that every trainer shares (recipe, stacked and airbench-class).
+"""The one seeded training loop that every trainer shares (recipe, stacked and fast).
 
 A model's seed fixes its initialisation (the global RNG, forked and restored, so dropout is
 seeded too without touching the caller's stream), its data order and its augmentation (a

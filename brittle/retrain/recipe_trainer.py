@@ -1,9 +1,9 @@
 """The `trainer=` group: how the retrained classifiers are trained and read out.
 
-RecipeTrainer trains with a Recipe (recipe.py): `trainer=arch` takes the arch's own recipe,
+RecipeTrainer trains with a Recipe (recipe.py): `trainer=arch_recipe` takes the arch's own recipe,
 `trainer=paper` the paper's ResNet-9 recipe, `trainer=cpu` an arch's recipe shortened for a CPU.
 The models of one counterfactual test are trained together when that is faster (stacked MLPs,
-stacked.py) or one after another. `trainer=fast` is the airbench-class procedure (airbench.py).
+stacked.py) or one after another. `trainer=fast` is the airbench-class procedure (fast_trainer.py).
 """
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from brittle.retrain.precision import PRECISIONS
-from brittle.retrain.recipe import Recipe, logits, train_model
+from brittle.retrain.augment import augment, resized
+from brittle.retrain.loop import batches, seeded
+from brittle.retrain.precision import PRECISIONS, Precision
+from brittle.retrain.precision import step as precision_step
+from brittle.retrain.recipe import Recipe, lr_at, optimizer_for
 from brittle.retrain.stacked import stackable, train_stacked, train_stacked_jobs
-from brittle.retrain.trainer import Job, Trainer
+from brittle.retrain.trainer import Job, Trainer, logits
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
 
@@ -42,7 +46,7 @@ class RecipeTrainer(Trainer):
     when the arch allows it: MLPs), stacked (require it), loop (one by one)."""
 
     def __init__(self, recipe: Recipe | Mapping[str, Any], together: str = "auto",
-                 epochs: int | None = None, batch_size: int | None = None, label: str = "arch",
+                 epochs: int | None = None, batch_size: int | None = None, label: str = "arch_recipe",
                  max_stack: int = 256):
         self.label = label  # display name in tables
         self.max_stack = max(1, int(max_stack))  # copies in one stacked network (bounds its memory)
@@ -70,7 +74,7 @@ class RecipeTrainer(Trainer):
         if self.together == "stacked":
             raise BrittleError("trainer.together=stacked needs an MLP arch (arch=mlp); "
                                "use trainer.together=auto or loop")
-        return [train_model(build, self.recipe, x, labels, keep, seed) for seed in seeds]
+        return [train_one(build, self.recipe, x, labels, keep, seed) for seed in seeds]
 
     def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor, jobs: Sequence[Job]) -> list[nn.Module]:
         """The models of many tests: stackable archs train every job of equal training-set size
@@ -97,3 +101,37 @@ class RecipeTrainer(Trainer):
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """float32 [M, classes] for x [M, C, H, W]."""
         return logits(model, x, precision=self.recipe.precision)
+
+
+def train_one(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
+                keep: torch.Tensor, seed: int) -> nn.Module:
+    """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU
+    (brittle/retrain/loop.py: init, data order, augmentation and dropout follow the seed).
+
+    x: float [N, C, H, W] on the device; labels: int64 [N]; keep: int64 [N_keep] indices.
+    """
+    device = x.device
+    with seeded(seed, device) as gen:
+        model = build().to(device)
+        _fit(model, recipe, x, labels, keep, gen)
+    return model.eval()
+
+
+def _fit(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
+                keep: torch.Tensor, gen: torch.Generator) -> None:
+    opt = optimizer_for(model.parameters(), recipe)
+    precision = Precision.of(recipe.precision, x.device)
+    scaler = precision.scaler()
+    if x.device.type == "cuda" and x.dim() == 4:
+        model.to(memory_format=torch.channels_last)  # the tensor-core layout of convolutions
+    model.train()
+    for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, [gen]):
+        idx = keep[step.positions[0]]
+        xb = augment(resized(x[idx], recipe, step.epoch), recipe, gen)
+        if x.device.type == "cuda" and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step.step, step.total, recipe)
+        with precision.autocast():
+            loss = F.cross_entropy(model(xb), labels[idx], label_smoothing=recipe.label_smoothing)
+        precision_step(loss, opt, scaler)

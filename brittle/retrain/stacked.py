@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brittle.retrain.augment import augment
 from brittle.retrain.loop import batches, build_seeded
 from brittle.retrain.precision import Precision
 from brittle.retrain.precision import step as precision_step
-from brittle.retrain.recipe import Recipe, augment, lr_at, optimizer_for
+from brittle.retrain.recipe import Recipe, lr_at, optimizer_for
 from brittle.retrain.trainer import Job
 
 
@@ -53,7 +54,7 @@ def _forward(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -
 def train_stacked(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
                   keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
     """Train one MLP per seed on x[keep] with labels[keep], all at once; same per-seed data order,
-    augmentation and initialisation as trainer.train_model (the shared loop of loop.py)."""
+    augmentation and initialisation as recipe_trainer.train_one (the shared loop of loop.py)."""
     return train_stacked_jobs(build, recipe, x, [Job(keep, labels, seed) for seed in seeds])
 
 
@@ -70,7 +71,7 @@ def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.
     gens = [torch.Generator(device=device).manual_seed(j.seed) for j in jobs]
     layers = _stack(models)
     opt = optimizer_for([t for pair in layers for t in pair], recipe)
-    precision = Precision.of(recipe.precision, device)  # the same policy as train_model's
+    precision = Precision.of(recipe.precision, device)  # the same policy as train_one's
     scaler = precision.scaler()
     # gathered once per step for all copies (not per copy): keeps [J, n], labels [J, N]
     keeps = torch.stack([j.keep for j in jobs])

@@ -1,5 +1,7 @@
 """The Trainer interface: what every `trainer=` option does (train models from scratch, read them
-out). Implementations: RecipeTrainer (recipe_trainer.py) and FastTrainer (airbench.py)."""
+out), and the read-out every trainer shares (logits, margin). Implementations: RecipeTrainer
+(recipe_trainer.py) and FastTrainer (fast_trainer.py); both run the one seeded step loop of
+loop.py. The Engine (engine.py) binds a trainer to an arch and device-resident data."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -8,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from brittle.retrain.precision import Precision
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,21 @@ class Trainer(ABC):
     @abstractmethod
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """float32 [M, classes] of x [M, C, H, W]."""
+
+
+@torch.no_grad()
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, precision: str = "auto") -> torch.Tensor:
+    """float32 [M, num_classes] logits of x [M, C, H, W] in eval mode, in the recipe's precision."""
+    policy = Precision.of(precision, x.device)
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        with policy.autocast():
+            out.append(model(x[start:start + batch_size]).float())
+    return torch.cat(out)
+
+
+def margin(logit: torch.Tensor, label: int) -> float:
+    """Correct-class logit minus the highest other logit, for one logit vector [C]."""
+    other = logit.clone()
+    other[label] = -float("inf")
+    return float(logit[label] - other.max())

@@ -48,22 +48,24 @@ class StageCache:
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def key(self, stage: str, spec: dict) -> str:
-        material = canonical({"stage": stage, "schema": CACHE_SCHEMA, "spec": spec})
-        return hashlib.sha256(material.encode()).hexdigest()[:16]
+    def key(self, stage: str, material: dict) -> str:
+        # "spec" is the key material's field name in every cache written so far (meta.json too):
+        # renaming it would move every cached artifact
+        text = canonical({"stage": stage, "schema": CACHE_SCHEMA, "spec": material})
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def path(self, stage: str, spec: dict) -> Path:
-        return self.root / stage / self.key(stage, spec)
+    def path(self, stage: str, material: dict) -> Path:
+        return self.root / stage / self.key(stage, material)
 
-    def partial(self, stage: str, spec: dict) -> Path:
+    def partial(self, stage: str, material: dict) -> Path:
         """Where a long computation of this entry keeps its progress between attempts (e.g. the
         pretraining's last checkpoint); removed once the entry is complete."""
-        final = self.path(stage, spec)
+        final = self.path(stage, material)
         return final.with_name(final.name + ".partial")
 
-    def lookup(self, stage: str, spec: dict) -> Path | None:
+    def lookup(self, stage: str, material: dict) -> Path | None:
         """The finished directory for this config, or None. Raises if its record disagrees."""
-        final = self.path(stage, spec)
+        final = self.path(stage, material)
         meta_file = final / "meta.json"
         if not meta_file.exists():
             return None
@@ -75,7 +77,7 @@ class StageCache:
                         type(exc).__name__, " ".join(str(exc).split())[:100])
             shutil.rmtree(final, ignore_errors=True)
             return None
-        wanted = json.loads(canonical(spec))
+        wanted = json.loads(canonical(material))
         if canonical(recorded.get("spec")) != canonical(wanted):
             diff = _differences(recorded.get("spec"), wanted)
             raise BrittleError(
@@ -83,20 +85,20 @@ class StageCache:
                 f"({'; '.join(diff[:3])}); delete that directory or point cache_dir elsewhere")
         return final
 
-    def get_or_compute(self, stage: str, spec: dict, compute: Callable[[Path], dict | None]) -> Path:
+    def get_or_compute(self, stage: str, material: dict, compute: Callable[[Path], dict | None]) -> Path:
         """Return the cached directory, computing it once (under a file lock) when missing.
 
         `compute(tmpdir)` writes its files into `tmpdir` and may return extra metadata; the
         directory is renamed into place only after it returns, together with `meta.json`.
         """
-        hit = self.lookup(stage, spec)
+        hit = self.lookup(stage, material)
         if hit is not None:
             log.info("cache hit: %s %s", stage, hit)
             return hit
-        final = self.path(stage, spec)
+        final = self.path(stage, material)
         final.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(final) + ".lock"):
-            hit = self.lookup(stage, spec)  # another process may have finished meanwhile
+            hit = self.lookup(stage, material)  # another process may have finished meanwhile
             if hit is not None:
                 log.info("cache hit (after wait): %s %s", stage, hit)
                 return hit
@@ -104,11 +106,11 @@ class StageCache:
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
             try:
                 log.info("computing %s -> %s", stage, final)
-                _fill(tmp, final, stage, spec, compute)
+                _fill(tmp, final, stage, material, compute)
                 if final.exists():  # a leftover without meta.json: an interrupted older write
                     shutil.rmtree(final)
                 os.replace(tmp, final)
-                shutil.rmtree(self.partial(stage, spec), ignore_errors=True)
+                shutil.rmtree(self.partial(stage, material), ignore_errors=True)
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -119,12 +121,12 @@ class StageCache:
         return json.loads((Path(directory) / "meta.json").read_text())
 
 
-def _fill(tmp: Path, final: Path, stage: str, spec: dict, compute: Callable[[Path], dict | None]) -> None:
+def _fill(tmp: Path, final: Path, stage: str, material: dict, compute: Callable[[Path], dict | None]) -> None:
     """Run `compute` into `tmp` and record its meta.json; a write that failed on a full disk is
     an OSError naming the entry (checked before the temp directory is removed)."""
     try:
         extra = compute(tmp) or {}
-        meta = {"stage": stage, "spec": spec, "brittle_version": __version__,
+        meta = {"stage": stage, "spec": material, "brittle_version": __version__,
                 "libraries": library_versions(), **extra}
         save_json(tmp / "meta.json", meta)
     except Exception as exc:

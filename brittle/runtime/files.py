@@ -22,6 +22,7 @@ import numpy as np
 
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.faults import as_disk_fault
+from brittle.runtime.names import upgraded_identity
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def check_run_dir(run_dir: Path, run_spec: dict) -> None:
     """Bind a run directory to one config: reuse it to resume, refuse it for another config."""
     record = Path(run_dir) / "run_spec.json"
     if record.exists():
-        recorded = json.loads(record.read_text())
+        recorded = upgraded_identity(json.loads(record.read_text()))
         if canonical(recorded) != canonical(json.loads(canonical(run_spec))):
             raise BrittleError(
                 f"run directory {run_dir} holds results of a different config; "

@@ -26,12 +26,12 @@ REGISTERED: dict[str, str] = {
     "ssl/simclr": "brittle.ssl.methods.SimCLR",
     "ssl/dino": "brittle.ssl.methods.DINO",
     "ssl/supervised": "brittle.ssl.methods.Supervised",
-    "ssl/barlowtwins": "brittle.ssl.benchmark_methods.BarlowTwins",
-    "ssl/simsiam": "brittle.ssl.benchmark_methods.SimSiam",
-    "ssl/swav": "brittle.ssl.benchmark_methods.SwAV",
-    "ssl/nnclr": "brittle.ssl.benchmark_methods.NNCLR",
-    "ssl/dcl": "brittle.ssl.benchmark_methods.DCL",
-    "ssl/smog": "brittle.ssl.benchmark_methods.SMoG",
+    "ssl/barlowtwins": "brittle.ssl.extra_methods.BarlowTwins",
+    "ssl/simsiam": "brittle.ssl.extra_methods.SimSiam",
+    "ssl/swav": "brittle.ssl.extra_methods.SwAV",
+    "ssl/nnclr": "brittle.ssl.extra_methods.NNCLR",
+    "ssl/dcl": "brittle.ssl.extra_methods.DCL",
+    "ssl/smog": "brittle.ssl.extra_methods.SMoG",
     "arch/mlp": "brittle.retrain.arches.MLP",
     "arch/cnn": "brittle.retrain.arches.SmallCNN",
     "arch/resnet9": "brittle.retrain.arches.ResNet9",
@@ -42,14 +42,14 @@ REGISTERED: dict[str, str] = {
     "arch/swin_t": "brittle.retrain.arches.swin_t",
     "arch/mlpmixer": "brittle.retrain.arches.mlp_mixer",
     "arch/convmixer": "brittle.retrain.arches.conv_mixer",
-    "arch/airnet": "brittle.retrain.airbench.AirNet",
+    "arch/airnet": "brittle.retrain.airnet.AirNet",
     "trainer/recipe": "brittle.retrain.recipe_trainer.RecipeTrainer",
-    "trainer/fast": "brittle.retrain.airbench.FastTrainer",
-    "task/remove": "brittle.support.tasks.Remove",
-    "task/mislabel": "brittle.support.tasks.Mislabel",
-    "search/bisection": "brittle.support.searches.Bisection",
-    "search/grid": "brittle.support.searches.Grid",
-    "search/parallel": "brittle.support.searches.Parallel",
+    "trainer/fast": "brittle.retrain.fast_trainer.FastTrainer",
+    "task/remove": "brittle.counterfactual.tasks.Remove",
+    "task/mislabel": "brittle.counterfactual.tasks.Mislabel",
+    "search/bisection": "brittle.counterfactual.searches.Bisection",
+    "search/grid": "brittle.counterfactual.searches.Grid",
+    "search/parallel": "brittle.counterfactual.searches.Parallel",
     "scorer/esvm": "brittle.scorers.esvm.scorer.ExemplarSVM",
     "scorer/distance": "brittle.scorers.distance.Distance",
     "scorer/random": "brittle.scorers.random.RandomOrder",
@@ -64,7 +64,7 @@ REGISTERED: dict[str, str] = {
 PREFIX = "brittle:"
 _BY_PATH = {path: PREFIX + name for name, path in REGISTERED.items()}
 
-# import paths of brittle 0.1 (a flat package) -> today's
+# import paths of earlier releases (0.1: a flat package; then brittle.support and airbench.py) -> today's
 MOVED: dict[str, str] = {
     "brittle.data.load_digits": "brittle.data.datasets.load_digits",
     "brittle.data.load_cifar10": "brittle.data.cifar10.load_cifar10",
@@ -73,12 +73,54 @@ MOVED: dict[str, str] = {
        for n in ("small_cnn", "resnet18_cifar", "pretrained_net")},
     **{f"brittle.methods.{n}": f"brittle.ssl.methods.{n}" for n in ("MoCo", "BYOL", "SimCLR", "DINO", "Supervised")},
     "brittle.retrain.trainers.RecipeTrainer": "brittle.retrain.recipe_trainer.RecipeTrainer",
-    "brittle.retrain.perturb.Remove": "brittle.support.tasks.Remove",
-    "brittle.retrain.perturb.Mislabel": "brittle.support.tasks.Mislabel",
-    **{f"brittle.search.{n}": f"brittle.support.searches.{n}" for n in ("Bisection", "Grid", "Parallel")},
+    "brittle.retrain.perturb.Remove": "brittle.counterfactual.tasks.Remove",
+    "brittle.retrain.perturb.Mislabel": "brittle.counterfactual.tasks.Mislabel",
+    **{f"brittle.search.{n}": f"brittle.counterfactual.searches.{n}" for n in ("Bisection", "Grid", "Parallel")},
     "brittle.stages.lds.LinearDatamodelingScore": "brittle.eval.lds.LinearDatamodelingScore",
     "brittle.stages.lds.NoEvaluation": "brittle.eval.lds.NoEvaluation",
+    **{f"brittle.support.tasks.{n}": f"brittle.counterfactual.tasks.{n}" for n in ("Remove", "Mislabel")},
+    **{f"brittle.support.searches.{n}": f"brittle.counterfactual.searches.{n}"
+       for n in ("Bisection", "Grid", "Parallel")},
+    "brittle.retrain.airbench.AirNet": "brittle.retrain.airnet.AirNet",
+    "brittle.retrain.airbench.FastTrainer": "brittle.retrain.fast_trainer.FastTrainer",
+    **{f"brittle.ssl.benchmark_methods.{n}": f"brittle.ssl.extra_methods.{n}"
+       for n in ("BarlowTwins", "SimSiam", "SwAV", "NNCLR", "DCL", "SMoG")},
 }
+
+# group options and settings of earlier releases -> today's. The command line names the new option;
+# a run directory recorded under the old names resumes (its run_spec.json is read through these).
+RENAMED_OPTIONS: dict[str, str] = {
+    "trainer=arch": "trainer=arch_recipe",
+    "scorer=esvm_others0": "scorer=esvm_other_classes_zero",
+}
+RENAMED_SETTINGS: dict[str, str] = {
+    "protocol.trak_models": "trak_sizes.n_models",
+    "protocol.trak_proj_dim": "trak_sizes.proj_dim",
+}
+# (setting, old value) -> new value: display labels that followed an option's name
+RENAMED_VALUES: dict[tuple[str, str], str] = {("trainer.label", "arch"): "arch_recipe"}
+
+
+def upgraded_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """A run identity recorded by an earlier release, in today's names (a copy)."""
+    import copy
+
+    out = copy.deepcopy(identity)
+    for old, new in RENAMED_SETTINGS.items():
+        head, _, leaf = old.rpartition(".")
+        node = out.get(head) if isinstance(out.get(head), dict) else None
+        if node is not None and leaf in node:
+            value = node.pop(leaf)
+            new_head, _, new_leaf = new.rpartition(".")
+            out.setdefault(new_head, {})[new_leaf] = value
+            if not node:
+                out.pop(head)
+    for (path, old_value), new_value in RENAMED_VALUES.items():
+        head, _, leaf = path.rpartition(".")
+        node = out.get(head)
+        if isinstance(node, dict) and node.get(leaf) == old_value:
+            node[leaf] = new_value
+    return out
 
 
 def stable_name(target: str) -> str:

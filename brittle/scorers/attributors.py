@@ -5,7 +5,7 @@ TRAK over a model's checkpoints. brittle hands it the checkpoints of `n_models` 
 the retraining arch (or `source_arch`) trained on the full data by the models stage (cached), a
 cross-entropy loss on the normalised images, and unshuffled loaders of the training images and
 the targets. dattri returns influence [N_train, T] with larger = the training image lowers the
-target's loss more (a proponent); brittle uses it as the affinity and as the signed LDS scores
+target's loss more (a proponent); brittle uses it as the scores and as the signed LDS scores
 (tests/test_dattri.py checks the direction by retraining).
 
 Supported methods and what each computes here:
@@ -93,7 +93,7 @@ class Dattri(Scorer):
             raise BrittleError("scorer=dattri trains its models: run it through the pipeline")
         self._engine, self._states, self._seconds = models.engine, models.states, models.seconds
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         """dattri's influence of each training image on each target, float64 [T, N_train]."""
         from dattri.task import AttributionTask
 

@@ -2,18 +2,21 @@
 
 A scorer is prepared once per run with the training set (labels, and backbone features when it
 `needs_features`) and, when it needs none, `ScorerModels`: the retraining engine and the models
-it asked for with `models_needed` (trained and cached by the pipeline's models or bank stage). It then maps a chunk
-of `Queries` (test targets) to its *affinity* float [T, N]: higher = the training image matters
-more for the target, over every training image. From that one matrix come:
+it asked for with `models_needed` (trained and cached by the pipeline's models or bank stage).
 
-- `ranking(affinity, queries)`: the order the search removes or relabels, -inf outside each
-  target's pool (its class, when `label_conditioning`); the top-k matrix is its k best indices.
-- `attributions(affinity, queries)`: the signed scores tau [T, N] that the Linear Datamodeling
-  Score sums (larger = more support for the target's true-class margin). Similarity scorers
-  (`signed_by_label`) follow the paper's sign estimation: magnitude from `magnitude(affinity)`,
-  positive for the target's class, negative for every other class (`other_classes="negative"`;
-  `"zero"` is the named alternative that leaves other classes out). Influence estimators (TRAK,
-  Datamodels, Grad-Cos) are already signed and are used as they are.
+Vocabulary (the same in code, config and docs):
+- **scores** float [T, N]: what a scorer returns for a chunk of `Queries` (test targets), over
+  every training image; larger = more support for the target.
+- **ranking** and the **top-k** matrix derive from the scores: `pool_scores(scores, queries)` keeps
+  each target's pool (its class, when `label_conditioning`; -inf elsewhere) and the top-k matrix is
+  its k best indices, the order the search removes or relabels.
+- **attributions** float [T, N]: the one other term, the signed scores tau that the Linear
+  Datamodeling Score sums (larger = more support for the target's true-class margin). Similarity
+  scorers (`signed_by_label`) follow the paper's sign estimation: magnitude from
+  `attribution_magnitude(scores)` (the inverse distance), positive for the target's class,
+  negative for every other class (`other_classes="negative"`; `"zero"` is the named alternative
+  that leaves other classes out). Influence estimators (TRAK, Datamodels, Grad-Cos) are already
+  signed: their scores are their attributions.
 
 `lds_sparsity` is the fraction of |tau| per target that LDS keeps (paper: top 5% for its ESVM,
 the adaptation of its own method; dense for TRAK and Datamodels, as their papers evaluate them).
@@ -75,7 +78,7 @@ class ScorerModels:
     retraining engine (data on the device, arch, trainer), a scratch directory in the run
     directory, and the models it requested: `states` (checkpoints) or `bank`, and the seconds
     their training took when they were built (cached stages count once)."""
-    engine: Any          # brittle.retrain.engine.Retrainer
+    engine: Any          # brittle.retrain.engine.Engine
     work_dir: Path
     states: list[dict] = field(default_factory=list)
     bank: Any = None     # brittle.stages.bank.Bank
@@ -89,7 +92,7 @@ class ScorerModels:
 
 
 class Scorer(ABC):
-    """Base of every scorer; a subclass implements `affinity` and sets the class attributes."""
+    """Base of every scorer; a subclass implements `scores` and sets the class attributes."""
 
     method: ClassVar[str] = "?"           # display name, e.g. "ESVM" (the backbone is appended)
     needs_features: ClassVar[bool] = True
@@ -111,32 +114,32 @@ class Scorer(ABC):
         return None
 
     def prepare(self, train: TrainSet, models: ScorerModels | None, device: torch.device) -> None:
-        """Called once per run before any `affinity`; keeps what scoring needs. `models` is
+        """Called once per run before any `scores`; keeps what scoring needs. `models` is
         given to scorers that need no features (with what `models_needed` asked for)."""
         self.train = train
         self.device = device
 
     @abstractmethod
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         """float64 [T, N] over every training image: higher = matters more for the target."""
 
-    def ranking(self, affinity: np.ndarray, queries: Queries) -> np.ndarray:
-        """affinity restricted to each target's pool (-inf elsewhere): what the search ranks."""
-        return restrict_to_pools(affinity.copy(), self.train.labels, queries.labels, self.label_conditioning)
+    def pool_scores(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
+        """scores restricted to each target's pool (-inf elsewhere): what the search ranks."""
+        return restrict_to_pools(scores.copy(), self.train.labels, queries.labels, self.label_conditioning)
 
-    def magnitude(self, affinity: np.ndarray) -> np.ndarray:
+    def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
         """Influence magnitude of a similarity (minus a distance): the inverse distance, the nearest
-        the largest; 0 where the affinity is -inf (no distance known). Images at or beyond the
-        boundary (affinity >= -1e-3, e.g. on the ESVM's positive side) share the largest value."""
-        return 1.0 / np.clip(-affinity, 1e-3, None)
+        the largest; 0 where the scores is -inf (no distance known). Images at or beyond the
+        boundary (scores >= -1e-3, e.g. on the ESVM's positive side) share the largest value."""
+        return 1.0 / np.clip(-scores, 1e-3, None)
 
-    def attributions(self, affinity: np.ndarray, queries: Queries) -> np.ndarray:
+    def attributions(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
         """Signed LDS scores tau float64 [T, N]."""
         if not self.signed_by_label:
-            return np.asarray(affinity, dtype=np.float64)
+            return np.asarray(scores, dtype=np.float64)
         same = self.train.labels[None, :] == np.asarray(queries.labels)[:, None]
         other = -1.0 if self.other_classes == "negative" else 0.0
-        return np.where(same, 1.0, other) * self.magnitude(np.asarray(affinity, dtype=np.float64))
+        return np.where(same, 1.0, other) * self.attribution_magnitude(np.asarray(scores, dtype=np.float64))
 
     def cost(self) -> Cost:
         """Models trained and bytes kept beyond the features (which the pipeline counts)."""
@@ -145,7 +148,7 @@ class Scorer(ABC):
     def display_label(self, backbone: str | None) -> str:
         """e.g. 'ESVM MoCo', 'TRAK', 'TRAK class-cond.': the method as tables name it."""
         name = f"{self.method} {backbone}" if self.needs_features and backbone else self.method
-        return name + self._protocol_suffix() + (" (others 0)" if self.other_classes == "zero" else "")
+        return name + self._protocol_suffix() + (" (other classes 0)" if self.other_classes == "zero" else "")
 
     def _protocol_suffix(self) -> str:
         """Marks a run whose candidate pool departs from the method's own protocol."""

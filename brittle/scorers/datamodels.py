@@ -86,7 +86,7 @@ class Datamodels(Scorer):
         self._cost = Cost(self.n_models, self._bank.seconds,
                           int(self._bank.masks.nbytes + self._bank.margins.nbytes))
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         """Datamodel weights float64 [T, N_train] of the queries' test images."""
         ids = np.asarray(queries.ids)
         if self._released is not None:

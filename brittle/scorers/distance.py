@@ -26,7 +26,7 @@ class Distance(Scorer):
     def method(self) -> str:  # type: ignore[override]
         return "L2" if self.metric == "l2" else "Cosine"
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         x, q = np.asarray(self.train.features, np.float64), np.asarray(queries.features, np.float64)
         if self.metric == "cosine":
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -34,7 +34,7 @@ class Distance(Scorer):
             return q @ x.T - 1.0
         return -((q ** 2).sum(1)[:, None] - 2.0 * q @ x.T + (x ** 2).sum(1)[None, :])
 
-    def magnitude(self, affinity: np.ndarray) -> np.ndarray:
-        if self.metric == "l2":  # affinity is minus the squared distance
-            return 1.0 / np.sqrt(np.clip(-affinity, 1e-12, None))
-        return super().magnitude(affinity)
+    def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
+        if self.metric == "l2":  # scores is minus the squared distance
+            return 1.0 / np.sqrt(np.clip(-scores, 1e-12, None))
+        return super().attribution_magnitude(scores)

@@ -55,7 +55,7 @@ class GradCos(Scorer):
         self._model = models.model(models.states[0])
         self._bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         """Cosine similarities float64 [T, N_train] between target and training-sample gradients.
 
         Gradients are [rows, n_params] float32 (n_params is 6.6M for ResNet-9): the targets go in

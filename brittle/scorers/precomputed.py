@@ -46,7 +46,7 @@ class Precomputed(Scorer):
             raise BrittleError("scorer=precomputed runs through the pipeline, which reads its file first")
         return self.file
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         """float64 [T, N]: the file's scores, or for a ranking alone its order as values (W - rank
         on the W listed images, -inf on the rest)."""
         f = self._loaded()
@@ -59,13 +59,13 @@ class Precomputed(Scorer):
         out[np.arange(len(rows))[:, None], f.topk[rows]] = width - np.arange(width)[None, :]
         return out
 
-    def ranking(self, affinity: np.ndarray, queries: Queries) -> np.ndarray:
+    def pool_scores(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
         """A given ranking is followed as it is; scores are ranked within each target's pool."""
         if self._loaded().topk is not None:
-            return affinity
-        return super().ranking(affinity, queries)
+            return scores
+        return super().pool_scores(scores, queries)
 
-    def attributions(self, affinity: np.ndarray, queries: Queries) -> np.ndarray:
+    def attributions(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
         f = self._loaded()
         if f.scores is None:
             raise BrittleError(f"scorer.path={f.source} holds a ranking (topk) but no scores; the LDS and "

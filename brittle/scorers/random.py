@@ -21,14 +21,14 @@ class RandomOrder(Scorer):
         self.seed, self.label_conditioning = int(seed), label_conditioning
         self.lds_sparsity = float(lds_sparsity)
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         n = len(self.train.labels)
         if not len(queries.ids):
             return np.zeros((0, n))
         return np.stack([np.random.default_rng([self.seed, int(q)]).random(n) for q in queries.ids])
 
-    def magnitude(self, affinity: np.ndarray) -> np.ndarray:
-        return affinity
+    def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
+        return scores
 
     def cost(self) -> Cost:
         return Cost()

@@ -76,7 +76,7 @@ class Trak(Scorer):
         self._bytes = sum(p.stat().st_size for p in save_dir.rglob("*") if p.is_file()) + \
             sum(v.numel() * v.element_size() for s in self._states for v in s.values())
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         """TRAK scores float64 [T, N_train] of the queries' test images."""
         engine, device = self._engine, self._engine.train_x.device
         ids = np.asarray(queries.ids)

@@ -1,3 +1,3 @@
 """The stages of a run, in the order brittle/pipeline.py calls them: data, reference, targets,
 pretrain, embed (or models), score, lds, search, summarize. Each module declares `DEPENDS_ON`
-(its config subset, the cache key of a cached stage) and `run(spec, ex, ...inputs)`."""
+(its config subset, the cache key of a cached stage) and `run(subset, ex, ...inputs)`."""

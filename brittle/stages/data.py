@@ -18,9 +18,9 @@ DEPENDS_ON = ("dataset.loader",)
 TRAIN_ONLY = ("dataset.loader.test_subset",)
 
 
-def run(spec: DictConfig, ex: Execution) -> Dataset:
-    """Load the dataset of `spec.dataset.loader` (execution settings come from `ex`)."""
-    args = plain(spec.dataset.loader)
+def run(subset: DictConfig, ex: Execution) -> Dataset:
+    """Load the dataset of `subset.dataset.loader` (execution settings come from `ex`)."""
+    args = plain(subset.dataset.loader)
     loader = get_method(args.pop("_target_"))
     accepted = inspect.signature(loader).parameters
     if "cache_dir" in accepted:

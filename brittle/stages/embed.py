@@ -26,7 +26,7 @@ from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.features import features_to, knn_accuracy
 from brittle.ssl.networks import feature_dim
 from brittle.stages import pretrain
-from brittle.stages.spec import key_of
+from brittle.stages.subset import key_of
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +44,31 @@ class Embeddings:
     images_per_second: float  # embedding throughput
 
 
-def key(spec: DictConfig) -> dict:
+def key(subset: DictConfig) -> dict:
     """The pretrain key of the same subset, plus the test split and the normalisation."""
-    norm = spec.backbone.get("normalize") or spec.dataset.normalize
-    return {"pretrain": pretrain.key(spec), "dataset": key_of(spec.dataset.loader),
+    norm = subset.backbone.get("normalize") or subset.dataset.normalize
+    return {"pretrain": pretrain.key(subset), "dataset": key_of(subset.dataset.loader),
             "normalize": key_of(norm)}
 
 
-def check_space(spec: DictConfig, ex: Execution, data: Dataset) -> None:
+def check_space(subset: DictConfig, ex: Execution, data: Dataset) -> None:
     """Refuse, before pretraining, embeddings the cache's file system cannot hold
     ((N_train + N_test) x D x 4 bytes)."""
-    if ex.cache.lookup("embed", key(spec)) is not None:
+    if ex.cache.lookup("embed", key(subset)) is not None:
         return
-    dim = feature_dim(instantiate(spec.backbone.net))
+    dim = feature_dim(instantiate(subset.backbone.net))
     need = (len(data.train) + len(data.test)) * dim * 4
     require_space(ex.cache.root, need, f"embedding {len(data.train) + len(data.test)} images x {dim} floats")
 
 
-def run(spec: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:
+def run(subset: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:
     """Embed train and test images with the pretrained backbone in `backbone_dir` (cached)."""
-    bcfg = spec.backbone
+    bcfg = subset.backbone
     fresh: list[bool] = []
 
     def compute(tmp: Path) -> dict:
         net = load_backbone_weights(instantiate(bcfg.net), backbone_dir / "backbone.pt")
-        norm = bcfg.get("normalize") or spec.dataset.normalize
+        norm = bcfg.get("normalize") or subset.dataset.normalize
         mean, std = list(norm.mean), list(norm.std)
         opts = {"resize": bcfg.get("resize"), "channels": bcfg.get("in_channels")}
         start = time.perf_counter()
@@ -85,7 +85,7 @@ def run(spec: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> E
         log.info("embedded %d images (%d-d) in %.1f s; kNN accuracy %.3f", n, train.shape[1], seconds, acc)
         return {"seconds": seconds, "images_per_second": n / max(seconds, 1e-9), "knn_accuracy": acc}
 
-    out = ex.cache.get_or_compute("embed", key(spec), compute)
+    out = ex.cache.get_or_compute("embed", key(subset), compute)
     meta = StageCache.meta(out)
     seconds = float(meta.get("seconds", 0.0)) + float(StageCache.meta(backbone_dir).get("seconds", 0.0))
     # memory-mapped: an ImageNet-sized train set is read on demand, not loaded

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from brittle.retrain.engine import Retrainer
+from brittle.retrain.engine import Engine
 from brittle.runtime.cache import StageCache
 from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import model_seed, stream
 from brittle.scorers.base import ModelRequest
 from brittle.stages import bank as bank_stage
-from brittle.stages.spec import key_of
+from brittle.stages.subset import key_of
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,15 @@ class Checkpoints:
     seconds: float
 
 
-def key(spec: DictConfig, request: ModelRequest) -> dict:
-    return {**key_of(spec), "purpose": request.purpose, "n_models": int(request.n_models),
+def key(subset: DictConfig, request: ModelRequest) -> dict:
+    return {**key_of(subset), "purpose": request.purpose, "n_models": int(request.n_models),
             "fraction": float(request.fraction)}
 
 
-def run(spec: DictConfig, ex: Execution, engine: Retrainer, request: ModelRequest) -> Checkpoints:
+def run(subset: DictConfig, ex: Execution, engine: Engine, request: ModelRequest) -> Checkpoints:
     """`request.n_models` models, each on a seeded random `request.fraction` of the training set
     (all of it at 1.0), trained once and read back from the cache."""
-    seed, purpose_stream = int(spec.seed), stream(request.purpose)
+    seed, purpose_stream = int(subset.seed), stream(request.purpose)
 
     def compute(tmp: Path) -> dict:
         start = time.perf_counter()
@@ -61,6 +61,6 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer, request: ModelReques
         torch.save(states, tmp / "models.pt")
         return {"seconds": time.perf_counter() - start}
 
-    out = ex.cache.get_or_compute("models", key(spec, request), compute)
+    out = ex.cache.get_or_compute("models", key(subset, request), compute)
     states = torch.load(out / "models.pt", map_location="cpu", weights_only=True)
     return Checkpoints(states, float(StageCache.meta(out).get("seconds", 0.0)))

@@ -22,7 +22,7 @@ from brittle.runtime.execution import Execution
 from brittle.runtime.progress import on_terminal
 from brittle.ssl.networks import feature_dim
 from brittle.stages import data as data_stage
-from brittle.stages.spec import key_of
+from brittle.stages.subset import key_of
 
 log = logging.getLogger(__name__)
 
@@ -30,49 +30,49 @@ DEPENDS_ON = (*data_stage.DEPENDS_ON, "dataset.ssl_transform", "dataset.normaliz
 EXCLUDES = data_stage.TRAIN_ONLY
 
 
-def key(spec: DictConfig) -> dict:
+def key(subset: DictConfig) -> dict:
     """The cache key: the whole subset, or for released weights the backbone and the file."""
-    ckpt = spec.backbone.get("checkpoint")
+    ckpt = subset.backbone.get("checkpoint")
     if not ckpt:
-        return key_of(spec)
+        return key_of(subset)
     path = Path(ckpt).expanduser().resolve()
     if not path.is_file():
         raise BrittleError(f"backbone.checkpoint={ckpt} does not exist (or is not a file); "
                            f"give the path of a weights file")
-    return {"backbone": key_of(spec.backbone), "file": str(path), "size": path.stat().st_size,
+    return {"backbone": key_of(subset.backbone), "file": str(path), "size": path.stat().st_size,
             "mtime": int(path.stat().st_mtime)}
 
 
-def run(spec: DictConfig, ex: Execution, data: Dataset) -> Path:
+def run(subset: DictConfig, ex: Execution, data: Dataset) -> Path:
     """The cache directory holding the backbone's `backbone.pt` and `curve.csv`."""
-    if spec.backbone.get("checkpoint"):
-        return ex.cache.get_or_compute("pretrain", key(spec),
-                                       lambda tmp: _import_checkpoint(spec, tmp, ex.trust_checkpoint))
-    if spec.backbone.get("method") is None:
-        raise BrittleError(f"backbone={spec.backbone.get('name')} has no pretraining method; "
+    if subset.backbone.get("checkpoint"):
+        return ex.cache.get_or_compute("pretrain", key(subset),
+                                       lambda tmp: _import_checkpoint(subset, tmp, ex.trust_checkpoint))
+    if subset.backbone.get("method") is None:
+        raise BrittleError(f"backbone={subset.backbone.get('name')} has no pretraining method; "
                            f"give backbone.checkpoint=/path/to/weights.pth")
-    return ex.cache.get_or_compute("pretrain", key(spec), lambda tmp: _pretrain_into(spec, ex, data, tmp))
+    return ex.cache.get_or_compute("pretrain", key(subset), lambda tmp: _pretrain_into(subset, ex, data, tmp))
 
 
-def _import_checkpoint(spec: DictConfig, out: Path, trust: bool) -> dict:
+def _import_checkpoint(subset: DictConfig, out: Path, trust: bool) -> dict:
     """A released checkpoint as this project's backbone.pt, validated key by key (read with full
     unpickling only when `trust`)."""
     from brittle.ssl.checkpoints import load_release_checkpoint
-    net = load_release_checkpoint(instantiate(spec.backbone.net), Path(spec.backbone.checkpoint),
+    net = load_release_checkpoint(instantiate(subset.backbone.net), Path(subset.backbone.checkpoint),
                                   trust=trust)
     torch.save(net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n")
-    return {"seconds": 0.0, "feature_dim": feature_dim(net), "source": str(spec.backbone.checkpoint)}
+    return {"seconds": 0.0, "feature_dim": feature_dim(net), "source": str(subset.backbone.checkpoint)}
 
 
-def _pretrain_into(spec: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
+def _pretrain_into(subset: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
     from brittle.ssl.fit import fit_backbone  # Lightning: imported only when something is trained
-    bcfg = spec.backbone
+    bcfg = subset.backbone
     # a method may bring its own views (DINO's multi-crop); otherwise the dataset's
-    transform = bcfg.transform if bcfg.get("transform") else spec.dataset.ssl_transform
-    fit = fit_backbone(bcfg, transform, spec.dataset.normalize, data.train, int(spec.seed),
+    transform = bcfg.transform if bcfg.get("transform") else subset.dataset.ssl_transform
+    fit = fit_backbone(bcfg, transform, subset.dataset.normalize, data.train, int(subset.seed),
                        ex.device, ex.progress and on_terminal(),
-                       resume=ex.cache.partial("pretrain", key(spec)), save_every=ex.save_every)
+                       resume=ex.cache.partial("pretrain", key(subset)), save_every=ex.save_every)
     torch.save(fit.net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n" + "".join(
         f"{i + 1},{v:.6f},{'' if k is None else f'{k:.4f}'}\n"

@@ -14,18 +14,18 @@ import numpy as np
 from omegaconf import DictConfig
 
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
-from brittle.retrain.engine import Retrainer
+from brittle.retrain.engine import Engine
 from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import Stream, model_seed
-from brittle.stages.spec import key_of
+from brittle.stages.subset import key_of
 
 log = logging.getLogger(__name__)
 
 DEPENDS_ON = (*ENGINE_DEPENDS_ON, "reference.n_models", "seed")
 
-def run(spec: DictConfig, ex: Execution, engine: Retrainer) -> np.ndarray:
+def run(subset: DictConfig, ex: Execution, engine: Engine) -> np.ndarray:
     """Test-set softmax of `reference.n_models` full-data models, float32 [R, M, C]."""
-    n_models, seed = int(spec.reference.n_models), int(spec.seed)
+    n_models, seed = int(subset.reference.n_models), int(subset.seed)
 
     def compute(tmp: Path) -> dict:
         start = time.perf_counter()
@@ -37,5 +37,5 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer) -> np.ndarray:
         log.info("reference models: test accuracy %s (%.1f s)", ", ".join(f"{a:.3f}" for a in acc), seconds)
         return {"test_accuracy": acc, "seconds": seconds}
 
-    out = ex.cache.get_or_compute("reference", key_of(spec), compute)
+    out = ex.cache.get_or_compute("reference", key_of(subset), compute)
     return np.load(out / "probs.npy")

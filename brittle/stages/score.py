@@ -3,7 +3,7 @@ the run directory; with `score.save_scores` (always when LDS is evaluated) also 
 signed attributions -> scores.npy float32 [T, N_train] (dense; LDS sparsifies them).
 
 The scorer is prepared once (features, or trained models), then targets are scored in chunks of
-`score.chunk`; both the ranking and the attributions come from one affinity matrix per chunk.
+`score.chunk`; both the ranking and the attributions come from one scores matrix per chunk.
 """
 from __future__ import annotations
 
@@ -35,27 +35,27 @@ class Scored:
     attributions: np.ndarray | None
 
 
-def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, queries: Queries,
+def run(subset: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, queries: Queries,
         models: ScorerModels | None, features: Any, want_attributions: bool) -> Scored:
     """Rank (and attribute) the queries; reuses the run directory's files when they exist. The
     pipeline has checked the pools against K, and the embed stage the features' finiteness."""
-    k = int(spec.search.max_support)
-    want = wants_scores(spec, want_attributions)
+    k = int(subset.search.max_support)
+    want = wants_scores(subset, want_attributions)
     paths = _paths(ex.run_dir)
     done = recorded(ex.run_dir, want)
     if done is not None:
         return done
-    chunk = int(spec.score.chunk)
+    chunk = int(subset.score.chunk)
     topk, kept = [], []
     with Meter() as meter, Progress(len(queries.ids), "score", ex.progress, unit="target") as bar:
         scorer.prepare(train, models, ex.device)
         for lo in range(0, len(queries.ids), chunk):
             part = Queries(queries.ids[lo:lo + chunk], queries.labels[lo:lo + chunk],
                            None if queries.features is None else queries.features[lo:lo + chunk])
-            affinity = scorer.affinity(part)
-            topk.append(rank_from_scores(scorer.ranking(affinity, part), k))
+            scores = scorer.scores(part)
+            topk.append(rank_from_scores(scorer.pool_scores(scores, part), k))
             if want:
-                kept.append(scorer.attributions(affinity, part).astype(np.float32))
+                kept.append(scorer.attributions(scores, part).astype(np.float32))
             bar.update(len(part.ids))
     topk_arr = np.concatenate(topk)
     cost = _cost_record(scorer, topk_arr, features, meter, len(queries.ids))
@@ -70,9 +70,9 @@ def run(spec: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, querie
     return Scored(topk_arr, cost, attributions)
 
 
-def wants_scores(spec: DictConfig, want_attributions: bool) -> bool:
+def wants_scores(subset: DictConfig, want_attributions: bool) -> bool:
     """Whether scoring writes the attributions (scores.npy): for the LDS, or when asked to."""
-    return want_attributions or bool(spec.score.save_scores)
+    return want_attributions or bool(subset.score.save_scores)
 
 
 def _paths(run_dir: Path) -> dict[str, Path]:

@@ -1,8 +1,8 @@
 """Search stage: each target's support, found by the configured search over its ranking with
-counterfactual tests (brittle/support/counterfactual.py) -> support.parquet and tests.parquet.
+counterfactual tests (brittle/counterfactual/tester.py) -> support.parquet and tests.parquet.
 
 With `search.lockstep=true` every target's search advances round by round
-(brittle/support/lockstep.py): a round collects each search's next tests and trains all their
+(brittle/counterfactual/lockstep.py): a round collects each search's next tests and trains all their
 models together where the trainer can; otherwise target after target. Seeds are per target, k
 and replicate, so both orders train the same models. Every trained model is logged durably in
 tests.jsonl first, so an interrupted search resumes without retraining what it had. Progress:
@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from brittle.retrain.engine import Retrainer
+from brittle.counterfactual.lockstep import SearchTarget, search_lockstep
+from brittle.counterfactual.searches import Search, SearchResult
+from brittle.counterfactual.tasks import Task
+from brittle.counterfactual.tester import CounterfactualTester, TestLog, search_target
+from brittle.retrain.engine import Engine
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import save_parquet
 from brittle.runtime.progress import Progress, clock
 from brittle.stages.targets import Targets
-from brittle.support.counterfactual import CounterfactualTester, TestLog, search_target
-from brittle.support.lockstep import Quest, search_lockstep
-from brittle.support.searches import Search, SearchResult
-from brittle.support.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +43,29 @@ class Searched:
     rounds: int
 
 
-def run(spec: DictConfig, ex: Execution, engine: Retrainer, task: Task, search: Search, targets: Targets,
+def run(subset: DictConfig, ex: Execution, engine: Engine, task: Task, search: Search, targets: Targets,
         topk: np.ndarray) -> Searched:
     test_log = TestLog(ex.run_dir / "tests.jsonl")
-    tester = CounterfactualTester(engine, task, test_log, int(spec.seed), int(search.n_test))
-    quests = [Quest(int(t), topk[i], int(targets.flips[i]) if task.needs_flip_class else None)
+    tester = CounterfactualTester(engine, task, test_log, int(subset.seed), int(search.n_test))
+    items = [SearchTarget(int(t), topk[i], int(targets.flips[i]) if task.needs_flip_class else None)
               for i, t in enumerate(targets.ids)]
-    rows: list[dict | None] = [None] * len(quests)
+    rows: list[dict | None] = [None] * len(items)
     rounds, start = 0, time.perf_counter()
-    with Progress(len(quests), "search", ex.progress, unit="target", every=float("inf")) as bar:
+    with Progress(len(items), "search", ex.progress, unit="target", every=float("inf")) as bar:
 
         def finished(i: int, result: SearchResult) -> None:
-            row = rows[i] = _row(quests[i], result, engine, search)
+            row = rows[i] = _row(items[i], result, engine, search)
             bar.update(models=tester.trained)
             # the ETA: seconds per model so far times the models the remaining targets will need
             log.info("target %d/%d (test #%d): support %s after %d tests; %d models trained, %s elapsed, "
-                     "~%s left", sum(r is not None for r in rows), len(quests), quests[i].target,
+                     "~%s left", sum(r is not None for r in rows), len(items), items[i].target,
                      row["support"], result.n_tests, tester.trained,
                      clock(time.perf_counter() - start), clock(bar.eta()))
 
         if getattr(search, "lockstep", False):
-            rounds = search_lockstep(search, tester, quests, finished)
+            rounds = search_lockstep(search, tester, items, finished)
         else:
-            for i, q in enumerate(quests):
+            for i, q in enumerate(items):
                 result = search_target(search, tester, q.target, q.ranking, q.flip_class)
                 rounds += result.n_rounds
                 finished(i, result)
@@ -75,10 +75,10 @@ def run(spec: DictConfig, ex: Execution, engine: Retrainer, task: Task, search: 
     return Searched(support, tester.trained, rounds)
 
 
-def _row(quest: Quest, result: SearchResult, engine: Retrainer, search: Search) -> dict:
+def _row(item: SearchTarget, result: SearchResult, engine: Engine, search: Search) -> dict:
     """One target's support.parquet row."""
-    row = {"target": quest.target, "label": int(engine.test_y[quest.target]), "support": int(result.support),
+    row = {"target": item.target, "label": int(engine.test_y[item.target]), "support": int(result.support),
            "n_trainings": result.n_tests * int(search.n_test)}
-    if quest.flip_class is not None:
-        row["flip_class"] = quest.flip_class
+    if item.flip_class is not None:
+        row["flip_class"] = item.flip_class
     return row

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from brittle.counterfactual.metrics import fraction_flipped, median_support, support_auc, support_cdf
+from brittle.counterfactual.searches import NOT_FOUND
 from brittle.eval.stats import bootstrap_ci
 from brittle.runtime.files import atomic_path, save_json
-from brittle.support.metrics import fraction_flipped, median_support, support_auc, support_cdf
-from brittle.support.searches import NOT_FOUND
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import DictConfig
 
+from brittle.counterfactual.tasks import flip_classes
 from brittle.data.datasets import Dataset
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import load_npy, save_npy
 from brittle.runtime.seeds import Stream
-from brittle.support.tasks import flip_classes
 
 DEPENDS_ON = ("targets",)
 
@@ -32,12 +32,12 @@ class Targets:
     flips: np.ndarray
 
 
-def run(spec: DictConfig, ex: Execution, data: Dataset, probs: np.ndarray,
+def run(subset: DictConfig, ex: Execution, data: Dataset, probs: np.ndarray,
         given: np.ndarray | None = None) -> Targets:
     """Select (or read back) this run's targets from the reference models' test softmax
     [R, M, C] (eligibility by their mean, flips by their average rank), or take those of a
     score file (`given`, test indices [T])."""
-    ids = select_targets(spec.targets, data, probs.mean(0), given)
+    ids = select_targets(subset.targets, data, probs.mean(0), given)
     flips = flip_classes(probs[:, ids], data.test.labels[ids])
     id_path, flip_path = ex.run_dir / "targets.npy", ex.run_dir / "flips.npy"
     recorded_ids, recorded_flips = load_npy(id_path), load_npy(flip_path)

@@ -1,5 +1,5 @@
 """Exemplar SVM scorer (the paper's method): one linear SVM per target, it the only positive and
-its pool (its class, with label conditioning) negative. The affinity of a training image is its
+its pool (its class, with label conditioning) negative. The scores of a training image is its
 decision value under that hyperplane, a linear function defined on every training image; the
 search ranks the pool by it, highest first, and LDS uses the inverse distance to the hyperplane
 (the nearest the most influential), signed by label as the paper's sign estimation says: the
@@ -68,14 +68,14 @@ class ExemplarSVM(Scorer):
         self.not_converged = 0  # targets whose final solve missed its tolerance
         self.fallbacks = 0      # torch solves redone by liblinear
 
-    def affinity(self, queries: Queries) -> np.ndarray:
+    def scores(self, queries: Queries) -> np.ndarray:
         """Decision values float64 [T, N] of every training image under each target's SVM (fitted
         against the target's pool; the ranking keeps the pool, the attributions use them all)."""
         train, labels, feats = self.train.features, self.train.labels, queries.features
         if train is None or feats is None:
             raise ValueError("the ESVM scores backbone features: prepare it with train and query features")
         if self.backend == "torch":
-            return self._torch_affinity(feats, queries.labels, train, labels)
+            return self._torch_scores(feats, queries.labels, train, labels)
         out = np.empty((len(queries.ids), len(labels)))
         for rows, pool in self._groups(queries.labels, labels):
             out[rows] = self.decisions(feats[rows], train[pool], train)
@@ -89,7 +89,7 @@ class ExemplarSVM(Scorer):
         for label in np.unique(query_labels):
             yield np.flatnonzero(query_labels == label), candidate_pool(labels, int(label), True)
 
-    def _torch_affinity(self, feats: np.ndarray, query_labels: np.ndarray, train: np.ndarray,
+    def _torch_scores(self, feats: np.ndarray, query_labels: np.ndarray, train: np.ndarray,
                         labels: np.ndarray) -> np.ndarray:
         """The torch backend over all class groups: the training features go to the device once,
         each group's hyperplanes are solved against its pool, and every target's decision values

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brittle.retrain.engine import Retrainer
+from brittle.counterfactual.searches import Search, SearchResult
+from brittle.counterfactual.tasks import Task
+from brittle.retrain.engine import Engine
 from brittle.retrain.trainer import Job
 from brittle.runtime.seeds import model_seed
-from brittle.support.searches import Search, SearchResult
-from brittle.support.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class TestLog:
 @dataclass
 class CounterfactualTester:
     """The oracle of one target: k -> fraction of n_test models still classifying it correctly."""
-    engine: Retrainer
+    engine: Engine
     task: Task
     log: TestLog
     seed: int

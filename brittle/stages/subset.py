@@ -58,7 +58,7 @@ def _canonical(node: Any) -> Any:
     return node
 
 
-def subset(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] = ()) -> dict:
+def subset_of(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] = ()) -> dict:
     """The resolved container of `depends_on` paths of cfg, minus `excludes` and execution keys.
 
     A declared path that the config lacks is recorded as None (e.g. `backbone.checkpoint` of a
@@ -78,7 +78,7 @@ def subset(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] =
 
 def with_source_arch(cfg: DictConfig) -> DictConfig:
     """The config the models besides the search are trained with: `source_arch` in place of `arch`
-    (settings that interpolate `${arch...}`, such as trainer=arch's recipe, then follow it), or
+    (settings that interpolate `${arch...}`, such as trainer=arch_recipe's recipe, then follow it), or
     cfg itself when no source arch is chosen."""
     if cfg.get("source_arch") is None:
         return cfg
@@ -89,14 +89,14 @@ def with_source_arch(cfg: DictConfig) -> DictConfig:
 
 
 def select(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] = ()) -> DictConfig:
-    """`subset` as a read-only struct config: reading an undeclared setting raises."""
-    node = OmegaConf.create(subset(cfg, depends_on, excludes))
+    """`subset_of` as a read-only struct config: reading an undeclared setting raises."""
+    node = OmegaConf.create(subset_of(cfg, depends_on, excludes))
     OmegaConf.set_struct(node, True)
     OmegaConf.set_readonly(node, True)
     return node
 
 
-def key_of(spec: DictConfig) -> dict:
+def key_of(subset: DictConfig) -> dict:
     """The cache-key material of a selected subset (plain, JSON-ready): code named by what it
     computes (stable names), not by the module it lives in."""
-    return with_stable_names(OmegaConf.to_container(spec, resolve=True))
+    return with_stable_names(OmegaConf.to_container(subset, resolve=True))

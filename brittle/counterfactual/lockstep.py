@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brittle.support.counterfactual import CounterfactualTester, Request
-from brittle.support.searches import Search, SearchResult
+from brittle.counterfactual.searches import Search, SearchResult
+from brittle.counterfactual.tester import CounterfactualTester, Request
 
 
 @dataclass(frozen=True)
-class Quest:
+class SearchTarget:
     """One target's search: its test index, ranking int [K] and flip class (mislabel) or None."""
     target: int
     ranking: np.ndarray
@@ -100,11 +100,11 @@ class _Rounds:
             self.cond.notify_all()
 
 
-def search_lockstep(search: Search, tester: CounterfactualTester, quests: Sequence[Quest],
+def search_lockstep(search: Search, tester: CounterfactualTester, items: Sequence[SearchTarget],
                     finished: Callable[[int, SearchResult], None]) -> int:
-    """Run `search` for every quest in lockstep; `finished(i, result)` is called (in this thread)
+    """Run `search` for every target of `items` in lockstep; `finished(i, result)` is called (in this thread)
     as each ends. Returns the number of rounds."""
-    rounds = _Rounds(len(quests))
+    rounds = _Rounds(len(items))
     results: dict[int, SearchResult] = {}
 
     def work(i: int) -> None:
@@ -116,7 +116,7 @@ def search_lockstep(search: Search, tester: CounterfactualTester, quests: Sequen
             rounds.done()
 
     threads = [threading.Thread(target=work, args=(i,), name=f"search-{q.target}", daemon=True)
-               for i, q in enumerate(quests)]
+               for i, q in enumerate(items)]
     for t in threads:
         t.start()
     reported: set[int] = set()
@@ -124,7 +124,7 @@ def search_lockstep(search: Search, tester: CounterfactualTester, quests: Sequen
     try:
         while (batch := rounds.next_round()) is not None:
             _report(results, reported, finished)
-            requests = [Request(quests[i].target, quests[i].ranking, k, quests[i].flip_class)
+            requests = [Request(items[i].target, items[i].ranking, k, items[i].flip_class)
                         for i, ks in batch for k in ks]
             rounds.answer(batch, tester.accuracies(requests))
             n_rounds += 1
