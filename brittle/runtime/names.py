@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# stable name -> where the code lives now (one line per target; tests/test_names.py imports each)
+# stable name -> where the code lives now (one line per target; tests/runtime/test_names.py imports each)
 REGISTERED: dict[str, str] = {
     "data/digits": "brittle.data.datasets.load_digits",
     "data/cifar10": "brittle.data.cifar10.load_cifar10",

@@ -6,7 +6,7 @@ the retraining arch (or `source_arch`) trained on the full data by the models st
 cross-entropy loss on the normalised images, and unshuffled loaders of the training images and
 the targets. dattri returns influence [N_train, T] with larger = the training image lowers the
 target's loss more (a proponent); brittle uses it as the scores and as the signed LDS scores
-(tests/test_dattri.py checks the direction by retraining).
+(tests/scorers/test_dattri.py checks the direction by retraining).
 
 Supported methods and what each computes here:
   tracin      TracIn's sum over checkpoints of projected gradient dot products (weights 1: the

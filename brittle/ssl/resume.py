@@ -4,7 +4,7 @@ scheduler (Slurm's time limit, a preemption) continues where it was instead of s
 The state is Lightning's own checkpoint (weights, momentum encoders and memory banks, optimiser,
 schedule, loop counters) plus what Lightning does not keep: the random generators that draw the
 views and batch order, and the epoch curves. A resumed fit is therefore the same fit as an
-uninterrupted one (tests/test_backbones.py checks the weights are equal on a CPU).
+uninterrupted one (tests/ssl/test_backbones.py checks the weights are equal on a CPU).
 """
 from __future__ import annotations
 

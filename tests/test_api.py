@@ -32,7 +32,7 @@ class FarthestFirst(Scorer):
 
 
 def test_a_scorer_from_outside_runs_through_the_pipeline(tmp_path):
-    cfg = make_cfg([*TINY, "scorer=random", "scorer._target_=tests.test_extending.FarthestFirst",
+    cfg = make_cfg([*TINY, "scorer=random", "scorer._target_=tests.test_api.FarthestFirst",
                     "eval=lds", "eval.n_models=6"], cache_dir=tmp_path / "cache")
     summary = run(cfg, tmp_path / "run")
     assert summary.labels.method == "Farthest MoCo"

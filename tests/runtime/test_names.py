@@ -95,12 +95,12 @@ def test_an_old_import_path_is_refused_with_the_new_one(old):
 
 
 def test_a_run_directory_of_the_release_before_the_renames_resumes(tmp_path):
-    """tests/data holds the run_spec.json that f273656 wrote for `scorer=trak` (with `protocol:`
+    """tests/fixtures holds the run_spec.json that f273656 wrote for `scorer=trak` (with `protocol:`
     and the trainer label `arch`): today's config of the same command binds to that directory."""
     import shutil
 
     from brittle.runtime.files import check_run_dir
-    shutil.copy(CONF.parent / "tests" / "data" / "run_spec_f273656_scorer=trak.json", tmp_path / "run_spec.json")
+    shutil.copy(CONF.parent / "tests" / "fixtures" / "run_spec_f273656_scorer=trak.json", tmp_path / "run_spec.json")
     check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak"])))   # no error: the same run
     with pytest.raises(Exception, match="holds results of a different config"):
         check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak", "trak_sizes.n_models=6"])))

@@ -22,7 +22,7 @@ def readme_commands(text: str) -> list[str]:
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip()
-            # (examples of a user's own config directory name theirs: tests/test_sweeps.py runs one)
+            # (examples of a user's own config directory name theirs: tests/cli/test_sweeps.py runs one)
             own = "--config-dir" in line or "hydra.searchpath" in line
             if (line.startswith(("python run.py", "brittle ")) or line == "brittle") and not own:
                 command = re.sub(r"\s+#.*$", "", line).split(" && ")[0]
