@@ -10,6 +10,7 @@ traceback instead.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ def job(cfg: DictConfig) -> None:
     if job_num is not None and cfg.device == "auto":
         cfg.device = gpu_for_job(int(job_num))
     run_dir = Path(hc.runtime.output_dir)
+    fresh = not (run_dir / "run_spec.json").exists()   # this job made the directory's first record
     try:
         with signals_interrupt():
             from brittle.pipeline import run
@@ -45,14 +47,38 @@ def job(cfg: DictConfig) -> None:
                                                                    "hydra.run.dir": run_dir})
         if user_error is None or cfg.get("debug", False):
             raise
-        _fail(str(user_error), 2)
+        # bad input leaves nothing half-written behind: a directory this job started is removed
+        removed = fresh and isinstance(user_error, BrittleError) and remove_unstarted_run(run_dir)
+        _fail(str(user_error), 2, log_file=not removed)
 
 
-def _fail(message: str, status: int) -> None:
-    """One `error:` line on stderr (and in the job's log, when it can still be written), then exit."""
-    logging.getLogger("brittle").error("%s", message)
+def _fail(message: str, status: int, log_file: bool = True) -> None:
+    """One `error:` line on stderr, once (the job's log file, when it can still be written, gets
+    it too; the console handler does not, or the line would show twice), then exit."""
+    record = logging.LogRecord("brittle", logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logging.getLogger().handlers if log_file else ():
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(status)
+
+
+def remove_unstarted_run(run_dir: Path) -> bool:
+    """Remove a run directory that holds only what starting a run writes (Hydra's `.hydra/`, the
+    job's `*.log`, `run_spec.json`), so a run stopped by bad input leaves nothing to confuse a
+    rerun; True when removed. A directory with anything else in it is left alone."""
+    import shutil
+
+    started = (".hydra", "run_spec.json")
+    if not run_dir.is_dir() or any(p.name not in started and p.suffix != ".log" for p in run_dir.iterdir()):
+        return False
+    for handler in logging.getLogger().handlers:   # the log file closes before its directory goes
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        run_dir.parent.rmdir()   # outputs/ or multirun/, when this run was all it held
+    return not run_dir.exists()
 
 
 def gpu_for_job(job_num: int, n_gpus: int | None = None) -> str:
@@ -74,7 +100,19 @@ def user_error_of(exc: BaseException | None) -> BrittleError | None:
 
 
 def main() -> None:
-    """The console script: check the command line, then hand it to Hydra."""
+    """The console script: check the command line, then hand it to Hydra. A reader that closes
+    the pipe (`brittle --help | head`) ends it quietly, as a shell tool ends on SIGPIPE."""
+    try:
+        _main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+        # Python would flush the closed stdout again at exit and print a second error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + 13)   # 128 + SIGPIPE, a shell tool's status on a closed pipe
+
+
+def _main() -> None:
     if any(a in ("--help", "-h") for a in sys.argv[1:]):
         # the text Hydra's --help prints (conf/config.yaml's help template is this one resolver),
         # without the second Hydra spends listing every config group for a template that omits them

@@ -7,7 +7,9 @@
 3. Every `_target_` node (a scorer, task, search, trainer, evaluation, arch, network, method,
    loader, transform) is checked against the signature of what it builds (brittle/cli/signatures.py):
    its keys must be parameters, its values of the annotated types.
-4. The cache directory and the run directory's location must be writable (and the cache's file
+4. The values of the groups that judge their own values cheaply (search, task, eval) are checked
+   by building those objects.
+5. The cache directory and the run directory's location must be writable (and the cache's file
    locks must work) before Hydra creates anything.
 A sweep (`-m key=a,b`) is checked for each value (brittle/cli/commandline.py expands it).
 """
@@ -136,7 +138,34 @@ def check_job(overrides: list[str], extra: list[str], multirun: bool, first: boo
         return f"{key} is required (???) and not set; give {key}=..."
     # a user's config directory may hold any target: then every node is checked
     touched = None if extra else [o.lstrip("+~").partition("=")[0] for o in overrides]
-    return check_targets(cfg, touched)
+    return check_targets(cfg, touched) or check_values(cfg)
+
+
+# groups whose objects judge their own values and build without torch (tests/cli/test_app.py
+# checks the import): built here, so a value out of range fails before any run directory exists
+JUDGED_GROUPS = ("search", "task", "eval")
+
+
+def check_values(cfg: DictConfig) -> str | None:
+    """The first value that a cheap group object refuses (search.budget=-1), as one line."""
+    from hydra.utils import instantiate
+
+    from brittle.runtime.errors import BrittleError
+
+    for group in JUDGED_GROUPS:
+        node = cfg.get(group)
+        if node is None or "_target_" not in node or not str(node._target_).startswith("brittle."):
+            continue   # a user's own class: judged when the run builds it
+        try:
+            instantiate(node)
+        except Exception as exc:  # Hydra wraps what a constructor raises
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, BrittleError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                return str(cause)
+            # anything else is the run's to report, with its context
+    return None
 
 
 def check_command_line(argv: list[str]) -> str | None:

@@ -44,7 +44,7 @@ def test_help_lists_groups_options_settings_and_examples():
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["scorer.C=abc"], ["arch.recipe.epochs=abc"],
-                                  ["task=mislabel", "scorer=l2"]])
+                                  ["task=mislabel", "scorer=l2"], ["search.budget=-1"]])
 def test_the_command_line_check_and_help_import_no_torch(argv):
     """`--help` and the check before any work read brittle's signatures from source: no torch,
     lightly or Lightning import (seconds each), whatever the error."""
@@ -58,5 +58,35 @@ def test_the_command_line_check_and_help_import_no_torch(argv):
     assert "imported: []" in out, out
     if argv == ["scorer.C=abc"]:
         assert "scorer.C='abc' has the wrong type: brittle.scorers.esvm.scorer.ExemplarSVM expects float" in out
+    if argv == ["search.budget=-1"]:
+        assert "search.budget=-1 is out of range; use 0..30" in out
     if argv == ["arch.recipe.epochs=abc"]:
         assert "trainer.recipe.epochs='abc' has the wrong type: Recipe expects int" in out
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`python run.py --help | head -1`: no BrokenPipeError traceback, a shell tool's status."""
+    code = ("import subprocess, sys\n"
+            "p = subprocess.Popen([sys.executable, 'run.py', '--help'],\n"
+            "                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
+            "p.stdout.readline(); p.stdout.close()\n"
+            "print(p.wait(), repr(p.stderr.read().decode()))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    status, stderr = out.split(" ", 1)
+    assert "Traceback" not in stderr and stderr.strip() == "''", stderr
+    assert status in ("0", str(128 + 13)), status
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("search.budget=-1", "search.budget=-1 is out of range; use 0..30"),
+    ("targets.n=1000", "targets.n=1000 is out of range"),   # judged once the data is loaded
+])
+def test_bad_input_prints_one_line_once_and_leaves_no_run_directory(override, needle, tmp_path):
+    """The error shows once (not also as a log line), and the run directory Hydra made for the
+    job is gone: nothing half-written (a value the pre-check judges never gets that far)."""
+    p = run_brittle([override, f"cache_dir={tmp_path}/cache", "reference.n_models=1"], cwd=tmp_path)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr.count(needle) == 1, p.stderr
+    errors = [line for line in p.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and needle in errors[0], p.stderr
+    assert not (tmp_path / "outputs").exists(), list((tmp_path / "outputs").rglob("*"))
