@@ -3,6 +3,8 @@ progressive resizing. Every draw comes from the model's own generator (brittle/r
 so a model's augmentation follows its seed."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -39,8 +41,8 @@ def augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tens
         else:
             y0 = torch.randint(0, h, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
             x0 = torch.randint(0, w, (b,), generator=gen, device=dev).view(b, 1, 1) - s // 2
-        yy = torch.arange(h, device=dev).view(1, h, 1)
-        xx = torch.arange(w, device=dev).view(1, 1, w)
+        yy = _arange(h, dev).view(1, h, 1)
+        xx = _arange(w, dev).view(1, 1, w)
         hole = (yy >= y0) & (yy < y0 + s) & (xx >= x0) & (xx < x0 + s)
         x = x.masked_fill(hole.unsqueeze(1), 0.0)
     return x
@@ -55,12 +57,27 @@ def translate(x: torch.Tensor, pad: int, gen: torch.Generator, mode: str = "cons
         if len(fill) != c:
             raise BrittleError(f"trainer.recipe.translate_fill has {len(fill)} values for {c}-channel images; "
                                f"give one per channel")
-        level = torch.as_tensor(fill, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        level = _constant(tuple(fill), x.dtype, x.device).view(1, c, 1, 1)
         padded = F.pad(x - level, (pad,) * 4) + level   # pad with 0 around x - fill: fill around x
     else:
         padded = F.pad(x, (pad,) * 4, mode=mode)
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w)
+    rows = (dy[:, None] + _arange(h, x.device)).view(b, 1, h, 1)
+    cols = (dx[:, None] + _arange(w, x.device)).view(b, 1, 1, w)
     return padded.gather(2, rows.expand(b, c, h, w + 2 * pad)).gather(3, cols.expand(b, c, h, w))
+
+
+# Made once per size and device, not per step: a CUDA tensor made from host values is a copy
+# that waits for the device (a host synchronisation every step), and each arange is a launch.
+# Never evicted, so a cached tensor is never freed while another stream still reads it.
+@functools.cache
+def _arange(n: int, device: torch.device) -> torch.Tensor:
+    """int64 [n]: 0 .. n - 1 on `device` (read-only: shared by every call)."""
+    return torch.arange(n, device=device)
+
+
+@functools.cache
+def _constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`values` as a [len(values)] tensor on `device` (read-only: shared by every call)."""
+    return torch.tensor(values, dtype=dtype, device=device)

@@ -7,11 +7,12 @@ GELU, BatchNorm with frozen scale); Nesterov SGD with decoupled hyperparameters 
 decay per 1024 examples; BatchNorm biases at 64x the lr); label smoothing 0.2; a triangular lr
 schedule over 9.9 epochs of batch 1024; alternating flips (a random half flipped once, then
 every image flipped on odd epochs) and reflect-padded 2 px translation; a lookahead EMA of the
-weights from epoch 3; flip + translate test-time augmentation.
+weights from epoch 3; flip + translate test-time augmentation. Several models train at once
+with `together` (streams | vmap, brittle/retrain/together.py) exactly as the recipe trainer's.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -19,20 +20,24 @@ from torch import nn
 
 from brittle.retrain.airnet import AirNet
 from brittle.retrain.augment import translate
-from brittle.retrain.loop import batches, seeded
-from brittle.retrain.trainer import Trainer
+from brittle.retrain.loop import Autocast, Fit, Pending, batches
+from brittle.retrain.together import StepTrainer
+
+_TOGETHER = ("loop", "streams", "vmap")
 
 
-class FastTrainer(Trainer):
-    """The airbench-class training procedure; any arch works, AirNet gets its whitening init."""
+class FastTrainer(StepTrainer):
+    """The airbench-class training procedure; any arch works, AirNet gets its whitening init.
+    together: loop (one by one), streams or vmap (`concurrent` models at a time)."""
 
     def __init__(self, epochs: float = 9.9, batch_size: int = 1024, lr: float = 11.5,
                  momentum: float = 0.85, weight_decay: float = 0.0153, bias_scaler: float = 64.0,
                  label_smoothing: float = 0.2, whiten_bias_epochs: int = 3, ema_start_epochs: int = 3,
                  ema_decay_base: float = 0.95, ema_decay_pow: float = 3.0, ema_every: int = 5,
                  flip: bool = True, translate: int = 2, tta_level: int = 2, whiten_images: int = 5000,
-                 label: str = "fast"):
+                 label: str = "fast", together: str = "loop", concurrent: int = 8):
         self.label = label  # display name in tables
+        self._set_together(together, concurrent, _TOGETHER)
         self.epochs, self.batch_size, self.momentum = float(epochs), int(batch_size), float(momentum)
         # decoupled form: lr and weight decay per 1024 examples, independent of the momentum
         kilostep = 1024 * (1 + 1 / (1 - momentum))
@@ -44,12 +49,7 @@ class FastTrainer(Trainer):
         self.ema_base, self.ema_pow = float(ema_decay_base) ** ema_every, float(ema_decay_pow)
         self.flip, self.translate, self.tta_level = bool(flip), int(translate), int(tta_level)
 
-    def train(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
-              keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
-        """One model per seed on x[keep] (x float [N, C, H, W] on the device), one by one."""
-        return [self._train_one(build, x, labels, keep, seed) for seed in seeds]
-
-    def _optimizer(self, model: nn.Module) -> torch.optim.SGD:
+    def _optimizer(self, model: nn.Module, fused: bool) -> torch.optim.SGD:
         norm_biases = [p for m in model.modules() if isinstance(m, nn.BatchNorm2d)
                        for p in m.parameters() if p.requires_grad]
         ids = {id(p) for p in norm_biases}
@@ -57,25 +57,26 @@ class FastTrainer(Trainer):
         lr_bias = self.lr * self.bias_scaler
         groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=self.decay / lr_bias, base=lr_bias),
                   dict(params=others, lr=self.lr, weight_decay=self.decay / self.lr, base=self.lr)]
-        return torch.optim.SGD(groups, momentum=self.momentum, nesterov=True)
+        return torch.optim.SGD(groups, momentum=self.momentum, nesterov=True, fused=fused or None)
 
-    def _train_one(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
-                   keep: torch.Tensor, seed: int) -> nn.Module:
-        """The seed fixes init, data order, augmentation and dropout (brittle/retrain/loop.py)."""
-        device = x.device
-        with seeded(seed, device) as gen:
-            return self._fit(build().to(device), x, labels, keep, gen)
+    def autocast(self, device: torch.device) -> Autocast:
+        if device.type == "cuda":
+            return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext
 
-    def _fit(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
-             gen: torch.Generator) -> nn.Module:
+    def fit(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
+            gen: torch.Generator) -> Fit:
+        """The procedure on x[keep] as a Fit (loop.py); the seed's generator `gen` draws the
+        alternating flips, data order and translations."""
         if x.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         if isinstance(model, AirNet):
             model.init_whitening(x[keep[:self.whiten_images]])
-        opt = self._optimizer(model)
+        opt = self._optimizer(model, fused=x.device.type == "cuda")
         n = int(keep.shape[0])
         base_flip = torch.rand(n, generator=gen, device=x.device) < 0.5   # alternating flips
-        ema, epoch = None, -1
+        ema: list[torch.Tensor] | None = None
+        epoch = -1
         model.train()
         for step in batches(n, self.batch_size, self.epochs, [gen]):
             if step.epoch != epoch:   # a new epoch: close the last one, open this one
@@ -86,13 +87,23 @@ class FastTrainer(Trainer):
                     assert model.whiten.bias is not None
                     model.whiten.bias.requires_grad_(epoch < self.whiten_bias_epochs)
             p = step.positions[0]
-            xb = self._augment(x[keep[p]], base_flip[p] ^ (epoch % 2 == 1), gen)
-            self._step(model, opt, xb, labels[keep[p]], step.step, step.total)
+            idx = keep[p]
+            xb = self._augment(x[idx], base_flip[p] ^ (epoch % 2 == 1), gen)
+            factor = _triangle(step.step, step.total)
+            for group in opt.param_groups:
+                group["lr"] = group["base"] * factor
+            opt.zero_grad(set_to_none=True)
+            yield Pending(xb, labels[idx], self._loss, _unscaled)
+            opt.step()
             if epoch >= self.ema_start and (step.step + 1) % self.ema_every == 0:
                 ema = _lookahead(model, ema, self.ema_base * ((step.step + 1) / step.total) ** self.ema_pow)
         if ema is not None:
             _lookahead(model, ema, 1.0)
-        return model.eval()
+        opt.zero_grad(set_to_none=True)   # the trained model keeps no gradients
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out.float(), y, label_smoothing=self.label_smoothing,
+                               reduction="sum")
 
     def _augment(self, xb: torch.Tensor, flip: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if self.flip:
@@ -100,18 +111,6 @@ class FastTrainer(Trainer):
         if self.translate > 0:
             xb = translate(xb, self.translate, gen, mode="reflect")
         return xb.contiguous(memory_format=torch.channels_last) if xb.is_cuda else xb
-
-    def _step(self, model: nn.Module, opt: torch.optim.SGD, xb: torch.Tensor, yb: torch.Tensor,
-              step: int, total: int) -> None:
-        factor = _triangle(step, total)
-        for group in opt.param_groups:
-            group["lr"] = group["base"] * factor
-        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=xb.is_cuda):
-            out = model(xb)
-        loss = F.cross_entropy(out.float(), yb, label_smoothing=self.label_smoothing, reduction="sum")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
 
     @torch.no_grad()
     def logits(self, model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
@@ -144,13 +143,18 @@ def _triangle(step: int, total: int, start: float = 0.2, peak: float = 0.23, end
     return 1 + (end - 1) * (step - top) / max(1, total - top)
 
 
+def _unscaled(loss: torch.Tensor) -> torch.Tensor:
+    return loss
+
+
 @torch.no_grad()
-def _lookahead(model: nn.Module, ema: dict | None, decay: float) -> dict:
-    """Move the EMA of the float state towards the model by (1 - decay), then copy it back."""
-    state = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+def _lookahead(model: nn.Module, ema: list[torch.Tensor] | None,
+               decay: float) -> list[torch.Tensor]:
+    """Move the EMA of the float state towards the model by (1 - decay), then copy it back
+    (two multi-tensor launches, not two per tensor)."""
+    state = [v for v in model.state_dict().values() if v.is_floating_point()]
     if ema is None:
-        return {k: v.clone() for k, v in state.items()}
-    for key, value in state.items():
-        ema[key].lerp_(value, 1 - decay)
-        value.copy_(ema[key])
+        return [v.clone() for v in state]
+    torch._foreach_lerp_(ema, state, 1 - decay)
+    torch._foreach_copy_(state, ema)
     return ema

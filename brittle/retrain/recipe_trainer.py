@@ -2,12 +2,13 @@
 
 RecipeTrainer trains with a Recipe (recipe.py): `trainer=arch_recipe` takes the arch's own recipe,
 `trainer=paper` the paper's ResNet-9 recipe, `trainer=cpu` an arch's recipe shortened for a CPU.
-The models of one counterfactual test are trained together when that is faster (stacked MLPs,
-stacked.py) or one after another. `trainer=fast` is the airbench-class procedure (fast_trainer.py).
+The models of one counterfactual test (or of a lockstep round) are trained together when that
+is faster (stacked MLPs, stacked.py; any arch on CUDA streams or vmapped, together.py) or one
+after another. `trainer=fast` is the airbench-class procedure (fast_trainer.py).
 """
 from __future__ import annotations
 
-import weakref
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,16 +18,16 @@ from omegaconf import DictConfig
 from torch import nn
 
 from brittle.retrain.augment import augment, resized
-from brittle.retrain.loop import batches, seeded
+from brittle.retrain.loop import Autocast, Fit, Pending, batches, run, seeded
 from brittle.retrain.precision import PRECISIONS, Precision
-from brittle.retrain.precision import step as precision_step
 from brittle.retrain.recipe import Recipe, lr_at, optimizer_for
 from brittle.retrain.stacked import stackable, train_stacked, train_stacked_jobs
+from brittle.retrain.together import StepTrainer
 from brittle.retrain.trainer import Job, Trainer, logits
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
 
-_TOGETHER = ("auto", "stacked", "loop")
+_TOGETHER = ("auto", "stacked", "loop", "streams", "vmap")
 
 
 def recipe_from(recipe: Recipe | Mapping[str, Any], **overrides: Any) -> Recipe:
@@ -41,47 +42,49 @@ def recipe_from(recipe: Recipe | Mapping[str, Any], **overrides: Any) -> Recipe:
                            f"{sorted(Recipe.__dataclass_fields__)}") from None
 
 
-class RecipeTrainer(Trainer):
+class RecipeTrainer(StepTrainer):
     """Trains models from scratch with one Recipe. together: auto (stack the N models of a test
-    when the arch allows it: MLPs), stacked (require it), loop (one by one)."""
+    when the arch allows it: MLPs), stacked (require it), loop (one by one), streams or vmap
+    (any random-free arch, `concurrent` models at a time: together.py)."""
 
     def __init__(self, recipe: Recipe | Mapping[str, Any], together: str = "auto",
                  epochs: int | None = None, batch_size: int | None = None, label: str = "arch_recipe",
-                 max_stack: int = 256):
+                 max_stack: int = 256, concurrent: int = 8):
         self.label = label  # display name in tables
         self.max_stack = max(1, int(max_stack))  # copies in one stacked network (bounds its memory)
-        if together not in _TOGETHER:
-            raise BrittleError(f"trainer.together={together} is not valid; use one of {list(_TOGETHER)}")
+        self._set_together(together, concurrent, _TOGETHER)
         self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)
         if self.recipe.precision not in PRECISIONS:
             raise BrittleError(f"recipe precision={self.recipe.precision} is not valid; use one of {list(PRECISIONS)}")
-        self.together = together
-        self._arch_stacks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    def _stackable(self, build: Callable[[], nn.Module]) -> bool:
-        """Whether build's arch can be stacked, decided once per builder."""
-        if build not in self._arch_stacks:
-            with torch.random.fork_rng():   # building draws from the global RNG
-                self._arch_stacks[build] = stackable(build())
-        return self._arch_stacks[build]
+    def fit(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
+            gen: torch.Generator) -> Fit:
+        return fit_steps(model, self.recipe, x, labels, keep, gen)
+
+    def autocast(self, device: torch.device) -> Autocast:
+        return Precision.of(self.recipe.precision, device).autocast
 
     def train(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,
               keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
         """One model per seed on x[keep] (x float [N, C, H, W], labels int64 [N])."""
-        stack = self.together == "stacked" or (self.together == "auto" and len(seeds) > 1)
-        if stack and self._stackable(build):
+        if self.together not in ("auto", "stacked"):
+            return super().train(build, x, labels, keep, seeds)
+        stack = self.together == "stacked" or len(seeds) > 1
+        if stack and self.arch_fact(build, "stackable", stackable):
             return train_stacked(build, self.recipe, x, labels, keep, seeds)
         if self.together == "stacked":
             raise BrittleError("trainer.together=stacked needs an MLP arch (arch=mlp); "
                                "use trainer.together=auto or loop")
-        return [train_one(build, self.recipe, x, labels, keep, seed) for seed in seeds]
+        return [self.train_one(build, x, labels, keep, seed) for seed in seeds]
 
     def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor, jobs: Sequence[Job]) -> list[nn.Module]:
-        """The models of many tests: stackable archs train every job of equal training-set size
-        as one stack (at most `max_stack` copies), whatever test it belongs to; others as
-        `Trainer.train_jobs` does."""
-        if self.together == "loop" or not jobs or not self._stackable(build):
+        """The models of many tests: stackable archs (auto, stacked) train every job of equal
+        training-set size as one stack (at most `max_stack` copies), whatever test it belongs
+        to; streams and vmap as StepTrainer does; others as `Trainer.train_jobs` does."""
+        if self.together not in ("auto", "stacked"):
             return super().train_jobs(build, x, jobs)
+        if not jobs or not self.arch_fact(build, "stackable", stackable):
+            return Trainer.train_jobs(self, build, x, jobs)
         by_size: dict[int, list[int]] = {}
         for i, job in enumerate(jobs):
             by_size.setdefault(int(job.keep.shape[0]), []).append(i)
@@ -104,7 +107,7 @@ class RecipeTrainer(Trainer):
 
 
 def train_one(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
-                keep: torch.Tensor, seed: int) -> nn.Module:
+              keep: torch.Tensor, seed: int) -> nn.Module:
     """Train one model from scratch on x[keep] with labels[keep]. Deterministic per seed on CPU
     (brittle/retrain/loop.py: init, data order, augmentation and dropout follow the seed).
 
@@ -113,25 +116,33 @@ def train_one(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, l
     device = x.device
     with seeded(seed, device) as gen:
         model = build().to(device)
-        _fit(model, recipe, x, labels, keep, gen)
+        autocast = Precision.of(recipe.precision, device).autocast
+        run(model, fit_steps(model, recipe, x, labels, keep, gen), autocast)
     return model.eval()
 
 
-def _fit(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
-                keep: torch.Tensor, gen: torch.Generator) -> None:
-    opt = optimizer_for(model.parameters(), recipe)
-    precision = Precision.of(recipe.precision, x.device)
-    scaler = precision.scaler()
-    if x.device.type == "cuda" and x.dim() == 4:
+def fit_steps(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
+              keep: torch.Tensor, gen: torch.Generator) -> Fit:
+    """The recipe's training of `model` on x[keep] as a Fit (loop.py): per step the batch drawn
+    and augmented with `gen`, the scheduled learning rate, and after the backward pass the
+    optimiser's step. Nothing in it reads a device value back to the host (on CUDA the fused
+    optimiser takes the fp16 scaler's overflow check on the device)."""
+    cuda = x.device.type == "cuda"
+    opt = optimizer_for(model.parameters(), recipe, fused=cuda)
+    scaler = Precision.of(recipe.precision, x.device).scaler()
+    if cuda and x.dim() == 4:
         model.to(memory_format=torch.channels_last)  # the tensor-core layout of convolutions
     model.train()
+    loss = functools.partial(F.cross_entropy, label_smoothing=recipe.label_smoothing)
     for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, [gen]):
         idx = keep[step.positions[0]]
         xb = augment(resized(x[idx], recipe, step.epoch), recipe, gen)
-        if x.device.type == "cuda" and xb.dim() == 4:
+        if cuda and xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = lr_at(step.step, step.total, recipe)
-        with precision.autocast():
-            loss = F.cross_entropy(model(xb), labels[idx], label_smoothing=recipe.label_smoothing)
-        precision_step(loss, opt, scaler)
+        opt.zero_grad(set_to_none=True)
+        yield Pending(xb, labels[idx], loss, scaler.scale)
+        scaler.step(opt)
+        scaler.update()
+    opt.zero_grad(set_to_none=True)   # the trained model keeps no gradients
