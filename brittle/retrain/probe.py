@@ -13,10 +13,11 @@ allocator) and synchronised on CUDA.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,17 @@ from brittle.retrain.loop import step_count
 from brittle.retrain.precision import Precision
 from brittle.retrain.together import CONCURRENT, StepTrainer
 from brittle.retrain.trainer import Job
+
+
+@contextlib.contextmanager
+def _autotuned(device: torch.device) -> Iterator[None]:
+    """cuDNN autotuning on, as a run has it (brittle/runtime/execution.py: activate)."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def _sync(device: torch.device) -> None:
@@ -60,13 +72,14 @@ def step_floor(build: Callable[[], nn.Module], in_shape: Sequence[int], num_clas
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
+    with _autotuned(device):
+        for _ in range(warmup):
+            step()
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
     return steps * batch_size / (time.perf_counter() - start)
 
 
@@ -77,10 +90,11 @@ def _batch_epochs(trainer: Any) -> tuple[int, float]:
 
 def _timed(engine: Engine, jobs: Sequence[Job]) -> tuple[float, list[nn.Module]]:
     device = engine.train_x.device
-    _sync(device)
-    start = time.perf_counter()
-    models = engine.train_jobs(jobs)
-    _sync(device)
+    with _autotuned(device):
+        _sync(device)
+        start = time.perf_counter()
+        models = engine.train_jobs(jobs)
+        _sync(device)
     return time.perf_counter() - start, models
 
 

@@ -70,7 +70,8 @@ def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.
     models = [cast(nn.Sequential, build_seeded(build, j.seed, device)) for j in jobs]
     gens = [torch.Generator(device=device).manual_seed(j.seed) for j in jobs]
     layers = _stack(models)
-    opt = optimizer_for([t for pair in layers for t in pair], recipe)
+    # fused on CUDA: the fp16 scaler's overflow check stays on the device (no host sync a step)
+    opt = optimizer_for([t for pair in layers for t in pair], recipe, fused=device.type == "cuda")
     precision = Precision.of(recipe.precision, device)  # the same policy as train_one's
     scaler = precision.scaler()
     # gathered once per step for all copies (not per copy): keeps [J, n], labels [J, N]
