@@ -151,3 +151,32 @@ def test_an_overflowing_model_skips_its_own_step_only():
 
     run_vmapped(models, [fit(models[0], float("inf")), fit(models[1], 1.0)], contextlib.nullcontext)
     assert torch.equal(models[0].weight, before[0]) and not torch.equal(models[1].weight, before[1])
+
+
+def test_vmapped_resnet_in_the_cuda_layout_trains_as_alone():
+    """The channels-last layout run_vmapped takes on CUDA, forced on a CPU: ResNet-9 (FFCV) with
+    residuals, pooling and batch norm trains as each model alone; its running statistics end in
+    storage of its own (not a slice of the stack)."""
+    from brittle.retrain.arches import ResNet9FFCV
+    from brittle.retrain.loop import build_seeded
+    from brittle.retrain.vmapped import run_vmapped
+
+    cl, gen = torch.channels_last, torch.Generator().manual_seed(0)
+    x = torch.randn(96, 3, 12, 12, generator=gen).contiguous(memory_format=cl)
+    y, keep = torch.randint(0, 10, (96,), generator=gen), torch.arange(96)
+    build = lambda: ResNet9FFCV([3, 12, 12], 10, width=4)  # noqa: E731
+    trainer = RecipeTrainer({"epochs": 2, "batch_size": 32, "lr": 0.05, "flip": True,
+                             "translate": 2, "translate_fill": [0.1, 0.2, 0.3],
+                             "cutout": 4, "cutout_inside": True})
+    seeds = (1, 2, 3)
+    models = [build_seeded(build, s, torch.device("cpu")).to(memory_format=cl) for s in seeds]
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    fits = [trainer.fit(m, x, y, keep, g) for m, g in zip(models, gens)]
+    run_vmapped(models, fits, contextlib.nullcontext, channels_last=True)
+    for seed, model in zip(seeds, models):
+        alone = _state(trainer.train_one(build, x, y, keep, seed))
+        for name, value in _state(model).items():
+            # rounding differs (grouped convolutions), and grows: on other data up to 3e-3
+            assert torch.allclose(value, alone[name], atol=1e-3, rtol=1e-3), name
+    stats = models[1][0][1].running_mean
+    assert stats.untyped_storage().nbytes() == stats.numel() * stats.element_size()
