@@ -1,6 +1,11 @@
 """`dataset=imagefolder`: any train/ and test/ (or val/) class-folder tree, ImageNet layout
 included, read lazily: images are decoded (and resized) only when a batch asks for them, so
 pretraining and embedding stream from disk and memory does not grow with the folder.
+
+Each image becomes a square of `image_size` pixels in one of two ways: squashed whole (the aspect
+ratio is lost; `center_crop: null`, the default), or, as ImageNet evaluation does, the central
+square of `center_crop` x the shorter side resized to `image_size` (0.875 = 224 / 256: torchvision's
+Resize(256) + CenterCrop(224), FFCV's centre-crop decoder; 1.0: resize the shorter side, then crop).
 """
 from __future__ import annotations
 
@@ -18,8 +23,8 @@ _SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 class LazyImages:
     """uint8 images [N, 3, S, S] decoded from files on access; `take` selects without decoding."""
 
-    def __init__(self, files: list[Path], size: int):
-        self.files, self.size = list(files), int(size)
+    def __init__(self, files: list[Path], size: int, center_crop: float | None = None):
+        self.files, self.size, self.center_crop = list(files), int(size), center_crop
 
     def __len__(self) -> int:
         return len(self.files)
@@ -29,12 +34,15 @@ class LazyImages:
         return (len(self.files), 3, self.size, self.size)
 
     def take(self, index: np.ndarray) -> LazyImages:
-        return LazyImages([self.files[int(i)] for i in np.asarray(index)], self.size)
+        picked = [self.files[int(i)] for i in np.asarray(index)]
+        return LazyImages(picked, self.size, self.center_crop)
 
     def _load(self, path: Path) -> np.ndarray:
         try:
             with Image.open(path) as img:
-                rgb = img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
+                rgb = img.convert("RGB")
+                box = None if self.center_crop is None else crop_box(rgb.size, self.center_crop)
+                rgb = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
                 return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
         except OSError as exc:
             raise BrittleError(f"cannot decode {path}: {exc}") from None
@@ -49,6 +57,15 @@ class LazyImages:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[slice(None)]
         return out.astype(dtype) if dtype is not None else out
+
+
+def crop_box(size: tuple[int, int], fraction: float) -> tuple[float, float, float, float]:
+    """The central square (left, upper, right, lower) of side `fraction` x the shorter side of a
+    (width, height) image."""
+    width, height = size
+    side = fraction * min(width, height)
+    left, upper = (width - side) / 2, (height - side) / 2
+    return (left, upper, left + side, upper + side)
 
 
 def _scan(split_dir: Path) -> tuple[list[Path], list[str]]:
@@ -74,7 +91,12 @@ def _verify(root: Path, files: list[Path]) -> None:
 
 
 def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int | None = None,
-                     test_subset: int | None = None, subset_seed: int = 0) -> Dataset:
+                     test_subset: int | None = None, subset_seed: int = 0,
+                     center_crop: float | None = None) -> Dataset:
+    if center_crop is not None and not 0 < float(center_crop) <= 1:
+        raise BrittleError(f"dataset.loader.center_crop={center_crop} is not valid; give a "
+                           f"fraction of the shorter side in (0, 1] (0.875: ImageNet's 224 of 256), "
+                           f"or null")
     if root is None:
         raise BrittleError("dataset.root is not set; give a folder with train/<class>/ and "
                            "test/<class>/ (or val/<class>/) images")
@@ -92,7 +114,11 @@ def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int |
                            f"({sorted(set(test_cls))[:5]}...) in dataset.root={root}")
     _verify(base, train_files + test_files)
     index = {c: i for i, c in enumerate(classes)}
-    train = ImageSet(LazyImages(train_files, image_size), np.array([index[c] for c in train_cls]), classes)
-    test = ImageSet(LazyImages(test_files, image_size), np.array([index[c] for c in test_cls]), classes)
+    crop = None if center_crop is None else float(center_crop)
+
+    def images(files: list[Path], names: list[str]) -> ImageSet:
+        labels = np.array([index[c] for c in names])
+        return ImageSet(LazyImages(files, image_size, crop), labels, classes)
+    train, test = images(train_files, train_cls), images(test_files, test_cls)
     return apply_subsets("imagefolder", train, test, train_subset, test_subset, subset_seed,
                           ordering="class-folder")

@@ -42,6 +42,8 @@ REGISTERED: dict[str, str] = {
     "arch/swin_t": "brittle.retrain.arches.swin_t",
     "arch/mlpmixer": "brittle.retrain.arches.mlp_mixer",
     "arch/convmixer": "brittle.retrain.arches.conv_mixer",
+    "arch/mobilenetv2_cifar": "brittle.retrain.reference_arches.MobileNetV2CIFAR",
+    "arch/swin_t_cifar": "brittle.retrain.reference_arches.SwinCIFAR",
     "arch/airnet": "brittle.retrain.airnet.AirNet",
     "trainer/recipe": "brittle.retrain.recipe_trainer.RecipeTrainer",
     "trainer/fast": "brittle.retrain.fast_trainer.FastTrainer",

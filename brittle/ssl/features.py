@@ -1,5 +1,11 @@
 """Backbone features of uint8 images: batched extraction (in memory or streamed into an .npy file) and
-the kNN accuracy that tells how class-aware label-free features are."""
+the kNN accuracy that tells how class-aware label-free features are.
+
+`backbone.features` says which layer is the embedding: `backbone` (the default), the backbone's
+pooled output (512-d for a ResNet-18), or `projection`, that output passed on through the
+pretraining method's projection head (MoCo's: 128-d), as the pretraining saved it next to the
+backbone (`projection_head.pt`).
+"""
 from __future__ import annotations
 
 import errno
@@ -8,8 +14,61 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from brittle.data.datasets import normalized
+from brittle.runtime.errors import BrittleError
+
+FEATURES = ("backbone", "projection")
+HEAD_FILE = "projection_head.pt"   # the method's projection head (state dict), beside backbone.pt
+
+
+def features_setting(bcfg: Any) -> str:
+    """`backbone.features` of a backbone config, `backbone` when it is not given."""
+    value = bcfg.get("features") or "backbone"
+    if value not in FEATURES:
+        raise BrittleError(f"backbone.features={value} is not valid; use one of {list(FEATURES)}")
+    return str(value)
+
+
+class Projected(nn.Module):
+    """A backbone followed by a projection head: [B, C, H, W] -> [B, D_head]."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x).flatten(1))
+
+
+def method_head(bcfg: Any, backbone: nn.Module) -> nn.Module:
+    """The (untrained) projection head that `bcfg.method` builds on `backbone`; one clear error
+    for a backbone without a method (released weights) or a method without a projection head."""
+    from hydra.utils import instantiate
+
+    name = bcfg.get("name")
+    if bcfg.get("checkpoint") or bcfg.get("method") is None:
+        raise BrittleError(f"backbone.features=projection needs the head of a pretraining method; "
+                           f"backbone={name} is imported without one; use "
+                           f"backbone.features=backbone")
+    # the head does not depend on the class count (only Supervised's, which has no projection head)
+    needs_classes = "num_classes" in bcfg.method and bcfg.method.num_classes is None
+    extra = {"num_classes": 2} if needs_classes else {}
+    model = instantiate(bcfg.method, backbone=backbone, max_epochs=1,
+                        batch_size=int(bcfg.batch_size), **extra)
+    head = getattr(model, "projection_head", None)
+    if not isinstance(head, nn.Module):
+        raise BrittleError(f"backbone.features=projection: the method of backbone={name} "
+                           f"({type(model).__name__}) has no projection head; use "
+                           f"backbone.features=backbone")
+    return head
+
+
+def projection_dim(head: nn.Module, in_dim: int) -> int:
+    """The width of a head's output for `in_dim` inputs."""
+    with torch.no_grad():
+        return int(head.eval()(torch.zeros(1, in_dim)).shape[1])
 
 
 def _batches(net: torch.nn.Module, images, mean: list[float], std: list[float], device: torch.device,

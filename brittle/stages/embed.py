@@ -1,9 +1,11 @@
-"""Embed stage: penultimate-layer features of every train and test image.
+"""Embed stage: features of every train and test image, from the backbone's output or, with
+`backbone.features=projection`, from the pretraining method's projection head after it.
 
 Writes `train.npy` float32 [N_train, D] and `test.npy` float32 [N_test, D] into the stage cache,
 and records a label-free sanity figure: the kNN accuracy of test features against train features.
-Its key is the pretrain stage's key plus the whole dataset (test images too) and the
-normalisation features are taken with.
+Its key is the pretrain stage's key plus the whole dataset (test images too), the
+normalisation features are taken with, and the embedding layer when it is not the backbone's
+output (so keys made before `backbone.features` existed still hold).
 """
 from __future__ import annotations
 
@@ -14,22 +16,33 @@ from pathlib import Path
 
 import numpy as np
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from brittle.data.datasets import Dataset
 from brittle.runtime.cache import StageCache
-from brittle.runtime.execution import Execution
+from brittle.runtime.errors import BrittleError
+from brittle.runtime.execution import Execution, plain
 from brittle.runtime.faults import require_space
 from brittle.runtime.progress import Progress
 from brittle.scorers.base import validate_features
 from brittle.ssl.checkpoints import load_backbone_weights
-from brittle.ssl.features import features_to, knn_accuracy
+from brittle.ssl.features import (
+    HEAD_FILE,
+    Projected,
+    features_setting,
+    features_to,
+    knn_accuracy,
+    method_head,
+    projection_dim,
+)
 from brittle.ssl.networks import feature_dim
 from brittle.stages import pretrain
 from brittle.stages.subset import key_of
 
 log = logging.getLogger(__name__)
 
+# backbone.features: declared through "backbone"; the pretrain stage excludes it
 DEPENDS_ON = (*pretrain.DEPENDS_ON, "dataset.loader.test_subset")
 
 
@@ -45,10 +58,34 @@ class Embeddings:
 
 
 def key(subset: DictConfig) -> dict:
-    """The pretrain key of the same subset, plus the test split and the normalisation."""
+    """The pretrain key of the same subset, plus the test split, the normalisation and, unless it
+    is the backbone's output, the embedding layer."""
     norm = subset.backbone.get("normalize") or subset.dataset.normalize
-    return {"pretrain": pretrain.key(subset), "dataset": key_of(subset.dataset.loader),
-            "normalize": key_of(norm)}
+    features = subset.backbone.get("features") or "backbone"
+    trained = plain(subset)   # what the backbone was trained with: the subset less the features
+    trained["backbone"] = {k: v for k, v in trained["backbone"].items() if k != "features"}
+    out = {"pretrain": pretrain.key(OmegaConf.create(trained)),
+           "dataset": key_of(subset.dataset.loader), "normalize": key_of(norm)}
+    return out if features == "backbone" else {**out, "features": features}
+
+
+def _extractor(bcfg: DictConfig, backbone_dir: Path | None) -> tuple[nn.Module, int]:
+    """The network that embeds (backbone, or backbone + projection head) and its feature width;
+    without `backbone_dir`, untrained (to size the output before pretraining)."""
+    net = instantiate(bcfg.net)
+    if backbone_dir is not None:
+        net = load_backbone_weights(net, backbone_dir / "backbone.pt")
+    if features_setting(bcfg) == "backbone":
+        return net, feature_dim(net)
+    head = method_head(bcfg, net)
+    if backbone_dir is not None:
+        if not (backbone_dir / HEAD_FILE).is_file():
+            raise BrittleError(f"backbone.features=projection needs the projection head saved "
+                               f"with the pretrained backbone; {backbone_dir} has none (pretrained "
+                               f"without it); delete that directory to pretrain again, or use "
+                               f"backbone.features=backbone")
+        head = load_backbone_weights(head, backbone_dir / HEAD_FILE)
+    return Projected(net, head), projection_dim(head, feature_dim(net))
 
 
 def check_space(subset: DictConfig, ex: Execution, data: Dataset) -> None:
@@ -56,7 +93,7 @@ def check_space(subset: DictConfig, ex: Execution, data: Dataset) -> None:
     ((N_train + N_test) x D x 4 bytes)."""
     if ex.cache.lookup("embed", key(subset)) is not None:
         return
-    dim = feature_dim(instantiate(subset.backbone.net))
+    dim = _extractor(subset.backbone, None)[1]   # a bad backbone.features fails here, not after
     need = (len(data.train) + len(data.test)) * dim * 4
     require_space(ex.cache.root, need, f"embedding {len(data.train) + len(data.test)} images x {dim} floats")
 
@@ -67,7 +104,7 @@ def run(subset: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) ->
     fresh: list[bool] = []
 
     def compute(tmp: Path) -> dict:
-        net = load_backbone_weights(instantiate(bcfg.net), backbone_dir / "backbone.pt")
+        net = _extractor(bcfg, backbone_dir)[0]
         norm = bcfg.get("normalize") or subset.dataset.normalize
         mean, std = list(norm.mean), list(norm.std)
         opts = {"resize": bcfg.get("resize"), "channels": bcfg.get("in_channels")}

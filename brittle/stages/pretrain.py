@@ -20,6 +20,7 @@ from brittle.data.datasets import Dataset
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.progress import on_terminal
+from brittle.ssl.features import HEAD_FILE
 from brittle.ssl.networks import feature_dim
 from brittle.stages import data as data_stage
 from brittle.stages.subset import key_of
@@ -27,7 +28,8 @@ from brittle.stages.subset import key_of
 log = logging.getLogger(__name__)
 
 DEPENDS_ON = (*data_stage.DEPENDS_ON, "dataset.ssl_transform", "dataset.normalize", "backbone", "seed")
-EXCLUDES = data_stage.TRAIN_ONLY
+# backbone.features picks the embedding layer (the embed stage's key): the same training serves both
+EXCLUDES = (*data_stage.TRAIN_ONLY, "backbone.features")
 
 
 def key(subset: DictConfig) -> dict:
@@ -74,6 +76,9 @@ def _pretrain_into(subset: DictConfig, ex: Execution, data: Dataset, out: Path) 
                        ex.device, ex.progress and on_terminal(),
                        resume=ex.cache.partial("pretrain", key(subset)), save_every=ex.save_every)
     torch.save(fit.net.state_dict(), out / "backbone.pt")
+    head = getattr(fit, "head", None)   # the method's projection head: backbone.features=projection
+    if head is not None:
+        torch.save(head.state_dict(), out / HEAD_FILE)
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n" + "".join(
         f"{i + 1},{v:.6f},{'' if k is None else f'{k:.4f}'}\n"
         for i, (v, k) in enumerate(zip(fit.losses, fit.knn))))

@@ -2,7 +2,9 @@
 each one's mislabel flip class (second by average rank over the reference models) -> targets.npy
 int64 [T], flips.npy int64 [T] in the run directory.
 
-A misclassified target has support 0 and says nothing about an attribution method, so by default
+A target the models already misclassify is, as a rule, misclassified at every tested size, so
+the search records its smallest size (bisection: K / 2^budget, 10 for K = 1280 and budget 7),
+whatever the attribution method: it says nothing about the method, so by default
 (`targets.only_correct`) only samples the reference models classify correctly are eligible (the
 mean reference softmax puts its maximum on the true label). The recorded files are the run's
 truth: a resumed run (or one whose reference models were rebuilt) reads them back and refuses to

@@ -132,3 +132,71 @@ def test_paper_imagenet_runs_end_to_end_on_a_tiny_image_folder(tmp_path):
     assert summary.n_targets == 3 and len(support) == 3
     # one model per test: 1 + budget tests of 1 model each for a flipped target
     assert set(support["n_trainings"]) <= {1, 8}
+
+
+# The paper's retraining recipe for ResNet-9 and MobileNetV2 (appendix A.2, text lines 514-515: 24
+# epochs, batch 512, momentum 0.9, label smoothing 0.1, cyclic schedule peaking at 0.5) with the
+# reference code's train_utils.train and FFCV loader for the rest (wd 5e-4, fp16, flip, translate
+# 2, cutout 8)
+PAPER_RECIPE = {"optimizer": "sgd", "epochs": 24, "batch_size": 512, "lr": 0.5, "momentum": 0.9,
+                "weight_decay": 5e-4, "label_smoothing": 0.1, "flip": True, "translate": 2,
+                "cutout": 8, "cutout_inside": True, "precision": "fp16"}
+CIFAR = ["dataset.root=/data/cifar10"]
+
+
+def _assert_paper_recipe(recipe):
+    from brittle.retrain.recipe import lr_at
+
+    assert {k: getattr(recipe, k) for k in PAPER_RECIPE} == PAPER_RECIPE
+    black = -(REF_MEAN / 255) / (REF_STD / 255)
+    assert np.allclose(recipe.translate_fill, black, atol=1e-3)
+    # the reference's schedule: np.interp(step, [0, 5 epochs, 24 epochs], [0, 1, 0]) x 0.5, stepped
+    # per batch (50,000 // 512 batches an epoch); brittle's warm-up counts the current step too
+    per_epoch = 50000 // 512
+    total = 24 * per_epoch
+    theirs = 0.5 * np.interp(np.arange(total), [0, 5 * per_epoch, total], [0, 1, 0])
+    ours = np.array([lr_at(s, total, recipe) for s in range(total)])
+    assert np.abs(ours - theirs).max() <= 0.5 / (5 * per_epoch) + 1e-12
+
+
+def test_paper_cifar10_retrains_the_reference_resnet9_with_the_papers_recipe():
+    cfg = make_cfg(["experiment=paper_cifar10", "dataset.root=/data/cifar10"])
+    assert cfg.arch.model._target_ == "brittle.retrain.arches.ResNet9FFCV"
+    assert cfg.arch.model.width == 64
+    _assert_paper_recipe(instantiate(cfg.trainer).recipe)
+    # the paper trains MobileNetV2 with the same recipe: trainer=paper gives it to any arch
+    mobile = make_cfg(["experiment=paper_cifar10", *CIFAR, "arch=mobilenetv2_cifar"])
+    _assert_paper_recipe(instantiate(mobile.trainer).recipe)
+    assert cfg.backbone.features == "projection"   # "128 dimensional for CIFAR-10"
+
+
+def test_paper_transfer_retrains_the_reference_networks():
+    cfg = make_cfg(["experiment=paper_transfer", "dataset.root=/data/cifar10"])
+    # Fig 5: the reference's CIFAR MobileNetV2 with ResNet-9's recipe (not appendix B's 50 epochs)
+    assert cfg.arch.model._target_ == "brittle.retrain.reference_arches.MobileNetV2CIFAR"
+    _assert_paper_recipe(instantiate(cfg.trainer).recipe)
+    assert cfg.source_arch.model._target_ == "brittle.retrain.arches.ResNet9FFCV"
+    assert cfg.backbone.features == "projection"
+    # Table 2's Swin-T: the reference's four-stage network, 50 epochs (appendix B), fp16 as train()
+    swin = make_cfg(["experiment=paper_transfer", *CIFAR, "arch=swin_t_cifar"])
+    assert swin.arch.model._target_ == "brittle.retrain.reference_arches.SwinCIFAR"
+    net = instantiate(swin.arch.model, in_shape=[3, 32, 32], num_classes=10)
+    blocks = [sum(type(m).__name__ == "SwinBlock" for m in stage) for stage in net.stages]
+    assert blocks == [2, 2, 6, 2]
+    recipe = instantiate(swin.trainer).recipe
+    assert (recipe.epochs, recipe.precision, recipe.cutout_inside) == (50, "fp16", True)
+
+
+def test_paper_imagenet_retrains_resnet18_with_the_papers_imagenet_recipe():
+    cfg = make_cfg(["experiment=paper_imagenet", "dataset.root=/data/imagenet",
+                    "backbone.checkpoint=/w/moco.pth.tar"])
+    recipe = instantiate(cfg.trainer).recipe
+    # appendix A.2: 16 epochs, batch 1024, 160 px then 192 px from epoch 11, "the other
+    # hyperparameters are kept the same as CIFAR-10"
+    assert (recipe.optimizer, recipe.epochs, recipe.batch_size) == ("sgd", 16, 1024)
+    assert (recipe.lr, recipe.momentum) == (0.5, 0.9)
+    assert (recipe.weight_decay, recipe.label_smoothing, recipe.flip) == (5e-4, 0.1, True)
+    assert recipe.resolution == ((0, 160), (11, 192)) and round(recipe.warmup_fraction * 16) == 5
+    # images as ImageNet evaluates them: the central 224 of 256, not squashed
+    assert cfg.dataset.loader.center_crop == 0.875 and cfg.dataset.image_size == 224
+    assert cfg.backbone.features == "backbone"

@@ -1,4 +1,5 @@
-"""Transfer-study architectures build for CIFAR-sized and digits-sized images and learn digits."""
+"""Transfer-study architectures build for CIFAR-sized and digits-sized images and learn digits
+(the reference code's networks: tests/retrain/test_reference_arches.py)."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,8 @@ from brittle.api import build_engine, load_data
 from brittle.retrain.trainer import logits
 from tests.helpers import make_cfg
 
-ARCHES = ["mobilenetv2", "vit", "swin_t", "mlpmixer", "convmixer"]
+ARCHES = ["mobilenetv2", "vit", "swin_t", "mlpmixer", "convmixer",
+          "mobilenetv2_cifar", "swin_t_cifar"]   # the reference code's networks (reference_arches.py)
 
 
 @pytest.mark.parametrize("arch", ARCHES)
