@@ -26,11 +26,11 @@ from lightly.models.modules.heads import (
     SwaVProjectionHead,
     SwaVPrototypes,
 )
-from lightly.models.utils import update_momentum
 from torch import nn
 
 from brittle.ssl.methods import Pretrainer
 from brittle.ssl.networks import feature_dim
+from brittle.ssl.speed import ema_update
 
 
 def _two_layer(dim: int, hidden: int, out: int, out_norm: bool) -> ProjectionHead:
@@ -176,8 +176,8 @@ class SMoG(Pretrainer):
         if self.global_step > 0 and self.global_step % self.reset_every == 0:
             self._reset()
         else:
-            update_momentum(self.backbone, self.backbone_momentum, self.momentum)
-            update_momentum(self.projection_head, self.projection_head_momentum, self.momentum)
+            ema_update(self.backbone, self.backbone_momentum, self.momentum)
+            ema_update(self.projection_head, self.projection_head_momentum, self.momentum)
         if batch_idx % 2:   # the views swap roles every other step
             x0, x1 = x1, x0
         online = self.projection_head(self.backbone(x0).flatten(1))

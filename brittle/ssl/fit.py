@@ -30,6 +30,7 @@ from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
 from brittle.ssl.networks import batch_multiple
 from brittle.ssl.resume import EpochCheckpoint, resume_from
+from brittle.ssl.speed import compile_mode, uncompile
 from brittle.ssl.views import DeviceViews, view_specs
 
 log = logging.getLogger(__name__)
@@ -93,18 +94,25 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     model = instantiate(bcfg.method, backbone=net, max_epochs=int(bcfg.epochs),
                         batch_size=int(bcfg.batch_size), **extra)
     _set_memory_format(model, str(bcfg.get("memory_format", "contiguous")))
-    _attach_monitor(model, train, normalize, int(bcfg.get("knn_every", 0)))
+    # the monitor sees images as the embedding stage will: in the backbone's normalisation
+    _attach_monitor(model, train, bcfg.get("normalize") or normalize, int(bcfg.get("knn_every", 0)))
     labels = train.labels if model.uses_labels else None
     loader = _loader(bcfg, transform_cfg, model, train, labels)
+    mode = compile_mode(bcfg.get("compile", False))   # absent: off (and no new cache key)
+    if mode is not None:
+        model.compile_for_training(mode)
     start = time.perf_counter()
     with restored_determinism(), quiet_lightning():  # Lightning sets the flags when the Trainer is built
         trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
                              precision=bcfg.precision, logger=False, enable_checkpointing=resume is not None,
                              enable_model_summary=False, enable_progress_bar=progress,
                              deterministic=device.type == "cpu",
+                             # static shapes: cuDNN picks its fastest kernels once
+                             benchmark=True if device.type == "cuda" else None,
                              callbacks=[EpochCheckpoint(resume, save_every)] if resume is not None else None)
         trainer.fit(model, loader, ckpt_path=resume_from(resume), weights_only=True)
     seconds = time.perf_counter() - start
+    uncompile(model)
     if trainer.interrupted or trainer.current_epoch < int(bcfg.epochs):
         # never cache a backbone whose training was cut short (e.g. a scheduler's SIGTERM)
         raise RuntimeError(f"pretraining stopped at epoch {trainer.current_epoch} of {int(bcfg.epochs)}")
@@ -194,13 +202,10 @@ _FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous
 def _set_memory_format(model: Any, name: str) -> None:
     """Weights and views in one layout: channels-last speeds up the convolutions and max poolings
     on a CPU (bench/pretrain.py measures by how much) and is the tensor-core layout on a GPU; the
-    numbers differ from contiguous only by floating-point rounding."""
+    numbers differ from contiguous only by floating-point rounding (split batch norm included:
+    brittle/ssl/networks.py keeps the layout)."""
     if name not in _FORMATS:
         raise BrittleError(f"backbone.memory_format={name} is not valid; use {' or '.join(_FORMATS)}")
-    if name == "channels_last" and batch_multiple(model.backbone) > 1:
-        raise BrittleError("backbone.memory_format=channels_last does not work with split batch norm "
-                           "(backbone.net.num_splits > 0: lightly's layer reshapes its input as contiguous); "
-                           "use backbone.memory_format=contiguous")
     model.to(memory_format=_FORMATS[name])
     model.memory_format = _FORMATS[name]
 

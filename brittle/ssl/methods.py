@@ -21,11 +21,12 @@ from lightly.models.modules import (
     MoCoProjectionHead,
     SimCLRProjectionHead,
 )
-from lightly.models.utils import batch_shuffle, batch_unshuffle, deactivate_requires_grad, update_momentum
-from lightly.utils.benchmarking import knn_predict
+from lightly.models.utils import batch_shuffle, batch_unshuffle, deactivate_requires_grad
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
+from brittle.ssl import speed
+from brittle.ssl.monitor import Monitor, knn_accuracy
 from brittle.ssl.networks import feature_dim
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Pretrainer(pl.LightningModule):
         self.epoch_losses: list[float] = []
         self.knn_accuracies: list[float | None] = []
         self._running: list[torch.Tensor] = []
-        self.monitor: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.monitor: Monitor | None = None
         self.monitor_every = 0
         self.views: nn.Module | None = None   # set by brittle/ssl/fit.py for device augmentation
         self.memory_format = torch.contiguous_format   # of the views; brittle/ssl/fit.py may change it
@@ -61,41 +62,29 @@ class Pretrainer(pl.LightningModule):
         self.monitor, self.monitor_every = (bank_x, bank_y, query_x, query_y), int(every)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With device augmentation (`self.views`, brittle/ssl/views.py), a batch arrives as uint8
-        images and leaves as the method's views; otherwise the DataLoader made the views. Views
-        leave in the network's memory format (channels-last convolutions and poolings are several
-        times faster on CPU and the tensor-core layout on GPU)."""
+        """With device augmentation (`self.views`, brittle/ssl/views.py), uint8 images in, the
+        method's views out (else the DataLoader made them), in the network's memory format."""
         views, labels = batch
         if self.views is not None:
             views = self.views(views)
         return [v.contiguous(memory_format=self.memory_format) for v in views], labels
 
+    def compile_for_training(self, mode: str) -> None:
+        """torch.compile of the networks and views (`backbone.compile`, brittle/ssl/speed.py)."""
+        speed.compile_networks(self, mode)
+
     def trainable(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
     def record(self, loss: torch.Tensor) -> torch.Tensor:
-        """Keep the step's loss for the epoch mean, on the device: reading it on the host every
-        step would wait for the GPU each step (and Lightning's per-step `self.log` costs 3% of a
-        digits epoch); the mean is read and logged once per epoch."""
+        """Keep the step's loss on the device for the epoch mean (read and logged once an epoch:
+        a read each step would wait for the GPU each step)."""
         self._running.append(loss.detach())
         return loss
 
-    @torch.no_grad()
     def knn_accuracy(self, k: int = 20, temperature: float = 0.1) -> float:
         assert self.monitor is not None, "set_monitor first"
-        bank_x, bank_y, query_x, query_y = self.monitor
-        was_training = self.backbone.training
-        self.backbone.eval()
-
-        def embed(x: torch.Tensor) -> torch.Tensor:
-            out = [self.backbone(x[i:i + 512].to(self.device)).flatten(1) for i in range(0, len(x), 512)]
-            return nn.functional.normalize(torch.cat(out), dim=1)
-
-        bank, queries = embed(bank_x), embed(query_x)
-        classes = int(bank_y.max()) + 1
-        pred = knn_predict(queries, bank.T, bank_y.to(self.device), classes, min(k, len(bank)), temperature)
-        self.backbone.train(was_training)
-        return float((pred[:, 0].cpu() == query_y).float().mean())
+        return knn_accuracy(self.backbone, self.monitor, self.device, k, temperature)
 
     def on_train_epoch_end(self) -> None:
         if self._running:
@@ -131,7 +120,8 @@ class Pretrainer(pl.LightningModule):
 
 
 class MoCo(Pretrainer):
-    """MoCo v2: symmetric NT-Xent with a memory bank, momentum encoder, batch shuffling."""
+    """MoCo v2: symmetric NT-Xent with a memory bank, momentum encoder, batch shuffling (lightly's
+    loss without a device read per step: brittle/ssl/speed.py)."""
 
     def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 512,
                  proj_out: int = 128, temperature: float = 0.1, memory_bank: int = 4096,
@@ -141,21 +131,34 @@ class MoCo(Pretrainer):
         self._add_momentum_encoder()
         # lightly 1.6 needs the (size, dim) form of the memory bank
         self.criterion = NTXentLoss(temperature=temperature, memory_bank_size=(memory_bank, proj_out))
+        if memory_bank > 0:
+            self.criterion.memory_bank = speed.HostPointerBank(self.criterion.memory_bank)
+        self.contrast = speed.bank_contrastive_loss
         self.momentum = momentum
 
-    def _pair(self, query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def compile_for_training(self, mode: str) -> None:
+        super().compile_for_training(mode)
+        self.contrast = torch.compile(speed.bank_contrastive_loss, mode=mode, dynamic=False)
+
+    def on_train_start(self) -> None:
+        if isinstance(self.criterion.memory_bank, speed.HostPointerBank):   # after a resume
+            self.criterion.memory_bank.sync_position()
+
+    def _loss(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """One view's queries against the other's keys, which then join the bank (the second
+        direction of a step sees the first's keys, as in lightly)."""
         q = self.projection_head(self.backbone(query).flatten(1))
         with torch.no_grad():
             key, shuffle = batch_shuffle(key)
             k = self.projection_head_momentum(self.backbone_momentum(key).flatten(1))
             k = batch_unshuffle(k, shuffle)
-        return q, k
+        return speed.bank_loss(self.criterion, self.contrast, q, k)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (x0, x1, *_), _ = batch
-        update_momentum(self.backbone, self.backbone_momentum, self.momentum)
-        update_momentum(self.projection_head, self.projection_head_momentum, self.momentum)
-        return self.record(0.5 * (self.criterion(*self._pair(x0, x1)) + self.criterion(*self._pair(x1, x0))))
+        speed.ema_update(self.backbone, self.backbone_momentum, self.momentum)
+        speed.ema_update(self.projection_head, self.projection_head_momentum, self.momentum)
+        return self.record(0.5 * (self._loss(x0, x1) + self._loss(x1, x0)))
 
 
 class BYOL(Pretrainer):
@@ -174,8 +177,8 @@ class BYOL(Pretrainer):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (x0, x1, *_), _ = batch
         m = self.momentum_at(self.momentum)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        speed.ema_update(self.backbone, self.backbone_momentum, m)
+        speed.ema_update(self.projection_head, self.projection_head_momentum, m)
         p0 = self.prediction_head(self.projection_head(self.backbone(x0).flatten(1)))
         p1 = self.prediction_head(self.projection_head(self.backbone(x1).flatten(1)))
         with torch.no_grad():
@@ -222,8 +225,8 @@ class DINO(Pretrainer):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         views, _ = batch
         m = self.momentum_at(self.momentum)
-        update_momentum(self.backbone, self.backbone_teacher, m)
-        update_momentum(self.head, self.head_teacher, m)
+        speed.ema_update(self.backbone, self.backbone_teacher, m)
+        speed.ema_update(self.head, self.head_teacher, m)
         with torch.no_grad():
             teacher = [self.head_teacher(self.backbone_teacher(v).flatten(1)) for v in views[:2]]
         student = [self.head(self.backbone(v).flatten(1)) for v in views]

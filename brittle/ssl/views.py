@@ -1,6 +1,9 @@
 """Self-supervised views made on the device, a whole batch at once, with the augmentation
 distributions of the lightly transform the config names (torchvision's formulas, vectorised: one
-affine resampling for crop and flips, per-image colour factors, a grouped convolution for blur).
+affine resampling for crop and flips, per-image colour factors (brittle/ssl/color.py), a grouped
+convolution for blur). A batch's views are a fixed sequence of tensor operations whatever the
+random draws: nothing is read back to the host during a step, and torch.compile makes them one
+graph (`backbone.compile`).
 
 `view_specs` reads the configured lightly transform (its `_target_` and arguments, completed with
 the lightly class's own defaults) into one `ViewSpec` per view; `DeviceViews` turns a uint8 batch
@@ -23,6 +26,7 @@ from hydra.utils import get_class
 from torch import nn
 
 from brittle.runtime.errors import BrittleError
+from brittle.ssl.color import coin, color_jitter, gray
 
 _TWO_VIEW = ("MoCoV2Transform", "SimCLRTransform")   # two views from one view transform
 _SUPPORTED = (*_TWO_VIEW, "DINOTransform")
@@ -107,38 +111,32 @@ class DeviceViews(nn.Module):
     def __init__(self, specs: list[ViewSpec], channels: int):
         super().__init__()
         self.specs, self.channels = specs, int(channels)
+        # normalisation constants live on the device with the module (not in checkpoints): made
+        # from Python lists at every step, they would be a blocking host-to-device copy each time
+        for i, s in enumerate(specs):
+            for name, values in (("mean", s.mean), ("std", s.std)):
+                const = torch.tensor(values[:self.channels], dtype=torch.float32).view(1, -1, 1, 1)
+                self.register_buffer(f"{name}_{i}", const, persistent=False)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = images.float().div_(255.0)
-        return [self.view(x, s) for s in self.specs]
+        return [(self.view(x, s) - self.get_buffer(f"mean_{i}")) / self.get_buffer(f"std_{i}")
+                for i, s in enumerate(self.specs)]
 
     def view(self, x: torch.Tensor, s: ViewSpec) -> torch.Tensor:
         """One view of every image of x float [B, C, H, W] in [0, 1], in lightly's order: crop and
-        flips, colour jitter, grayscale, blur, solarisation, then normalisation."""
+        flips, colour jitter, grayscale, blur, solarisation (`forward` then normalises)."""
         out = crop_and_flip(x, s.size, s.scale, s.hf_prob, s.vf_prob, s.bicubic)
         if s.cj_prob > 0 and any(v > 0 for v in s.jitter):
             out = color_jitter(out, s.jitter, s.cj_prob)
         if s.gray_prob > 0 and out.shape[1] == 3:
-            out = torch.where(_coin(out, s.gray_prob), _gray(out).expand_as(out), out)
+            out = torch.where(coin(out, s.gray_prob), gray(out).expand_as(out), out)
         if s.blur_prob > 0:
             out = gaussian_blur(out, s.sigmas, s.blur_prob)
         if s.solarize_prob > 0:
-            out = torch.where(_coin(out, s.solarize_prob) & (out >= 128 / 255), 1.0 - out, out)
-        c = out.shape[1]
-        mean = torch.tensor(s.mean[:c], device=out.device).view(1, -1, 1, 1)
-        std = torch.tensor(s.std[:c], device=out.device).view(1, -1, 1, 1)
-        return (out - mean) / std
-
-
-def _coin(x: torch.Tensor, p: float) -> torch.Tensor:
-    """bool [B, 1, 1, 1]: True with probability p, per image."""
-    return (torch.rand(x.shape[0], device=x.device) < p).view(-1, 1, 1, 1)
-
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601 luma [B, 1, H, W] of RGB x [B, 3, H, W] (torchvision's rgb_to_grayscale)."""
-    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1) if x.shape[1] == 3 else x
+            out = torch.where(coin(out, s.solarize_prob) & (out >= 128 / 255), 1.0 - out, out)
+        return out
 
 
 def crop_boxes(b: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -184,60 +182,6 @@ def crop_and_flip(x: torch.Tensor, size: int, scale: tuple[float, float], hf_pro
     return out.clamp_(0.0, 1.0)
 
 
-def color_jitter(x: torch.Tensor, strengths: tuple[float, float, float, float], p: float) -> torch.Tensor:
-    """torchvision's ColorJitter applied with probability p per image: brightness, contrast,
-    saturation and hue factors drawn per image and applied in a random order per image (each
-    image gets each step once: per position of the order, each step runs on the images that have
-    it there). A one-channel image gets brightness and contrast only, as torchvision leaves it."""
-    b = x.shape[0]
-    bright, contrast, sat, hue = strengths
-    if x.shape[1] == 1:
-        sat = hue = 0.0
-    factor = [torch.empty(b, device=x.device).uniform_(max(0.0, 1 - v), 1 + v) for v in (bright, contrast, sat)]
-    shift = torch.empty(b, device=x.device).uniform_(-hue, hue)
-    order = torch.argsort(torch.rand(b, 4, device=x.device), dim=1)
-    jittered = _coin(x, p).view(-1)
-    ops = [(bright, lambda y, i: (y * factor[0][i].view(-1, 1, 1, 1)).clamp(0, 1)),
-           (contrast, lambda y, i: _blend(y, _gray(y).mean((1, 2, 3), keepdim=True), factor[1][i])),
-           (sat, lambda y, i: _blend(y, _gray(y), factor[2][i])),
-           (hue, lambda y, i: _shift_hue(y, shift[i]))]
-    out = x.clone()
-    for slot in range(4):
-        for k, (strength, op) in enumerate(ops):
-            if strength <= 0:
-                continue
-            idx = torch.nonzero(jittered & (order[:, slot] == k)).view(-1)
-            if idx.numel():
-                out[idx] = op(out[idx], idx)
-    return out
-
-
-def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    f = factor.view(-1, 1, 1, 1)
-    return (f * x + (1 - f) * other).clamp(0, 1)
-
-
-def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """RGB -> HSV, hue + shift (in turns), -> RGB, per image (torchvision's adjust_hue)."""
-    r, g, b = x.unbind(1)
-    maxc, minc = x.max(1).values, x.min(1).values
-    v, delta = maxc, maxc - minc
-    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
-    d = delta.clamp_min(1e-12)
-    h = torch.where(maxc == r, (g - b) / d, torch.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
-    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
-    h = (h + shift.view(-1, 1, 1)) % 1.0
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    pv, qv, tv = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    i = i.long() % 6
-    rgb = [torch.stack(c, 1) for c in ((v, tv, pv), (qv, v, pv), (pv, v, tv), (pv, qv, v), (tv, pv, v), (v, pv, qv))]
-    out = rgb[0]
-    for k in range(1, 6):
-        out = torch.where((i == k).unsqueeze(1), rgb[k], out)
-    return out
-
-
 def gaussian_blur(x: torch.Tensor, sigmas: tuple[float, float], p: float) -> torch.Tensor:
     """Gaussian blur with probability p and sigma ~ U(sigmas) per image (PIL's radius = sigma),
     as one grouped separable convolution over the batch."""
@@ -250,4 +194,4 @@ def gaussian_blur(x: torch.Tensor, sigmas: tuple[float, float], p: float) -> tor
     y = F.pad(x.reshape(1, b * c, h, w), (radius,) * 4, mode="reflect")
     y = F.conv2d(y, kernel[:, None, :, None], groups=b * c)
     y = F.conv2d(y, kernel[:, None, None, :], groups=b * c).view(b, c, h, w)
-    return torch.where(_coin(x, p), y, x)
+    return torch.where(coin(x, p), y, x)

@@ -105,3 +105,107 @@ def test_views_are_independent_per_image_and_view():
 def test_unsupported_transform_is_refused():
     with pytest.raises(BrittleError, match="backbone.augment_on=dataloader"):
         view_specs({"_target_": "lightly.transforms.MAETransform"})
+
+
+def _sampled_by_lightly(view) -> dict:
+    """The parameters one lightly view transform (a torchvision Compose) samples from."""
+    from lightly.transforms.gaussian_blur import GaussianBlur
+    from lightly.transforms.rotation import RandomRotate
+    from lightly.transforms.solarize import RandomSolarization
+    from torchvision.transforms import v2 as T2
+    out: dict = {"blur": 0.0, "solarize": 0.0, "jitter": (0.0,) * 4, "cj_prob": 0.0}
+    for step in view.transform.transforms:
+        name = type(step).__name__
+        if name == "RandomResizedCrop":
+            out.update(size=tuple(step.size), scale=tuple(step.scale), ratio=tuple(step.ratio),
+                       bicubic="BICUBIC" in str(step.interpolation).upper())
+        elif name in ("RandomHorizontalFlip", "RandomVerticalFlip", "RandomGrayscale"):
+            out[name] = float(step.p)
+        elif name == "RandomApply":
+            (jitter,) = step.transforms
+            ranges = (jitter.brightness, jitter.contrast, jitter.saturation)
+            half = [(r[1] - 1.0) if r is not None else 0.0 for r in ranges]
+            out.update(cj_prob=float(step.p), jitter=(*half, jitter.hue[1] if jitter.hue else 0.0))
+        elif isinstance(step, GaussianBlur):
+            out.update(blur=float(step.prob), sigmas=tuple(map(float, step.sigmas)))
+        elif isinstance(step, RandomSolarization):
+            out["solarize"] = float(step.prob)
+        elif isinstance(step, RandomRotate):
+            assert step.prob == 0, "the device views have no rotation"
+        elif isinstance(step, T2.Normalize) or name == "Normalize":
+            out.update(mean=tuple(step.mean), std=tuple(step.std))
+    return out
+
+
+def _sampled_on_device(spec) -> dict:
+    return {"size": (spec.size, spec.size), "scale": spec.scale, "ratio": (3 / 4, 4 / 3),
+            "bicubic": spec.bicubic,
+            "RandomHorizontalFlip": spec.hf_prob, "RandomVerticalFlip": spec.vf_prob,
+            "RandomGrayscale": spec.gray_prob, "cj_prob": spec.cj_prob, "jitter": spec.jitter,
+            "blur": spec.blur_prob, "sigmas": spec.sigmas, "solarize": spec.solarize_prob,
+            "mean": spec.mean, "std": spec.std}
+
+
+CONFIGURED = {   # each configured view transform, by the overrides that compose it
+    "digits": ([], "dataset.ssl_transform"),
+    "cifar10": (["dataset=cifar10"], "dataset.ssl_transform"),
+    "imagefolder": (["dataset=imagefolder"], "dataset.ssl_transform"),
+    "paper_cifar10": (["experiment=paper_cifar10"], "dataset.ssl_transform"),
+    "paper_transfer": (["experiment=paper_transfer"], "dataset.ssl_transform"),
+    "dino": (["dataset=cifar10", "backbone=dino_r18"], "backbone.transform"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIGURED))
+def test_device_views_sample_what_the_dataloader_path_samples(case):
+    """backbone.augment_on=device and =dataloader, view by view: the same crop size, scale and
+    ratio, flips, jitter probability and strengths, grey, blur, solarisation, normalisation."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from tests.helpers import make_cfg
+    overrides, path = CONFIGURED[case]
+    node = OmegaConf.select(make_cfg(overrides), path)
+    lightly_views = instantiate(node).transforms
+    specs = view_specs(OmegaConf.to_container(node, resolve=True))
+    assert len(specs) == len(lightly_views)
+    for spec, view in zip(specs, lightly_views):
+        theirs, ours = _sampled_by_lightly(view), _sampled_on_device(spec)
+        if theirs["blur"] == 0:
+            theirs.pop("sigmas"), ours.pop("sigmas")
+        assert set(theirs) == set(ours), case
+        for key in ours:
+            np.testing.assert_allclose(np.asarray(ours[key], float), np.asarray(theirs[key], float),
+                                       rtol=1e-6, err_msg=f"{case}: {key}")
+
+
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+@pytest.mark.parametrize("preset", ["paper_cifar10", "paper_transfer", "paper_imagenet"])
+def test_paper_presets_pretrain_on_the_reference_codes_views(preset):
+    """The reference code's train_ssl.py: SimCLRCollateFunction(input_size=32, gaussian_blur=0.),
+    whose defaults (lightly 1.2 to 1.5) are crop scale (0.08, 1), jitter 0.5 x (0.8, 0.8, 0.8,
+    0.2) with p 0.8, grey 0.2, horizontal flip 0.5, ImageNet normalisation; fp32 (its Trainer's
+    default precision). Read from the instantiated transform, not from the config's numbers.
+    paper_imagenet pretrains nothing (the released MoCo v2 weights)."""
+    from hydra.utils import instantiate
+
+    from tests.helpers import make_cfg
+    cfg = make_cfg([f"experiment={preset}"])
+    if preset == "paper_imagenet":
+        assert cfg.backbone.method is None and cfg.backbone.name == "pretrained"
+        return
+    (view, second) = instantiate(cfg.dataset.ssl_transform).transforms
+    sampled = _sampled_by_lightly(view)
+    assert sampled == _sampled_by_lightly(second)
+    assert sampled["scale"] == (0.08, 1.0) and sampled["size"] == (32, 32)
+    assert not sampled["bicubic"]
+    np.testing.assert_allclose(sampled["jitter"], [0.4, 0.4, 0.4, 0.1])
+    assert (sampled["cj_prob"], sampled["RandomGrayscale"]) == (0.8, 0.2)
+    assert sampled["RandomHorizontalFlip"] == 0.5
+    assert (sampled["RandomVerticalFlip"], sampled["blur"], sampled["solarize"]) == (0.0, 0.0, 0.0)
+    assert list(sampled["mean"]) == IMAGENET["mean"] and list(sampled["std"]) == IMAGENET["std"]
+    assert cfg.backbone.precision == "32-true"
+    # the kNN monitor and the embedding see the images as the views normalised them
+    assert dict(cfg.backbone.normalize) == IMAGENET
