@@ -124,7 +124,7 @@ def test_swin_refuses_images_its_patch_merging_cannot_tile():
 
 
 @pytest.mark.parametrize("arch", ["mobilenetv2_cifar", "swin_t_cifar"])
-@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 8, 8)])
+@pytest.mark.parametrize("shape", [pytest.param((3, 32, 32), marks=pytest.mark.slow), (1, 8, 8)])
 def test_a_few_training_steps_lower_the_loss(arch, shape):
     torch.manual_seed(0)
     net = instantiate(make_cfg([f"arch={arch}"]).arch.model, in_shape=list(shape), num_classes=10)
