@@ -21,8 +21,13 @@ Not offered, with the reason, in `UNSUPPORTED`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,6 +97,10 @@ class Dattri(Scorer):
         if models is None or len(models.states) != self.n_models:
             raise BrittleError("scorer=dattri trains its models: run it through the pipeline")
         self._engine, self._states, self._seconds = models.engine, models.states, models.seconds
+        # dattri's disk caches (its block-projected attributors write batch metadata into their
+        # cache_dir, the working directory when none is given) go to the run directory's scratch
+        self._scratch = Path(tempfile.mkdtemp(prefix="dattri-", dir=models.work_dir))
+        weakref.finalize(self, shutil.rmtree, self._scratch, True)
 
     def scores(self, queries: Queries) -> np.ndarray:
         """dattri's influence of each training image on each target, float64 [T, N_train]."""
@@ -125,23 +134,24 @@ class Dattri(Scorer):
     def _attributor(self, task: Any, net: torch.nn.Module, device: str) -> Any:
         algorithms = _require_dattri()
         projector = {"proj_dim": self.proj_dim, "device": device, "proj_seed": self.seed}
-        reg = self.regularization
+        reg, common = self.regularization, {"task": task, "device": device}
         if self.name in ("tracin", "grad-dot", "grad-cos"):
-            return algorithms.TracInAttributor(task, weight_list=torch.ones(self.n_models),
-                                               normalized_grad=self.name == "grad-cos",
-                                               projector_kwargs=projector, device=device)
+            return in_scratch(algorithms.TracInAttributor, self._scratch, **common,
+                              weight_list=torch.ones(self.n_models), projector_kwargs=projector,
+                              normalized_grad=self.name == "grad-cos")
         if self.name == "trak":
-            return algorithms.TRAKAttributor(task, correct_probability_func=_correct_probability(net),
-                                             projector_kwargs=projector, device=device, regularization=reg)
-        made: dict[str, Callable[[], Any]] = {
-            "if-cg": lambda: algorithms.IFAttributorCG(task, device=device, regularization=reg, max_iter=10),
+            return in_scratch(algorithms.TRAKAttributor, self._scratch, **common,
+                              correct_probability_func=_correct_probability(net),
+                              projector_kwargs=projector, regularization=reg)
+        if self.name == "if-cg":
+            return in_scratch(algorithms.IFAttributorCG, self._scratch, **common,
+                              regularization=reg, max_iter=10)
+        if self.name == "if-arnoldi":
             # a Krylov space of twice the kept eigenvectors: shorter ones broke down (NaN) on digits MLPs
-            "if-arnoldi": lambda: algorithms.IFAttributorArnoldi(task, device=device, regularization=reg,
-                                                                 proj_dim=min(self.proj_dim, 50),
-                                                                 max_iter=2 * min(self.proj_dim, 50), seed=self.seed),
-            "if-ekfac": lambda: algorithms.IFAttributorEKFAC(task, device=device, damping=reg),
-        }
-        return made[self.name]()
+            kept = min(self.proj_dim, 50)
+            return in_scratch(algorithms.IFAttributorArnoldi, self._scratch, **common,
+                              regularization=reg, proj_dim=kept, max_iter=2 * kept, seed=self.seed)
+        return in_scratch(algorithms.IFAttributorEKFAC, self._scratch, **common, damping=reg)
 
     def display_label(self, backbone: str | None) -> str:
         """e.g. 'TracIn (dattri)', 'IF (CG) (dattri)'."""
@@ -150,6 +160,14 @@ class Dattri(Scorer):
     def cost(self) -> Cost:
         size = sum(v.numel() * v.element_size() for state in self._states for v in state.values())
         return Cost(self.n_models, self._seconds, int(size))
+
+
+def in_scratch(cls: Callable[..., Any], scratch: Path, **kwargs: Any) -> Any:
+    """cls(**kwargs), with `cache_dir=scratch` when cls takes one: dattri's attributors that cache
+    to disk (block-projected influence, LoGra, FactGraSS) default to the working directory."""
+    if "cache_dir" in inspect.signature(cls).parameters:
+        kwargs["cache_dir"] = str(scratch)
+    return cls(**kwargs)
 
 
 @contextlib.contextmanager

@@ -72,6 +72,11 @@ class Trak(Scorer):
                 batch = (x[start:start + self.batch_size], y[start:start + self.batch_size])
                 self._traker.featurize(batch=batch, num_samples=batch[0].shape[0])
         self._traker.finalize_features()
+        projector = self._traker.projector
+        if getattr(projector, "num_blocks", 0) == 1 and not projector.proj_matrix_available:
+            # traker's BasicProjector frees its matrix here and, in one block (proj_dim <= 100),
+            # scores the same model id without rebuilding it: rebuilt from the same seeds
+            projector.generate_sketch_matrix(projector.generator_states[0])
         # TRAK's stored state: its features and checkpoints (what scoring new targets needs)
         self._bytes = sum(p.stat().st_size for p in save_dir.rglob("*") if p.is_file()) + \
             sum(v.numel() * v.element_size() for s in self._states for v in s.values())

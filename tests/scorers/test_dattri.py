@@ -13,7 +13,7 @@ from brittle.api import rank  # noqa: E402
 from brittle.runtime.errors import BrittleError  # noqa: E402
 from brittle.scorers.attributors import METHODS, UNSUPPORTED, Dattri  # noqa: E402
 from brittle.scorers.base import Queries, TrainSet, rank_from_scores  # noqa: E402
-from tests.helpers import DigitsModels  # noqa: E402
+from tests.helpers import DigitsModels, run_brittle  # noqa: E402
 
 QUERIES = np.array([3, 40, 77, 111, 150, 190])
 REMOVED = 60
@@ -83,3 +83,50 @@ def test_removing_top_ranked_images_lowers_the_margin_more_than_random(ctx, meth
     # and the opposite end of the ranking (opponents) hurts less than the proponents
     low = [_margin_after_removing(ctx, t, np.argsort(row)[:REMOVED]) for row, t in zip(scores[:3], QUERIES[:3])]
     assert np.mean(low) > np.mean(top[:3])
+
+
+def test_in_scratch_gives_a_cache_dir_to_attributors_that_take_one(tmp_path):
+    """dattri's block-projected attributors (LoGra, FactGraSS) write batch_metadata.json into
+    `cache_dir`, the working directory when none is given: brittle passes its scratch directory."""
+    import inspect
+
+    from dattri.algorithm import FactGraSSAttributor, LoGraAttributor
+
+    from brittle.scorers.attributors import in_scratch
+
+    class Caching:
+        def __init__(self, task, cache_dir=None):
+            self.task, self.cache_dir = task, cache_dir
+
+    class Plain:
+        def __init__(self, task):
+            self.task = task
+
+    assert in_scratch(Caching, tmp_path, task=1).cache_dir == str(tmp_path)
+    assert in_scratch(Plain, tmp_path, task=1).task == 1   # no cache_dir handed to it
+    for cls in (LoGraAttributor, FactGraSSAttributor):   # the real ones take it as Caching does
+        assert inspect.signature(cls).parameters["cache_dir"].default is None
+
+
+SWEEP = ["targets.n=1", "search.budget=1", "search.n_test=1", "search.max_support=16",
+         "reference.n_models=1", "arch.recipe.epochs=8", "scorer.n_models=1", "scorer.proj_dim=64",
+         "progress=false"]
+
+
+@pytest.mark.heavy
+def test_every_method_writes_only_into_its_run_and_cache_directories(tmp_path):
+    """Each scorer=dattri method and scorer=trak run from an empty working directory (the real
+    command line in its own process): afterwards the working directory is still empty and nothing
+    but the sweep's run directories and the cache exists beside it."""
+    pytest.importorskip("trak")
+    work = tmp_path / "work"
+    work.mkdir()
+    runs = [["-m", "scorer=dattri", f"scorer.method={','.join(sorted(METHODS))}"], ["scorer=trak"]]
+    for i, args in enumerate(runs):
+        dirs = [f"hydra.sweep.dir={tmp_path}/sweep{i}", f"hydra.run.dir={tmp_path}/run{i}"]
+        done = run_brittle([*args, *SWEEP, *dirs, f"cache_dir={tmp_path}/cache"], cwd=work, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "run1", "sweep0", "work"]
+    assert len(list((tmp_path / "sweep0").glob("*/summary.json"))) == len(METHODS)
+    assert (tmp_path / "run1" / "summary.json").exists()
