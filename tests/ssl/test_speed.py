@@ -200,3 +200,81 @@ def test_backbone_compile_values():
     assert [compile_mode(v) for v in values] == expected
     with pytest.raises(BrittleError, match="backbone.compile=fast is not valid; use false, true"):
         compile_mode("fast")
+
+
+def test_backbone_compile_compiles_the_networks_views_and_loss(monkeypatch):
+    """++backbone.compile=true: torch.compile (static shapes) of the encoders, heads, views (with
+    torch's own random draws) and MoCo's loss; the trained backbone leaves as a plain module."""
+    from brittle.api import load_data
+    from brittle.ssl.fit import fit_backbone
+    from tests.helpers import make_cfg
+    calls: list[tuple] = []
+
+    def recording(fn, **kwargs):
+        calls.append((getattr(fn, "__self__", fn).__class__.__name__, kwargs))
+        return fn
+    monkeypatch.setattr(torch, "compile", recording)
+    cfg = make_cfg(["dataset.train_subset=60", "backbone.epochs=1", "backbone.batch_size=32",
+                    "backbone.knn_every=0", "++backbone.compile=true"])
+    fit = fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize,
+                       load_data(cfg).train, 0, torch.device("cpu"), False)
+    compiled = sorted(name for name, _ in calls)
+    networks = ["Sequential", "Sequential", "MoCoProjectionHead", "MoCoProjectionHead"]
+    assert compiled == sorted([*networks, "DeviceViews", "function"])
+    assert all(kw.get("dynamic") is False for _, kw in calls)
+    assert [kw for name, kw in calls if name == "DeviceViews"] == \
+        [{"dynamic": False, "options": {"fallback_random": True}}]
+    assert all(m._compiled_call_impl is None for m in fit.net.modules())
+
+
+@pytest.mark.slow
+def test_compiled_moco_step_equals_eager():
+    """torch.compile of the networks, views and loss (static shapes) gives the eager losses and
+    weights on the same batches and seed, to float rounding (a minute or two of compiling)."""
+    transform = {"_target_": "lightly.transforms.SimCLRTransform", "input_size": 8,
+                 "cj_strength": 0.5, "gaussian_blur": 0.0}
+    torch.manual_seed(0)
+    base = MoCo(small_cnn(3, 4), max_epochs=1, batch_size=16, memory_bank=32)
+    base.views = DeviceViews(view_specs(transform), 3)
+    images = [torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8) for _ in range(3)]
+    runs = {}
+    for compiled in (False, True):
+        model = copy.deepcopy(base)
+        if compiled:
+            model.compile_for_training("default")
+        optim = torch.optim.SGD(model.trainable(), lr=0.06, momentum=0.9)
+        torch.manual_seed(1)
+        losses = []
+        for step, x in enumerate(images):
+            loss = model.training_step(model.on_after_batch_transfer((x, torch.zeros(16)), 0), step)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            losses.append(loss.item())
+        runs[compiled] = (losses, model)
+    torch.testing.assert_close(runs[True][0], runs[False][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(runs[True][1].parameters(), runs[False][1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_computes_the_fp32_loss_to_its_rounding():
+    """backbone.precision=bf16-mixed: Lightning's autocast trains (no gradient scaler), and one
+    MoCo step's loss under bf16 autocast is the fp32 loss to bf16's 8-bit mantissa."""
+    from brittle.api import load_data
+    from brittle.ssl.fit import fit_backbone
+    from tests.helpers import make_cfg
+    torch.manual_seed(0)
+    model = MoCo(small_cnn(1, 8), max_epochs=1, batch_size=32, memory_bank=64)
+    views = [torch.randn(32, 1, 8, 8), torch.randn(32, 1, 8, 8)]
+    losses = []
+    for dtype in (None, torch.bfloat16):
+        torch.manual_seed(1)
+        step = copy.deepcopy(model)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+            losses.append(step.training_step((views, torch.zeros(32)), 0).item())
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2) and losses[1] != losses[0]
+    cfg = make_cfg(["dataset.train_subset=60", "backbone.epochs=1", "backbone.batch_size=32",
+                    "backbone.knn_every=0", "backbone.precision=bf16-mixed"])
+    fit = fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize,
+                       load_data(cfg).train, 0, torch.device("cpu"), False)
+    assert len(fit.losses) == 1 and fit.losses[0] > 0
