@@ -77,6 +77,8 @@ class Fit:
     losses: list[float]
     knn: list[float | None]
     seconds: float
+    # the method's projection head (backbone.features=projection embeds with it), if it has one
+    head: nn.Module | None = None
 
 
 def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictConfig,
@@ -118,7 +120,8 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
         raise RuntimeError(f"pretraining stopped at epoch {trainer.current_epoch} of {int(bcfg.epochs)}")
     log.info("pretrained %s for %d epochs in %.1f s (final loss %.4f)", type(model).__name__,
              int(bcfg.epochs), seconds, model.epoch_losses[-1] if model.epoch_losses else float("nan"))
-    return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds)
+    return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds,
+               head=getattr(model, "projection_head", None))
 
 
 def lightning_device(device: torch.device) -> dict[str, Any]:
