@@ -12,7 +12,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +72,32 @@ class Views(torch.utils.data.Dataset):
 
 @dataclass(frozen=True)
 class Fit:
-    """A trained backbone and its curves (one entry per epoch; kNN None where not measured)."""
+    """A trained backbone and its curves (one entry per epoch; kNN None where not measured);
+    epoch_seconds: wall time of each epoch this process trained (EpochTimes)."""
     net: nn.Module
     losses: list[float]
     knn: list[float | None]
     seconds: float
+    epoch_seconds: list[float] = field(default_factory=list)
     # the method's projection head (backbone.features=projection embeds with it), if it has one
     head: nn.Module | None = None
+
+
+class EpochTimes(pl.Callback):
+    """Wall seconds of each training epoch, start to end, before the module's epoch-end work (the
+    kNN monitor): the run's own record of its speed (bench/pretrain.py reads it)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_train_epoch_start(self, *_: Any) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if module.device.type == "cuda":   # the epoch's queued work, not its launch
+            torch.cuda.synchronize(module.device)
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictConfig,
@@ -103,6 +122,8 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     mode = compile_mode(bcfg.get("compile", False))   # absent: off (and no new cache key)
     if mode is not None:
         model.compile_for_training(mode)
+    epochs = EpochTimes()
+    saves = [EpochCheckpoint(resume, save_every)] if resume is not None else []
     start = time.perf_counter()
     with restored_determinism(), quiet_lightning():  # Lightning sets the flags when the Trainer is built
         trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
@@ -111,7 +132,7 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
                              deterministic=device.type == "cpu",
                              # static shapes: cuDNN picks its fastest kernels once
                              benchmark=True if device.type == "cuda" else None,
-                             callbacks=[EpochCheckpoint(resume, save_every)] if resume is not None else None)
+                             callbacks=[epochs, *saves])
         trainer.fit(model, loader, ckpt_path=resume_from(resume), weights_only=True)
     seconds = time.perf_counter() - start
     uncompile(model)
@@ -120,7 +141,7 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
         raise RuntimeError(f"pretraining stopped at epoch {trainer.current_epoch} of {int(bcfg.epochs)}")
     log.info("pretrained %s for %d epochs in %.1f s (final loss %.4f)", type(model).__name__,
              int(bcfg.epochs), seconds, model.epoch_losses[-1] if model.epoch_losses else float("nan"))
-    return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds,
+    return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds, epochs.seconds,
                head=getattr(model, "projection_head", None))
 
 

@@ -86,4 +86,5 @@ def _pretrain_into(subset: DictConfig, ex: Execution, data: Dataset, out: Path) 
         log.warning("pretraining loss is not finite (%s); features will be poor", fit.losses[-1])
     final_knn = next((k for k in reversed(fit.knn) if k is not None), None)
     return {"seconds": fit.seconds, "final_loss": fit.losses[-1] if fit.losses else None,
-            "feature_dim": feature_dim(fit.net), "knn_accuracy": final_knn}
+            "feature_dim": feature_dim(fit.net), "knn_accuracy": final_knn,
+            "epoch_seconds": [round(t, 4) for t in fit.epoch_seconds]}
