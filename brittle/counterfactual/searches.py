@@ -2,6 +2,8 @@
 
 A search is given an oracle `k -> fraction of N_test retrained models that still classify the
 target correctly` and returns a `SearchResult`. NOT_FOUND (-1) means even max_support does not flip.
+The built-in searches read that fraction only as `> 0.5` (`majority_only`), so their tests stop
+training once the majority is settled (brittle/counterfactual/tester.py).
 The oracle may also offer `many(ks) -> fractions` for tests a search makes in one round (the
 lockstep search stage's does); a search that has such rounds asks for them together.
 `lockstep` (every search's setting) is read by the search stage: all targets' next tests train
@@ -13,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from brittle.runtime.errors import BrittleError
 
@@ -41,6 +44,10 @@ class Search(ABC):
     n_test: int
     max_support: int
     lockstep: bool = False   # a user's search without the setting runs target after target
+    # True: the search reads a test only as `accuracy > 0.5` (its majority), so a test's training
+    # stops once the majority is settled, and the fraction it gets is over the models trained (on
+    # the same side of 0.5 as over all n_test). False (a user's search): full tests, exact fractions
+    majority_only: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
@@ -55,6 +62,7 @@ class Bisection(Search):
     n_test: int = 5
     max_support: int = 1280
     lockstep: bool = False
+    majority_only: ClassVar[bool] = True   # decides by `accuracy > 0.5` alone
 
     def __post_init__(self) -> None:
         if not 0 <= self.budget <= 30:
@@ -90,6 +98,7 @@ class Grid(Search):
     n_test: int = 5
     max_support: int = 1280
     lockstep: bool = False
+    majority_only: ClassVar[bool] = True   # decides by `accuracy > 0.5` alone
 
     def __post_init__(self) -> None:
         Bisection(self.budget, self.n_test, self.max_support)  # same range checks
@@ -122,6 +131,7 @@ class Parallel(Search):
     n_test: int = 5
     max_support: int = 1280
     lockstep: bool = False
+    majority_only: ClassVar[bool] = True   # decides by `accuracy > 0.5` alone
 
     def __post_init__(self) -> None:
         Bisection(self.budget, self.n_test, self.max_support)

@@ -1,5 +1,6 @@
 """Lockstep search: every target's tests trained round by round give the same models, supports
-and test log as target after target; rounds gather the tests of many targets; errors surface."""
+and test log (margins up to float rounding) as target after target; rounds gather the tests of
+many targets; errors surface."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,14 @@ def test_lockstep_and_target_after_target_train_the_same_models(search, tmp_path
         summary = run(cfg, tmp_path / lockstep)
         tests = pd.read_parquet(tmp_path / lockstep / "tests.parquet").drop(columns="seconds")
         found[lockstep] = (pd.read_parquet(tmp_path / lockstep / "support.parquet"), tests, summary.n_rounds)
-    assert found["true"][0].equals(found["false"][0]) and found["true"][1].equals(found["false"][1])
-    assert found["true"][2] < found["false"][2]   # 4 targets' rounds run together
+    (support, tests, rounds), (alone_support, alone_tests, alone_rounds) = \
+        found["true"], found["false"]
+    assert support.equals(alone_support)
+    # the same models, verdicts included; a model that trains alone in one order (a test's last
+    # undecided model) and stacked in the other differs only by float rounding (stacked.py)
+    assert tests.drop(columns="margin").equals(alone_tests.drop(columns="margin"))
+    assert np.allclose(tests["margin"], alone_tests["margin"], atol=1e-4)
+    assert rounds < alone_rounds   # 4 targets' rounds run together
 
 
 class _Tester:
