@@ -22,7 +22,7 @@ import numpy as np
 
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.faults import as_disk_fault
-from brittle.runtime.names import upgraded_identity
+from brittle.runtime.names import upgraded_identity, without_library_defaults
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,9 @@ def check_run_dir(run_dir: Path, run_spec: dict) -> None:
     """Bind a run directory to one config: reuse it to resume, refuse it for another config."""
     record = Path(run_dir) / "run_spec.json"
     if record.exists():
-        recorded = upgraded_identity(json.loads(record.read_text()))
-        if canonical(recorded) != canonical(json.loads(canonical(run_spec))):
+        recorded = without_library_defaults(upgraded_identity(json.loads(record.read_text())))
+        wanted = without_library_defaults(json.loads(canonical(run_spec)))
+        if canonical(recorded) != canonical(wanted):
             raise BrittleError(
                 f"run directory {run_dir} holds results of a different config; "
                 f"choose another hydra.run.dir or delete it to start over"

@@ -104,6 +104,24 @@ def test_a_run_directory_of_the_release_before_the_renames_resumes(tmp_path):
     check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak"])))   # no error: the same run
     with pytest.raises(Exception, match="holds results of a different config"):
         check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak", "trak_sizes.n_models=6"])))
+    # a view setting that differs from lightly's default is another run, written out or not
+    with pytest.raises(Exception, match="holds results of a different config"):
+        check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak", "dataset.ssl_transform.cj_hue=0.2"])))
+
+
+def test_a_library_default_written_out_is_the_same_run():
+    """conf/dataset/digits.yaml writes lightly's view defaults out; a recorded identity that left
+    them to lightly is the same run, one with another value is not."""
+    from brittle.runtime.names import without_library_defaults
+
+    spec = run_identity(make_cfg([]))
+    views = spec["dataset"]["ssl_transform"]
+    assert views["sigmas"] == [0.1, 2.0] and views["rr_prob"] == 0.0   # written out in the config
+    left_out = {**spec, "dataset": {**spec["dataset"], "ssl_transform": {
+        k: v for k, v in views.items() if k not in ("sigmas", "rr_prob", "cj_hue")}}}
+    assert without_library_defaults(left_out) == without_library_defaults(spec)
+    changed = {**spec, "dataset": {**spec["dataset"], "ssl_transform": {**views, "rr_prob": 0.5}}}
+    assert without_library_defaults(changed) != without_library_defaults(spec)
 
 
 @pytest.mark.parametrize("old,new", [("trainer=arch", "trainer=arch_recipe"),
