@@ -2,7 +2,8 @@
 
 LDS(z) = Spearman(margins f(z; S_j), sum_{i in S_j} tau_i(z)) over a bank's models j, per target,
 where tau are a scorer's signed attributions (brittle/scorers/base.py) sparsified to their top
-fraction by magnitude. `eval=` options build an `Evaluation`: `LinearDatamodelingScore` or
+fraction by magnitude. `sign_alone` is the same score of the sign rule without any method, the
+baseline reported beside every LDS (docs/lds.md). `eval=` options build an `Evaluation`: `LinearDatamodelingScore` or
 `NoEvaluation`; the pipeline trains the bank they ask for (brittle/stages/bank.py) and
 the LDS stage scores it.
 """
@@ -58,6 +59,17 @@ class LinearDatamodelingScore(Evaluation):
         [m, T] and signed attributions [T, N]; a target whose margins are constant scores 0."""
         tau = sparsify_top(np.asarray(attributions, dtype=np.float64), self.fraction(default_sparsity))
         return np.nan_to_num(lds(masks, margins, tau), nan=0.0)
+
+
+def sign_alone(masks: np.ndarray, margins: np.ndarray, train_labels: np.ndarray,
+               target_labels: np.ndarray) -> np.ndarray:
+    """LDS per target float [T] of the paper's sign estimation alone: tau = +1 on every training
+    image of the target's class, -1 on every other (dense, no magnitude, no method). With masks
+    bool [m, N] of subsets of one size this is Spearman(margins, the target's class count in
+    each subset) whether other classes count -1 or 0: what a method's magnitudes must beat. A
+    target whose margins (or counts) are constant scores 0, as in `score`."""
+    same = np.asarray(train_labels)[None, :] == np.asarray(target_labels)[:, None]
+    return np.nan_to_num(lds(masks, margins, np.where(same, 1.0, -1.0)), nan=0.0)
 
 
 def sparsify_top(scores: np.ndarray, fraction: float) -> np.ndarray:

@@ -3,7 +3,8 @@
     python -m brittle.report.aggregate [PATHS ...] [--out figures]
 
 Reads what the runs stored (summary.json with the labels each run computed, support.parquet,
-score costs) through `RunSummary.read`; recomputes nothing but merged shards' headline numbers. A
+lds.parquet, score costs) through `RunSummary.read`; recomputes nothing but merged shards'
+headline numbers and LDS (each shard scored its own targets). A
 directory without a finished summary is named in a warning and skipped.
 Runs of different sweeps may sit in one folder: each is identified by its own recorded config.
 """
@@ -16,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from brittle.runtime.files import canonical
@@ -74,6 +76,9 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
         "max_support": summary.max_support, "n_trainings": summary.n_trainings,
         "lds": summary.lds, "lds_lo": summary.lds_ci[0] if summary.lds_ci else None,
         "lds_hi": summary.lds_ci[1] if summary.lds_ci else None, "n_models": n_models,
+        "lds_sign_alone": summary.lds_sign_alone,
+        "lds_sign_alone_lo": summary.lds_sign_alone_ci[0] if summary.lds_sign_alone_ci else None,
+        "lds_sign_alone_hi": summary.lds_sign_alone_ci[1] if summary.lds_sign_alone_ci else None,
         "score_seconds": cost.get("seconds"), "models_seconds": cost.get("models_seconds"),
         "bytes_stored": cost.get("bytes_stored"), "peak_bytes": cost.get("peak_bytes"),
         "not_converged": cost.get("not_converged", 0),
@@ -82,10 +87,34 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
     }
     logical = {**spec, "targets": {k: v for k, v in (spec.get("targets") or {}).items() if k != "shard"}}
     row["logical_run"] = hashlib.sha1(canonical(logical).encode()).hexdigest()[:12]
-    support = pd.read_parquet(support_file)
+    support = _with_lds(pd.read_parquet(support_file), run_dir / "lds.parquet")
     for key in ("run", "method", "scorer", "backbone", "task", "arch", "trainer", "dataset", "max_support"):
         support[key] = row[key]
     return row, support
+
+
+def _with_lds(support: pd.DataFrame, lds_file: Path) -> pd.DataFrame:
+    """Per-target rows with the run's per-target LDS and sign estimation alone (columns `lds`,
+    `lds_sign_alone`; absent without eval=lds) joined on the target."""
+    if not lds_file.exists():
+        return support
+    lds = pd.read_parquet(lds_file).rename(columns={"sign_alone": "lds_sign_alone"})
+    return support.merge(lds, on="target", how="left")
+
+
+def merged_lds(supports: pd.DataFrame) -> dict:
+    """The LDS columns of one row for the per-target rows of merged shards: mean over all their
+    targets with a 95% bootstrap interval, for the method and for sign estimation alone."""
+    from brittle.eval.stats import bootstrap_ci
+
+    out: dict = {}
+    for column in ("lds", "lds_sign_alone"):
+        if column not in supports or supports[column].isna().all():
+            continue
+        values = supports[column].dropna().to_numpy()
+        lo, hi = bootstrap_ci(values, np.mean)
+        out.update({column: float(values.mean()), f"{column}_lo": lo, f"{column}_hi": hi})
+    return out
 
 
 def aggregate(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -160,7 +189,8 @@ def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFram
                    n_flipped=merged["n_flipped"], auc=merged["auc"], auc_lo=merged["auc_ci"][0],
                    auc_hi=merged["auc_ci"][1], fraction_flipped=merged["fraction_flipped"],
                    median_support=str(merged["median_support"]),
-                   n_trainings=int(first["n_trainings"].sum()), shards_missing=len(missing))
+                   n_trainings=int(first["n_trainings"].sum()), shards_missing=len(missing),
+                   **merged_lds(supports))
         merged_rows.append(row)
         keep_runs += list(first["run"])
         tidy.loc[tidy["run"].isin(first["run"]), "run"] = row["run"]

@@ -26,7 +26,7 @@ from brittle.report.figures import (
     lds_figure,
     topk_figure,
 )
-from brittle.report.tables import comparisons
+from brittle.report.tables import comparisons, lds_markdown
 from brittle.runtime.files import atomic_path
 
 
@@ -59,9 +59,12 @@ def write_report(paths: list[Path], out: Path, baseline: str | None) -> Path:
     auc_md, heat = auc_table(summary, out)
     figs["AUC heatmap (paper Table 2)"] = heat
     cols = ["method", "task", "arch", "dataset", "auc", "auc_lo", "auc_hi", "n_flipped", "n_targets",
-            "median_support", "lds", "lds_lo", "lds_hi", "n_trainings", "score_seconds", "bytes_stored"]
+            "median_support", "lds", "lds_lo", "lds_hi", "lds_sign_alone", "n_trainings",
+            "score_seconds", "bytes_stored"]
     lines = ["# brittle report", "", f"{len(summary)} runs from {', '.join(str(p) for p in paths)}.", "",
              "## AUC (Table 2 layout)", "", auc_md,
+             *(["## LDS and sign estimation alone", "", lds_markdown(summary)]
+               if summary["lds"].notna().any() else []),
              "## Per-target comparison against a baseline (two-sided sign test over targets)", "",
              compared.round(4).to_markdown(index=False) if not compared.empty else "(one method only)", "",
              "## Runs", "", summary[cols].round(4).to_markdown(index=False), ""]

@@ -15,7 +15,7 @@ import seaborn as sns  # noqa: E402
 
 from brittle.counterfactual.metrics import support_cdf  # noqa: E402
 from brittle.report.aggregate import one_configuration_per_cell  # noqa: E402
-from brittle.report.tables import auc_markdown  # noqa: E402
+from brittle.report.tables import auc_markdown, lds_rows  # noqa: E402
 from brittle.runtime.files import atomic_path  # noqa: E402
 
 log = logging.getLogger("brittle.report.figures")
@@ -143,7 +143,8 @@ def cost_figure(summary: pd.DataFrame, out: Path) -> str:
 
 
 def lds_figure(summary: pd.DataFrame, out: Path) -> str | None:
-    part = summary.dropna(subset=["lds"])
+    """Mean LDS per method, and sign estimation alone's as its own bar (report/tables.py)."""
+    part = lds_rows(summary)
     if part.empty:
         return None
     fig, ax = plt.subplots(figsize=(5.6, 0.8 + 0.45 * part["method"].nunique()))

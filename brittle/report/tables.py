@@ -1,5 +1,6 @@
-"""Report tables from aggregated runs: AUC with 95% bootstrap intervals, and per-target
-comparisons of each method against a baseline with a paired sign test over targets."""
+"""Report tables from aggregated runs: AUC with 95% bootstrap intervals, the LDS with sign
+estimation alone as its own row, and per-target comparisons of each method against a baseline
+with a paired sign test over targets."""
 from __future__ import annotations
 
 import pandas as pd
@@ -24,6 +25,44 @@ def auc_markdown(summary: pd.DataFrame) -> str:
         lines += [f"**{dataset}, {task}**: fraction of targets flipped within K, and the median "
                   f"support over all targets ('>K': at least half never flipped)", "",
                   pivot.to_markdown(), ""]
+    return "\n".join(lines)
+
+
+SIGN_ALONE = "sign estimation alone"
+
+
+def lds_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, arch, method) with an LDS (the task does not change it: same
+    attributions, same bank), then sign estimation alone as its own row: one per distinct value
+    (runs on other targets or banks have their own), naming the methods it belongs to when
+    there are several."""
+    cols = ["dataset", "arch", "method", "lds", "lds_lo", "lds_hi"]
+    rows: list[dict] = []
+    scored = summary.dropna(subset=["lds"])
+    for (dataset, arch), group in scored.groupby(["dataset", "arch"], dropna=False):
+        methods = group.drop_duplicates("method")
+        rows += methods[cols].to_dict("records")
+        alone = methods.dropna(subset=["lds_sign_alone"])
+        values = alone.groupby(alone["lds_sign_alone"].round(9), sort=False)
+        for _, same in values:
+            owners = f" (targets of {', '.join(same['method'])})" if values.ngroups > 1 else ""
+            name = SIGN_ALONE + owners
+            first = same.iloc[0]
+            rows.append({"dataset": dataset, "arch": arch, "method": name,
+                         **{c: first[f"lds_sign_alone{c[3:]}"] for c in cols[3:]}})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def lds_markdown(summary: pd.DataFrame) -> str:
+    """Per (dataset, arch): each method's mean LDS [95% CI] and sign estimation alone's row."""
+    lines = []
+    for (dataset, arch), part in lds_rows(summary).groupby(["dataset", "arch"], dropna=False):
+        cells = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+                 for v, lo, hi in zip(part["lds"], part["lds_lo"], part["lds_hi"])]
+        table = pd.DataFrame({"method": part["method"], "LDS [95% CI]": cells})
+        lines += [f"**{dataset}, {arch}**: Linear Datamodeling Score, mean over targets; "
+                  f"{SIGN_ALONE}: the sign rule without a method, same bank and targets", "",
+                  table.to_markdown(index=False), ""]
     return "\n".join(lines)
 
 

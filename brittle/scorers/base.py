@@ -13,7 +13,8 @@ Vocabulary (the same in code, config and docs):
 - **attributions** float [T, N]: the one other term, the signed scores tau that the Linear
   Datamodeling Score sums (larger = more support for the target's true-class margin). Similarity
   scorers (`signed_by_label`) follow the paper's sign estimation: magnitude from
-  `attribution_magnitude(scores)` (the inverse distance), positive for the target's class,
+  `attribution_magnitude(scores)` (the inverse distance, read as `magnitude` says:
+  brittle/scorers/magnitude.py), positive for the target's class,
   negative for every other class (`other_classes="negative"`; `"zero"` is the named alternative
   that leaves other classes out). Influence estimators (TRAK, Datamodels, Grad-Cos) are already
   signed: their scores are their attributions.
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from brittle.runtime.errors import BrittleError
+from brittle.scorers.magnitude import PAPER, magnitude
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class Scorer(ABC):
     protocol_conditioning: ClassVar[bool] = True  # the paper's pool for this method
     label_conditioning: bool = True
     other_classes: str = "negative"  # the sign rule's other classes: negative (paper) | zero
+    magnitude: str = PAPER   # the reading of "inverse distance" (brittle/scorers/magnitude.py)
+    default_magnitude: ClassVar[str] = PAPER   # the scorer's default reading (unnamed in labels)
     lds_sparsity: float = 1.0
     not_converged: int = 0   # solves that missed their tolerance (solver-based scorers)
     fallbacks: int = 0       # solves redone by a slower exact solver
@@ -127,11 +131,15 @@ class Scorer(ABC):
         """scores restricted to each target's pool (-inf elsewhere): what the search ranks."""
         return restrict_to_pools(scores.copy(), self.train.labels, queries.labels, self.label_conditioning)
 
+    def attribution_distance(self, scores: np.ndarray) -> np.ndarray:
+        """The distance float [T, N] a similarity's scores [T, N] measure: minus the scores
+        (+inf where the scores are -inf); negative beyond an ESVM's boundary."""
+        return -np.asarray(scores, dtype=np.float64)
+
     def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
-        """Influence magnitude of a similarity (minus a distance): the inverse distance, the nearest
-        the largest; 0 where the scores is -inf (no distance known). Images at or beyond the
-        boundary (scores >= -1e-3, e.g. on the ESVM's positive side) share the largest value."""
-        return 1.0 / np.clip(-scores, 1e-3, None)
+        """Influence magnitude float [T, N] of a similarity: the inverse distance under the
+        scorer's `magnitude` reading, the nearest the largest; 0 where no distance is known."""
+        return magnitude(self.attribution_distance(scores), self.magnitude)
 
     def attributions(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
         """Signed LDS scores tau float64 [T, N]."""
@@ -148,7 +156,10 @@ class Scorer(ABC):
     def display_label(self, backbone: str | None) -> str:
         """e.g. 'ESVM MoCo', 'TRAK', 'TRAK class-cond.': the method as tables name it."""
         name = f"{self.method} {backbone}" if self.needs_features and backbone else self.method
-        return name + self._protocol_suffix() + (" (other classes 0)" if self.other_classes == "zero" else "")
+        zero = " (other classes 0)" if self.other_classes == "zero" else ""
+        # a reading of "inverse distance" other than the scorer's default changes its LDS
+        reading = f" (magnitude {self.magnitude})" if self.magnitude != self.default_magnitude else ""
+        return name + self._protocol_suffix() + zero + reading
 
     def _protocol_suffix(self) -> str:
         """Marks a run whose candidate pool departs from the method's own protocol."""

@@ -9,14 +9,15 @@ import numpy as np
 
 from brittle.runtime.errors import BrittleError
 from brittle.scorers.base import Queries, Scorer, sign_rule
+from brittle.scorers.magnitude import PAPER, check_magnitude
 
 
 class Distance(Scorer):
     """Score = minus the `metric` distance ('l2' or 'cosine') between target and training image."""
 
     def __init__(self, metric: str = "l2", label_conditioning: bool = True, lds_sparsity: float = 0.05,
-                 other_classes: str = "negative"):
-        self.other_classes = sign_rule(other_classes)
+                 other_classes: str = "negative", magnitude: str = PAPER):
+        self.other_classes, self.magnitude = sign_rule(other_classes), check_magnitude(magnitude)
         if metric not in ("l2", "cosine"):
             raise BrittleError(f"scorer.metric={metric} is not valid; use l2 or cosine")
         self.metric, self.label_conditioning = metric, label_conditioning
@@ -34,7 +35,8 @@ class Distance(Scorer):
             return q @ x.T - 1.0
         return -((q ** 2).sum(1)[:, None] - 2.0 * q @ x.T + (x ** 2).sum(1)[None, :])
 
-    def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
+    def attribution_distance(self, scores: np.ndarray) -> np.ndarray:
+        distance = super().attribution_distance(scores)
         if self.metric == "l2":  # scores is minus the squared distance
-            return 1.0 / np.sqrt(np.clip(-scores, 1e-12, None))
-        return super().attribution_magnitude(scores)
+            return np.sqrt(np.clip(distance, 0.0, None))
+        return distance

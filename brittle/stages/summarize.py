@@ -1,7 +1,8 @@
 """Summarize stage: summary.json, the support CDF figure, and the table printed at the end.
 
 summary.json is the run's typed record, `RunSummary`: the headline numbers with 95% bootstrap
-intervals over targets (AUC, fraction flipped; LDS when evaluated), the median support over all
+intervals over targets (AUC, fraction flipped; LDS when evaluated, with sign estimation alone on
+the same bank and targets beside it, read from lds.parquet), the median support over all
 targets (">K" when at least half never flipped), what the run cost, and the labels (method,
 backbone, task, arch, trainer, dataset) the run computed itself. Aggregation reads it back with
 `RunSummary.read`, never key by key."""
@@ -19,6 +20,7 @@ from brittle.counterfactual.metrics import fraction_flipped, median_support, sup
 from brittle.counterfactual.searches import NOT_FOUND
 from brittle.eval.stats import bootstrap_ci
 from brittle.runtime.files import atomic_path, save_json
+from brittle.stages.lds import recorded_sign_alone
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class RunSummary(RunDetails):
     median_support: float | str = 0.0
     max_support: int = 0
     cdf: list[list[float]] = field(default_factory=list)
+    lds_sign_alone: float | None = None   # the LDS of the sign rule alone (brittle/eval/lds.py)
+    lds_sign_alone_ci: list[float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,9 +104,12 @@ def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
 def run(run_dir: Path, support: pd.DataFrame, max_support: int, details: RunDetails) -> RunSummary:
     """Write summary.json and cdf.png; return the record."""
     s = support["support"].to_numpy()
+    alone = recorded_sign_alone(run_dir)
     summary = RunSummary(**{f.name: getattr(details, f.name) for f in fields(RunDetails)},
                          **headline(s, max_support),
-                         cdf=[[k, f] for k, f in support_cdf(s, max_support)])
+                         cdf=[[k, f] for k, f in support_cdf(s, max_support)],
+                         lds_sign_alone=None if alone is None else alone[0],
+                         lds_sign_alone_ci=None if alone is None else list(alone[1]))
     save_json(run_dir / "summary.json", summary.to_json())
     plot_cdf(run_dir / "cdf.png", summary)
     return summary
@@ -141,4 +148,12 @@ def format_table(support: pd.DataFrame, summary: RunSummary, classes: list[str])
         f"AUC {summary.auc:.3f} (95% CI {lo:.3f}..{hi:.3f})   flipped {summary.n_flipped}/"
         f"{summary.n_targets} within {summary.max_support}   median support "
         f"{summary.median_support} (all targets; >K: not flipped)")
+    if summary.lds is not None and summary.lds_ci:
+        lo, hi = summary.lds_ci
+        lines.append(f"LDS {summary.lds:.3f} (95% CI {lo:.3f}..{hi:.3f}), top "
+                     f"{100 * (summary.lds_sparsify_top or 1):.0f}% of |attributions| kept")
+    if summary.lds_sign_alone is not None and summary.lds_sign_alone_ci:
+        lo, hi = summary.lds_sign_alone_ci
+        lines.append(f"LDS of sign estimation alone {summary.lds_sign_alone:.3f} (95% CI "
+                     f"{lo:.3f}..{hi:.3f}; the same bank and targets without a method)")
     return "\n".join(lines)

@@ -149,3 +149,93 @@ def test_a_bad_sign_rule_is_one_clear_error():
     with pytest.raises(BrittleError,
                        match=r"scorer.other_classes=opposite is not valid; use one of \['negative', 'zero'\]"):
         Distance("l2", other_classes="opposite")
+
+
+def _bank(seed: int = 0, m: int = 40, n: int = 60, t: int = 5):
+    """A bank of m equal-size half subsets of n images (3 classes) and margins [m, t] that follow
+    each target's class count in the subset, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    masks = np.zeros((m, n), dtype=bool)
+    for j in range(m):
+        masks[j, rng.choice(n, n // 2, replace=False)] = True
+    targets = rng.integers(0, 3, t)
+    counts = np.stack([masks[:, labels == y].sum(1) for y in targets], axis=1)
+    return masks, counts + 2.0 * rng.standard_normal((m, t)), labels, targets
+
+
+def test_sign_alone_is_spearman_of_margins_and_the_targets_class_count():
+    """Independent reference: scipy's spearmanr of each target's margins against the number of
+    its class's training images in each subset (subsets of one size: +1/-1 ranks as the count)."""
+    from scipy.stats import spearmanr
+
+    from brittle.eval.lds import sign_alone
+
+    masks, margins, labels, targets = _bank()
+    got = sign_alone(masks, margins, labels, targets)
+    expected = [spearmanr(margins[:, t], masks[:, labels == y].sum(1)).statistic
+                for t, y in enumerate(targets)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert got.mean() > 0.3   # the margins follow the class count here
+    # the rule with other classes 0 ranks the subsets the same way
+    zero = lds(masks, margins, (labels[None, :] == targets[:, None]).astype(float))
+    np.testing.assert_allclose(got, zero, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:An input array is constant")
+def test_sign_alone_of_constant_margins_is_zero_as_the_lds_stage_scores_it():
+    from brittle.eval.lds import sign_alone
+
+    masks, margins, labels, targets = _bank()
+    margins[:, 0] = 1.5
+    assert sign_alone(masks, margins, labels, targets)[0] == 0.0
+
+
+def test_lds_stage_writes_sign_alone_beside_the_lds_and_the_summary_shows_both(tmp_path):
+    """lds.parquet holds both per target; the run's table prints both; a resumed run reads
+    them back without a bank; a run written before the column has no sign-alone figure."""
+    from scipy.stats import spearmanr
+
+    from brittle.eval.lds import LinearDatamodelingScore
+    from brittle.runtime.cache import StageCache
+    from brittle.runtime.execution import Execution
+    from brittle.stages import lds as lds_stage
+    from brittle.stages.bank import Bank
+
+    masks, margins, labels, test_labels = _bank(t=8)
+    ex = Execution(torch.device("cpu"), False, StageCache(tmp_path / "cache"), tmp_path)
+    ids = np.array([1, 4, 6])
+    tau = np.where(labels[None, :] == test_labels[ids][:, None], 1.0, -1.0) * np.arange(1, 61)
+    evaluation = LinearDatamodelingScore(n_models=40)
+    result = lds_stage.run(ex, evaluation, Bank(masks, margins, 0.0), ids, tau, 1.0,
+                           (torch.as_tensor(labels), test_labels))
+    counts = [spearmanr(margins[:, t], masks[:, labels == test_labels[t]].sum(1)).statistic
+              for t in ids]
+    assert result.sign_alone == pytest.approx(np.mean(counts))
+    assert result.sign_alone_ci is not None and result.sign_alone_ci[0] <= result.sign_alone
+    assert lds_stage.run(ex, evaluation, None, ids, None, 1.0) == result
+    import pandas as pd
+    written = tmp_path / "lds.parquet"
+    pd.read_parquet(written).drop(columns="sign_alone").to_parquet(written)
+    assert lds_stage.recorded_sign_alone(tmp_path) is None
+
+
+def test_the_run_table_prints_the_lds_and_sign_alone(tmp_path):
+    import pandas as pd
+
+    from brittle.stages.summarize import RunDetails, RunLabels, format_table, run
+
+    lds = pd.DataFrame({"target": [3, 5], "lds": [0.1, 0.3], "sign_alone": [0.2, 0.6]})
+    lds.to_parquet(tmp_path / "lds.parquet")
+    support = pd.DataFrame({"target": [3, 5], "label": [0, 1], "support": [4, 8],
+                            "n_trainings": [3, 3]})
+    labels = RunLabels("ESVM", None, "remove", None, None, "digits")
+    details = RunDetails(task="remove", labels=labels, method="ESVM", choices={},
+                         reference_accuracy=1.0, knn_accuracy=None, score_cost={}, n_trainings=6,
+                         trained_this_run=6, n_rounds=3, search={},
+                         lds=0.2, lds_ci=[0.1, 0.3], lds_sparsify_top=0.05)
+    summary = run(tmp_path, support, 16, details)
+    assert summary.lds_sign_alone == pytest.approx(0.4)
+    text = format_table(support, summary, ["zero", "one"])
+    assert "LDS 0.200 (95% CI 0.100..0.300), top 5% of |attributions| kept" in text
+    assert "LDS of sign estimation alone 0.400 (95% CI" in text

@@ -30,6 +30,33 @@ def test_aggregate_collects_every_job(sweep):
     assert len(tidy) == 4 * 2 and {"target", "support", "method", "task"} <= set(tidy.columns)
 
 
+def test_sign_estimation_alone_is_reported_beside_every_lds(sweep):
+    """Each run's summary holds the LDS of the sign rule alone on its bank and targets: scipy's
+    spearmanr of each target's bank margins against its class count in each subset, recomputed
+    here from the cached bank, the run's targets and the digits labels."""
+    import json
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from brittle.api import load_data
+    from tests.helpers import make_cfg
+
+    summary, tidy = aggregate([sweep / "multirun"])
+    assert summary["lds_sign_alone"].notna().all() and summary["lds_sign_alone"].nunique() == 1
+    data = load_data(make_cfg([], cache_dir=sweep / "cache"))
+    (bank,) = [p.parent for p in (sweep / "cache").rglob("masks.npy")]
+    masks, margins = np.load(bank / "masks.npy"), np.load(bank / "margins.npy")
+    run = next(p for p in (sweep / "multirun").iterdir() if (p / "summary.json").exists())
+    train, test = data.train.labels, data.test.labels
+    rows = [spearmanr(margins[:, t], masks[:, train == test[t]].sum(1)).statistic
+            for t in np.load(run / "targets.npy")]
+    expected = float(np.mean(np.nan_to_num(rows)))
+    assert json.loads((run / "summary.json").read_text())["lds_sign_alone"] == pytest.approx(expected)
+    assert summary["lds_sign_alone"].iloc[0] == pytest.approx(expected)
+    assert tidy["lds_sign_alone"].notna().all() and tidy["lds"].notna().all()
+
+
 def test_killed_run_is_named_and_skipped_and_mixed_sweeps_merge(sweep, tmp_path, caplog):
     mixed = tmp_path / "mixed"
     shutil.copytree(sweep / "multirun", mixed / "sweep_a")
@@ -52,6 +79,9 @@ def test_report_and_figures(sweep, tmp_path):
         assert (tmp_path / "figures" / f"{name}.pdf").exists()
         assert f"({name}.png)" in text
     assert "python run.py -m" not in text and "python run.py " in text  # per-job commands
+    lds_part = text.split("## LDS and sign estimation alone")[1].split("##")[0]
+    assert "| ESVM MoCo (1)" in lds_part and "| Random (0)" in lds_part
+    assert lds_part.count("| sign estimation alone ") == 1   # one bank, one set of targets
     assert pd.read_csv(tmp_path / "figures" / "summary.csv").shape[0] == 4
 
 

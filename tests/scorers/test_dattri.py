@@ -124,7 +124,8 @@ def test_every_method_writes_only_into_its_run_and_cache_directories(tmp_path):
     runs = [["-m", "scorer=dattri", f"scorer.method={','.join(sorted(METHODS))}"], ["scorer=trak"]]
     for i, args in enumerate(runs):
         dirs = [f"hydra.sweep.dir={tmp_path}/sweep{i}", f"hydra.run.dir={tmp_path}/run{i}"]
-        done = run_brittle([*args, *SWEEP, *dirs, f"cache_dir={tmp_path}/cache"], cwd=work, timeout=900)
+        done = run_brittle([*args, *SWEEP, *dirs, f"cache_dir={tmp_path}/cache"], cwd=work,
+                           timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in work.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "run1", "sweep0", "work"]

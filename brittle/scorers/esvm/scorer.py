@@ -25,6 +25,7 @@ import torch
 
 from brittle.runtime.errors import BrittleError
 from brittle.scorers.base import Queries, Scorer, candidate_pool, sign_rule
+from brittle.scorers.magnitude import PAPER, check_magnitude
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ class ExemplarSVM(Scorer):
                  backend: str = "auto", label_conditioning: bool = True,
                  dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
                  batch_size: int = 1024, lds_sparsity: float = 0.05, cuml_tol: float = 1e-3,
-                 memory_budget: int = 0, other_classes: str = "negative"):
-        self.other_classes = sign_rule(other_classes)
+                 memory_budget: int = 0, other_classes: str = "negative", magnitude: str = PAPER):
+        self.other_classes, self.magnitude = sign_rule(other_classes), check_magnitude(magnitude)
         if backend not in _BACKENDS:
             raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")
         if backend == "cuml" and not cuml_available():
