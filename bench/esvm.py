@@ -7,14 +7,17 @@ on the 50,000 features (5,000-image class pools, the paper's) also the overlap o
 at every prefix size the bisection can test up to K = 1280 (multiples of K / 2^7 = 10), listed at
 K / 2^j and as the minimum over all of them. The digits and 5k cases alternate the backends
 `--repeats` times and keep each one's fastest pass (the 50k case runs once). The last line
-holds the keys `esvm_speedup=` (50k), `esvm_speedup_5k=` and the per-prefix figures.
+holds the keys `esvm_speedup=` (50k), `esvm_speedup_5k=` and the per-prefix figures; the figures
+also go to bench/results/esvm.json (bench/record.py). `--smoke`: digits only, a 1-epoch backbone
+in a fresh cache, 10 queries, one pass.
 
-    .venv/bin/python bench/esvm.py [--queries 30]
+    .venv/bin/python bench/esvm.py [--queries 30] [--smoke] [--out FILE]
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.record import Record, add_arguments  # noqa: E402
 from brittle.api import embed, load_data, pretrain, rank  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.data.datasets import balanced_subset  # noqa: E402
@@ -42,10 +46,12 @@ def cfg_for(overrides: list[str]):
 
 
 def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarray, query_y: np.ndarray,
-            depth: int = TOP, repeats: int = 1) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Seconds per query of each backend, the per-query top-100 overlap, and both rankings
-    int64 [Q, depth] (sklearn's, torch's). With `repeats`, the backends alternate that many times
-    and each keeps its fastest pass (this machine's speed drifts between seconds)."""
+            record: Record, depth: int = TOP, repeats: int = 1
+            ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Speedup of torch over sklearn, the per-query top-100 overlap, and both rankings int64
+    [Q, depth] (sklearn's, torch's); each backend's seconds per query go to `record`. With
+    `repeats`, the backends alternate that many times and each keeps its fastest pass (this
+    machine's speed drifts between seconds)."""
     depth = min(depth, int(np.bincount(train_y).min()))
     k = min(TOP, depth)
     ids = np.arange(len(queries))
@@ -63,6 +69,10 @@ def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarr
           f"sklearn {t_ref:8.4f} s/q  torch {t_fast:8.4f} s/q  speedup {t_ref / t_fast:6.1f}x  "
           f"top{k} overlap mean {overlap.mean():.4f} min {overlap.min():.4f}"
           + (f"  (fastest of {repeats})" if repeats > 1 else ""), flush=True)
+    key = name.replace(" ", "_")
+    record.add(**{f"{key}_sklearn_s_per_query": t_ref, f"{key}_torch_s_per_query": t_fast,
+                  f"{key}_speedup": t_ref / t_fast, f"{key}_top{k}_overlap_mean": overlap.mean(),
+                  f"{key}_top{k}_overlap_min": overlap.min(), f"{key}_queries": len(queries)})
     return t_ref / t_fast, overlap, a, b
 
 
@@ -124,25 +134,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=100, help="test queries per case (balanced)")
     parser.add_argument("--repeats", type=int, default=5, help="alternating passes of the digits and 5k cases")
+    add_arguments(parser)
     args = parser.parse_args()
-
-    cfg = cfg_for([])
-    data = load_data(cfg)
-    emb = embed(cfg, data, pretrain(cfg, data))
-    q = pick(data.test.labels, min(100, len(data.test)))
-    compare("digits moco_small", emb.train, data.train.labels, emb.test[q], data.test.labels[q], repeats=args.repeats)
-
-    cifar = cifar_features(args.queries)
+    record = Record("esvm", args)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = cfg_for([f"cache_dir={tmp}", "backbone.epochs=1"] if args.smoke else [])
+        data = load_data(cfg)
+        emb = embed(cfg, data, pretrain(cfg, data))
+        q = pick(data.test.labels, 10 if args.smoke else min(100, len(data.test)))
+        train, test = np.asarray(emb.train), np.asarray(emb.test)
+        compare("digits moco_small", train, data.train.labels, test[q], data.test.labels[q], record,
+                repeats=1 if args.smoke else args.repeats)
+    cifar = None if args.smoke else cifar_features(args.queries)
     if cifar is None:
+        record.done()
         return
     train, train_y, queries, query_y = cifar
     sub = balanced_subset(train_y, 5000, 0, "train")
     speedup_5k, _, _, _ = compare("cifar10 moco_r18 5k", train[sub], train_y[sub], queries, query_y,
-                                  repeats=args.repeats)
-    speedup, overlap, a, b = compare("cifar10 moco_r18 50k", train, train_y, queries, query_y, depth=K)
+                                  record, repeats=args.repeats)
+    speedup, overlap, a, b = compare("cifar10 moco_r18 50k", train, train_y, queries, query_y,
+                                     record, depth=K)
     prefixes = report_prefixes(a, b)
+    record.add(esvm_speedup=speedup, esvm_speedup_5k=speedup_5k, **prefixes)
     print(f"esvm_speedup={speedup:.1f} esvm_speedup_5k={speedup_5k:.1f} top100_overlap_mean={overlap.mean():.4f} "
           f"top100_overlap_min={overlap.min():.4f} " + " ".join(f"{k}={v:.4f}" for k, v in prefixes.items()))
+    record.done()
 
 
 if __name__ == "__main__":

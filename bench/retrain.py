@@ -4,9 +4,10 @@ together vs one by one, all measured in this run.
 Digits on this CPU with every arch; a CIFAR-10 subset from ../shared/data (when present) with
 every arch at CPU-reduced widths; the counterfactual test of the default config (digits, MLP,
 5 models) with the models stacked and in a loop. The last line is
-`cf_test_seconds=<digits default, 5 models>`.
+`cf_test_seconds=<digits default, 5 models>`; the figures also go to bench/results/retrain.json
+(bench/record.py). `--smoke`: the MLP and the CNN on digits for 2 epochs, no CIFAR-10.
 
-    .venv/bin/python bench/retrain.py [--cifar-train 2000 --cifar-test 500] [--skip-cifar]
+    .venv/bin/python bench/retrain.py [--cifar-train 2000 --cifar-test 500] [--skip-cifar] [--smoke]
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from hydra import compose, initialize_config_dir
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.record import Record, add_arguments  # noqa: E402
 from brittle.api import build_engine, load_data  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
 from brittle.counterfactual.tasks import Remove  # noqa: E402
@@ -58,7 +60,8 @@ def cfg_for(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def accuracy_row(name: str, overrides: list[str], base: list[str]) -> None:
+def accuracy_row(name: str, overrides: list[str], base: list[str], record: Record,
+                 where: str) -> None:
     cfg = cfg_for(base + [f"arch={name}"] + overrides)
     engine = build_engine(cfg, load_data(cfg))
     start = time.perf_counter()
@@ -66,26 +69,31 @@ def accuracy_row(name: str, overrides: list[str], base: list[str]) -> None:
     seconds = time.perf_counter() - start
     acc = float((engine.logits(model, engine.test_x).argmax(1).cpu().numpy() == engine.test_y).mean())
     trainer = next((o.split("=")[1] for o in overrides if o.startswith("trainer=")), "arch_recipe")
+    settings = " ".join(o for o in overrides if not o.startswith("trainer="))
     print(f"  {name:<12} trainer={trainer:<5} {len(engine.train_y):>6} imgs  {seconds:7.1f} s/model  "
-          f"test acc {acc:.3f}   {' '.join(o for o in overrides if not o.startswith('trainer='))}", flush=True)
+          f"test acc {acc:.3f}   {settings}", flush=True)
+    key = f"{where}_{name}_{trainer}"
+    record.add(**{f"{key}_seconds_per_model": seconds, f"{key}_test_accuracy": acc,
+                  f"{key}_settings": " ".join(overrides)})
 
 
-def together_vs_loop() -> float:
+def together_vs_loop(extra: list[str]) -> dict[str, float]:
     """Seconds of one counterfactual test (digits default, 5 models): stacked and loop."""
-    cfg = cfg_for([])
+    cfg = cfg_for(extra)
     engine = build_engine(cfg, load_data(cfg))
     ranking = np.arange(64)
     timings = {}
     for mode in ("loop", "auto", "loop", "auto"):   # twice each, interleaved: the 2nd is kept
         engine.trainer.together = mode
         with tempfile.TemporaryDirectory() as tmp:
-            tester = CounterfactualTester(engine, Remove(), TestLog(Path(tmp) / "t.jsonl"), seed=0, n_test=5)
+            tester = CounterfactualTester(engine, Remove(), TestLog(Path(tmp) / "t.jsonl"), seed=0,
+                                          n_test=5)   # a full test: all 5 models
             start = time.perf_counter()
             tester.accuracy(0, ranking, 64, None)
             timings[mode] = time.perf_counter() - start
     print(f"counterfactual test, digits default (MLP, 5 models): one by one {timings['loop']:.2f} s, "
           f"stacked {timings['auto']:.2f} s ({timings['loop'] / timings['auto']:.1f}x)")
-    return timings["auto"]
+    return {"cf_test_seconds": timings["auto"], "cf_test_seconds_one_by_one": timings["loop"]}
 
 
 def main() -> None:
@@ -93,21 +101,26 @@ def main() -> None:
     parser.add_argument("--cifar-train", type=int, default=2000)
     parser.add_argument("--cifar-test", type=int, default=500)
     parser.add_argument("--skip-cifar", action="store_true")
+    add_arguments(parser)
     args = parser.parse_args()
+    record = Record("retrain", args)
+    smoke = ["arch.recipe.epochs=2"] if args.smoke else []
     print("digits (1,437 train / 360 test), CPU:")
-    for name, overrides in DIGITS:
-        accuracy_row(name, overrides, [])
+    for name, overrides in DIGITS[:2] if args.smoke else DIGITS:
+        accuracy_row(name, overrides + smoke, [], record, "digits")
     tgz = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-    if args.skip_cifar or not tgz.exists():
-        print(f"CIFAR-10 subset skipped ({'--skip-cifar' if args.skip_cifar else f'{tgz} not found'})")
+    if args.skip_cifar or args.smoke or not tgz.exists():
+        print(f"CIFAR-10 subset skipped ({f'{tgz} not found' if not tgz.exists() else 'asked'})")
     else:
         print(f"CIFAR-10 subset ({args.cifar_train:,} train / {args.cifar_test:,} test), CPU:")
         base = ["dataset=cifar10", f"dataset.root={tgz}", f"dataset.train_subset={args.cifar_train}",
                 f"dataset.test_subset={args.cifar_test}"]
         for name, overrides in CIFAR:
-            accuracy_row(name, overrides, base)
-    seconds = together_vs_loop()
-    print(f"cf_test_seconds={seconds:.2f}")
+            accuracy_row(name, overrides, base, record, "cifar10")
+    figures = together_vs_loop(smoke)
+    record.add(**figures)
+    print(f"cf_test_seconds={figures['cf_test_seconds']:.2f}")
+    record.done()
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ Measured as wall time of fresh processes, the commands alternating `--rounds` ti
                needs torch (CUDA or not) and every stage after it trains or embeds with it
 The last line: `startup_ratio=X` (the largest of help, error and startup over hydra_help; goal
 <= 2), each ratio, the floor's ratio and `startup_above_torch` (startup - torch, seconds: what
-brittle itself adds before its first stage).
+brittle itself adds before its first stage). The figures also go to bench/results/startup.json
+(bench/record.py; X there is `largest_ratio`). `--smoke`: one round, no warm-up.
 
-    .venv/bin/python bench/startup.py [--rounds 5]
+    .venv/bin/python bench/startup.py [--rounds 5] [--smoke] [--out FILE]
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.record import Record, add_arguments  # noqa: E402
+
 PY = sys.executable
 MINIMAL = '''import hydra
 
@@ -70,7 +75,10 @@ def startup(work: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    add_arguments(parser)
     args = parser.parse_args()
+    record = Record("startup", args)
+    rounds = 1 if args.smoke else args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "minimal.py").write_text(MINIMAL)
@@ -79,10 +87,10 @@ def main() -> None:
                     "error": lambda: wall([PY, str(ROOT / "run.py"), "scorer.C=abc"], work),
                     "startup": lambda: startup(work),
                     "torch": lambda: wall([PY, "-c", "import torch"], work)}
-        for run in commands.values():  # warm the file cache once
+        for run in commands.values() if not args.smoke else ():  # warm the file cache once
             run()
         times: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for name, run in commands.items():
                 times[name].append(run())
     median = {name: statistics.median(t) for name, t in times.items()}
@@ -90,8 +98,13 @@ def main() -> None:
         print(f"{name:<11} {t:6.2f} s  (runs: {', '.join(f'{x:.2f}' for x in times[name])})")
     ratios = {name: median[name] / median["hydra_help"] for name in ("help", "error", "startup")}
     floor = median["torch"] / median["hydra_help"]
+    above = median["startup"] - median["torch"]
     print(f"startup_ratio={max(ratios.values()):.2f} " + " ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items())
-          + f" torch_floor_ratio={floor:.2f} startup_above_torch={median['startup'] - median['torch']:.2f}")
+          + f" torch_floor_ratio={floor:.2f} startup_above_torch={above:.2f}")
+    record.add(**{f"{name}_seconds": t for name, t in median.items()}, runs=times,
+               largest_ratio=max(ratios.values()), **{f"{k}_ratio": v for k, v in ratios.items()},
+               torch_floor_ratio=floor, startup_above_torch=above)
+    record.done()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""What every bench writes besides the lines it prints: `bench/results/<name>.json` with the
+machine (CPU model and cores, torch version, GPU when there is one), the date, the git commit and
+every figure. A `--smoke` run (toy sizes: it checks that the bench still runs, its figures mean
+nothing) writes to `--out` or a temporary file instead, so tests never touch bench/results.
+The file is rewritten after every figure, so a bench stopped halfway keeps what it measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--smoke and --out, the same for every bench."""
+    parser.add_argument("--smoke", action="store_true",
+                        help="toy sizes, a fresh cache: checks that the bench runs "
+                             "(its figures mean nothing)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the figures go (default bench/results/<name>.json; with "
+                             "--smoke a temporary file)")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    import torch
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "cores_usable": usable,
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def git_commit() -> str | None:
+    """The checkout's commit, with `+changes` when tracked files differ from it."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        head = git("rev-parse", "HEAD")
+        return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+class Record:
+    """The figures of one bench run, written as JSON after each `add`."""
+
+    def __init__(self, name: str, args: argparse.Namespace):
+        self.smoke = bool(args.smoke)
+        if args.out is not None:
+            self.path = Path(args.out)
+        elif self.smoke:
+            self.path = Path(tempfile.gettempdir()) / "brittle-bench-smoke" / f"{name}.json"
+        else:
+            self.path = RESULTS / f"{name}.json"
+        self.data: dict[str, Any] = {
+            "bench": name, "size": "smoke" if self.smoke else "full",
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commit": git_commit(), "machine": machine(), "figures": {}}
+
+    def add(self, **figures: Any) -> None:
+        self.data["figures"].update(figures)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=_plain) + "\n")
+        tmp.replace(self.path)
+
+    def done(self) -> None:
+        self.add()
+        print(f"figures written to {self.path}", flush=True)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as JSON numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
