@@ -12,12 +12,14 @@ the run's identity (`run_spec.json`) so a rerun resumes it.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from brittle.counterfactual.budget import TrainingPlan, shard_size
 from brittle.counterfactual.searches import Search
 from brittle.counterfactual.tasks import Task
 from brittle.eval.lds import Evaluation, LinearDatamodelingScore
@@ -26,9 +28,12 @@ from brittle.retrain.engine import Engine
 from brittle.runtime.execution import Execution, activate, execution_of, run_identity
 from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
+from brittle.runtime.timings import ModelClock
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
 from brittle.stages import bank, data, embed, lds, models, pretrain, reference, score, search, summarize, targets
-from brittle.stages.subset import key_of, select, with_source_arch
+from brittle.stages.subset import key_digest, key_of, select, with_source_arch
+
+log = logging.getLogger(__name__)
 
 
 def _on(cfg: DictConfig, stage: Any) -> DictConfig:
@@ -55,6 +60,7 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
                                                                        dataset, ex.device)
     given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering, dataset.name,
                                  search_obj.max_support)
+    plan_trainings(cfg, source, ex, engine, source_engine, (scorer, search_obj, evaluation), given)
     probs = reference.run(_on(source, reference), ex, source_engine)
     chosen = targets.run(_on(cfg, targets), ex, dataset, probs, given)
     features, models_given = None, None
@@ -81,10 +87,41 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         lds=None if lds_result is None else lds_result.mean,
         lds_ci=None if lds_result is None else list(lds_result.ci),
         lds_sparsify_top=None if lds_result is None else lds_result.sparsify_top)
+    for clock in {id(e.clock): e.clock for e in (engine, source_engine) if e.clock}.values():
+        clock.save()
     summary = summarize.run(ex.run_dir, searched.support, search_obj.max_support, details)
     print(summarize.format_table(searched.support, summary, dataset.test.classes), flush=True)
     print(f"run directory: {_shown(ex.run_dir)}", flush=True)
     return summary
+
+
+def plan_trainings(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engine, source_engine: Engine,
+                   built: tuple[Scorer, Search, Evaluation], given: Any) -> TrainingPlan:
+    """Log at most how many models the run trains (and, when timed here before, for how long),
+    and give each engine the clock that times its models (refined in the log by the first)."""
+    scorer, search_obj, evaluation = built
+    t = cfg.targets
+    n = len(given) if given is not None else len(t.indices) if t.indices is not None else int(t.n)
+    n = shard_size(n, int(t.shard), int(t.num_shards))
+    engine.clock = ModelClock(ex.cache.root, key_digest(select(cfg, ENGINE_DEPENDS_ON)), ex.device)
+    source_engine.clock = engine.clock if source_engine is engine else \
+        ModelClock(ex.cache.root, key_digest(select(source, ENGINE_DEPENDS_ON)), ex.device)
+    plan, tests = TrainingPlan(), search_obj.max_tests()
+    done = _lines(ex.run_dir / "tests.jsonl")   # models a resumed search has already
+    if tests is not None:
+        plan.add("search", max(0, n * tests * int(search_obj.n_test) - done),
+                 f"{n} targets x {tests} tests x {search_obj.n_test}" + (f" - {done} done" if done else ""),
+                 engine.clock.known)
+    if ex.cache.lookup("reference", key_of(_on(source, reference))) is None:
+        plan.add("reference", int(cfg.reference.n_models), seconds_per_model=source_engine.clock.known)
+    request = scorer.models_needed()
+    if request is not None and not scorer.needs_features:
+        plan.add("scorer", request.n_models, seconds_per_model=source_engine.clock.known)
+    if isinstance(evaluation, LinearDatamodelingScore) and lds.recorded(ex.run_dir) is None:
+        plan.add("LDS bank", int(evaluation.n_models), seconds_per_model=engine.clock.known)
+    log.info("%s", plan.describe())
+    engine.clock.planned = source_engine.clock.planned = plan.total
+    return plan
 
 
 def scorer_models(cfg: DictConfig, ex: Execution, engine: Engine, scorer: Scorer) -> ScorerModels:
@@ -107,7 +144,16 @@ def _evaluate(cfg: DictConfig, ex: Execution, engine: Engine, evaluation: Evalua
     held_out = None
     if lds.recorded(ex.run_dir) is None:
         held_out = bank.run(_on(cfg, bank), ex, engine, int(evaluation.n_models), float(evaluation.alpha), "lds")
-    return lds.run(ex, evaluation, held_out, ids, scored.attributions, default_sparsity)
+    labels = (engine.train_y, engine.test_y)   # for sign estimation alone, beside the LDS
+    return lds.run(ex, evaluation, held_out, ids, scored.attributions, default_sparsity, labels)
+
+
+def _lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return 0
 
 
 def _shown(path: Path) -> Path:

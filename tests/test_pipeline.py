@@ -49,6 +49,22 @@ def test_second_run_hits_every_cache_and_retrains_nothing(tiny_run, caplog):
     assert "computing pretrain" not in caplog.text and "computing reference" not in caplog.text
 
 
+def test_a_run_states_its_most_models_and_their_time_before_training(tiny_run, caplog):
+    """TINY: 2 targets x 3 tests (bisection budget 2) x 2 models; the reference models are cached
+    by the first run, and its seconds per model (cache/timings.json) give the time up front."""
+    base, _, _ = tiny_run
+    record = json.loads((base / "cache" / "timings.json").read_text())
+    (key, timed), = record.items()
+    assert key.endswith("@cpu") and timed["models"] >= 3 and timed["seconds_per_model"] > 0
+    caplog.set_level("INFO")
+    summary = run(make_cfg(TINY + ["scorer=random"], cache_dir=base / "cache"), base / "run_random")
+    plan = next(r.getMessage() for r in caplog.records if "models to train" in r.getMessage())
+    assert plan.startswith("at most 12 models to train (search 2 targets x 3 tests x 2 = 12); ~ ")
+    assert plan.endswith(" at the seconds per model measured on this device before")
+    assert 0 < summary.trained_this_run <= 12
+    assert "first " in caplog.text and "models ~ " in caplog.text   # refined by the first models
+
+
 def test_same_seed_gives_identical_tables(tiny_run, tmp_path):
     base, _, _ = tiny_run
     cfg = make_cfg(TINY, cache_dir=tmp_path / "cache")  # fresh cache: everything recomputed

@@ -70,5 +70,10 @@ def help_text() -> str:
     lines += ["", "== Common settings (key=value; defaults shown) =="]
     lines += [f"  {f'{k}={default_of(k, o)}':<34} {v}" for k, o, v in COMMON]
     lines += ["", "== Examples =="] + [f"  {e}" for e in EXAMPLES]
-    lines += ["", "brittle --cfg job prints the composed configuration; README.md has the rest."]
+    lines += ["", "Cost: before its first stage a run logs at most how many models it trains (targets x",
+              "tests x n_test, plus reference, scorer and LDS-bank models not cached yet) and, when",
+              "this arch and trainer were timed on this device before (cache_dir/timings.json), the",
+              "time that implies; the first models trained refine it in the log (app.log in the",
+              "run directory).",
+              "", "brittle --cfg job prints the composed configuration; README.md has the rest."]
     return "\n".join(lines)

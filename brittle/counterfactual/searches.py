@@ -53,6 +53,10 @@ class Search(ABC):
     def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
         """The smallest flipping k found (or NOT_FOUND) and the tests made, in order."""
 
+    def max_tests(self) -> int | None:
+        """The most counterfactual tests one target can take (a run's cost bound); None: unknown."""
+        return None
+
 
 @dataclass(frozen=True)
 class Bisection(Search):
@@ -71,6 +75,9 @@ class Bisection(Search):
             raise BrittleError(f"search.n_test={self.n_test} is out of range; use >= 1")
         if self.max_support < 1:
             raise BrittleError(f"search.max_support={self.max_support} is out of range; use >= 1")
+
+    def max_tests(self) -> int:
+        return 1 + self.budget
 
     def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
         steps = [(self.max_support, accuracy_at(self.max_support))]
@@ -105,6 +112,9 @@ class Grid(Search):
         for s in self.grid():
             if not 1 <= s <= self.max_support:
                 raise BrittleError(f"search.sizes contains {s}; use sizes in 1..{self.max_support}")
+
+    def max_tests(self) -> int:
+        return len(self.grid())
 
     def grid(self) -> list[int]:
         if self.sizes:
@@ -142,13 +152,28 @@ class Parallel(Search):
     def resolution(self) -> int:
         return max(1, -(-self.max_support // 2 ** self.budget))
 
+    def probes(self, lo: int, hi: int) -> list[int]:
+        """The sizes one round tests inside the bracket (lo, hi)."""
+        inside = {lo + (hi - lo) * i // (self.width + 1) for i in range(1, self.width + 1)}
+        return sorted(inside - {lo, hi})
+
+    def max_tests(self) -> int:
+        """The test at max_support, then every round's probes while the widest bracket a round
+        can leave stays wider than the resolution (the worst case)."""
+        tests, span = 1, self.max_support
+        while span > self.resolution:
+            edges = [0, *self.probes(0, span), span]
+            tests += len(edges) - 2
+            span = max(b - a for a, b in zip(edges, edges[1:]))
+        return tests
+
     def run(self, accuracy_at: Callable[[int], float]) -> SearchResult:
         steps = [(self.max_support, accuracy_at(self.max_support))]
         if steps[0][1] > 0.5:
             return SearchResult(NOT_FOUND, steps, rounds=1)
         lo, hi, rounds = 0, self.max_support, 1
         while hi - lo > self.resolution:
-            probes = sorted({lo + (hi - lo) * i // (self.width + 1) for i in range(1, self.width + 1)} - {lo, hi})
+            probes = self.probes(lo, hi)
             # one round: independent tests, asked for together when the oracle can (lockstep search)
             many = getattr(accuracy_at, "many", None)
             results = list(zip(probes, many(probes))) if many else [(k, accuracy_at(k)) for k in probes]

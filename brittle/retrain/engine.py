@@ -6,6 +6,7 @@ every model is reproducible on its own and a resumed search retrains exactly wha
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from torch import nn
 
 from brittle.data.datasets import Dataset, normalized
 from brittle.retrain.trainer import Job, margin
+from brittle.runtime.timings import ModelClock
 
 # The settings a trained model depends on (besides its seed and training set): the data, its
 # normalisation, the arch and the trainer. Stages that train models include these in their key.
@@ -33,6 +35,7 @@ class Engine:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: np.ndarray
+    clock: ModelClock | None = None   # times every model (brittle/runtime/timings.py)
 
     @classmethod
     def from_subset(cls, subset: DictConfig, data: Dataset, device: torch.device) -> Engine:
@@ -54,11 +57,17 @@ class Engine:
     def train_many(self, keep: torch.Tensor, labels: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
         """One model per seed on the training images `keep` [K] with `labels` [N]; together
         when the trainer finds that faster."""
-        return self.trainer.train(self.build, self.train_x, labels, keep, seeds)
+        with self._timed(len(seeds)):
+            return self.trainer.train(self.build, self.train_x, labels, keep, seeds)
 
     def train_jobs(self, jobs: Sequence[Job]) -> list[nn.Module]:
         """One model per job (possibly of different tests), in order; together where the trainer can."""
-        return self.trainer.train_jobs(self.build, self.train_x, jobs)
+        with self._timed(len(jobs)):
+            return self.trainer.train_jobs(self.build, self.train_x, jobs)
+
+    def _timed(self, n_models: int) -> contextlib.AbstractContextManager:
+        """The clock's timing of one training call (runs record seconds per model), or nothing."""
+        return self.clock.timing(n_models) if self.clock is not None else contextlib.nullcontext()
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return self.trainer.logits(model, x)

@@ -100,3 +100,11 @@ def key_of(subset: DictConfig) -> dict:
     """The cache-key material of a selected subset (plain, JSON-ready): code named by what it
     computes (stable names), not by the module it lives in."""
     return with_stable_names(OmegaConf.to_container(subset, resolve=True))
+
+
+def key_digest(subset: DictConfig) -> str:
+    """A short stable digest of a subset's key (names an engine in the timing record)."""
+    import hashlib
+
+    from brittle.runtime.files import canonical
+    return hashlib.sha256(canonical(key_of(subset)).encode()).hexdigest()[:16]

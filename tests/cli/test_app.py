@@ -38,7 +38,8 @@ def test_help_lists_groups_options_settings_and_examples():
     p = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     for needle in ("== Groups", "scorer:", "esvm", "Exemplar SVM", "backbone/method:", "== Common settings",
-                   "targets.n=10", "== Examples", "experiment=paper_cifar10"):
+                   "targets.n=10", "== Examples", "experiment=paper_cifar10",
+                   "logs at most how many models it trains", "cache_dir/timings.json"):
         assert needle in p.stdout, needle
     assert "powered by Hydra" not in p.stdout
 
