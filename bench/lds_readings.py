@@ -13,6 +13,8 @@ paper's reading. Also, per seed, where the paper's reading puts the 5% it keeps.
 
     .venv/bin/python bench/lds_readings.py [--seeds 0 1 2 3] [--n-models 60] [--targets all]
     .venv/bin/python bench/lds_readings.py --smoke --cache /tmp/c   # seconds-sized, for tests
+
+Figures also go to bench/results/lds_readings.json (bench/record.py) with machine, date, commit.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.record import Record, add_arguments  # noqa: E402
 from brittle import api  # noqa: E402
 from brittle.eval.lds import lds, sign_alone, sparsify_top  # noqa: E402
 from brittle.eval.stats import bootstrap_ci  # noqa: E402
@@ -141,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     default_cache = os.environ.get("BRITTLE_CACHE", str(ROOT / ".cache/brittle"))
     parser.add_argument("--cache", default=default_cache,
                         help="brittle's cache (default: $BRITTLE_CACHE or .cache/brittle)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="1 pretraining epoch, 4 models, 20 targets")
+    add_arguments(parser)   # --smoke: 1 pretraining epoch, 4 models, 20 targets; --out
     args = parser.parse_args(argv)
+    record = Record("lds_readings", args)
     if args.smoke:
         args.n_models, args.targets = 4, "20"
     results, where = {}, {}
@@ -153,7 +156,23 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for seed in args.seeds:
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in where[seed].items()))
+    record.add(**figures(results, where), n_models=args.n_models)
+    record.done()
     return 0
+
+
+def figures(results: dict[int, dict[str, np.ndarray]], where: dict[int, dict[str, float]]
+            ) -> dict[str, object]:
+    """The results file's figures: per seed and row the mean LDS, its 95% interval and targets;
+    per seed where the paper's reading puts its top 5%."""
+    out: dict[str, object] = {}
+    for seed, rows in results.items():
+        for row, values in rows.items():
+            lo, hi = bootstrap_ci(values, np.mean)
+            out[f"seed {seed}: {row}"] = {"mean": float(values.mean()), "lo": lo, "hi": hi,
+                                          "targets": len(values)}
+        out.update({f"seed {seed}: {k}": v for k, v in where[seed].items()})
+    return out
 
 
 if __name__ == "__main__":
