@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow test-all lint bench gpu-check gpu-pack gpu-pack-verify figures clean-cache
+.PHONY: install run test test-slow test-all lint bench bench-docs gpu-check gpu-pack gpu-pack-verify figures clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(STAMP)
 	$(PY) bench/retrain.py
 	$(PY) bench/search.py
 	$(PY) bench/startup.py
+
+# docs/benchmarks.md from the figures the benches recorded in bench/results/*.json
+bench-docs: $(STAMP)
+	$(PY) bench/docs.py
 
 # on a GPU machine: fast/paper recipe accuracy and time on CIFAR-10, ESVM on 10,000 targets
 gpu-check: $(STAMP)
