@@ -26,7 +26,8 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
-def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> nn.Sequential:
+def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1,
+             padding: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
@@ -125,12 +126,14 @@ def mobilenet_v2(in_shape: Sequence[int], num_classes: int, width_mult: float = 
 
     net = tv_mobilenet_v2(num_classes=num_classes, width_mult=width_mult)
     stem = net.features[0][0]
-    net.features[0][0] = nn.Conv2d(int(in_shape[0]), stem.out_channels, 3, stride=1, padding=1, bias=False)
+    net.features[0][0] = nn.Conv2d(int(in_shape[0]), stem.out_channels, 3, stride=1, padding=1,
+                                   bias=False)
     size, first = int(in_shape[1]), True
     for block in net.features:
         if isinstance(block, InvertedResidual) and block.stride == 2:
             if first or size // 2 < min_grid:
-                depthwise = next(m for m in block.conv.modules() if isinstance(m, nn.Conv2d) and m.groups > 1)
+                depthwise = next(m for m in block.conv.modules() if isinstance(m, nn.Conv2d)
+                                 and m.groups > 1)
                 depthwise.stride, block.stride = (1, 1), 1
             else:
                 size //= 2
@@ -144,12 +147,14 @@ def vit(in_shape: Sequence[int], num_classes: int, patch_size: int = 4, embed_di
     from timm.models.vision_transformer import VisionTransformer
 
     size = int(in_shape[1])
-    return VisionTransformer(img_size=size, patch_size=_patch(size, patch_size), in_chans=int(in_shape[0]),
-                             num_classes=num_classes, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
+    return VisionTransformer(img_size=size, patch_size=_patch(size, patch_size),
+                             in_chans=int(in_shape[0]), num_classes=num_classes,
+                             embed_dim=embed_dim, depth=depth, num_heads=num_heads)
 
 
 def swin_t(in_shape: Sequence[int], num_classes: int, patch_size: int = 2, embed_dim: int = 96,
-           window_size: int = 4, depths: Sequence[int] = (2, 2, 6), num_heads: Sequence[int] = (3, 6, 12)) -> nn.Module:
+           window_size: int = 4, depths: Sequence[int] = (2, 2, 6),
+           num_heads: Sequence[int] = (3, 6, 12)) -> nn.Module:
     """timm's SwinTransformer for small images: stages stop while the grid still holds a window."""
     from timm.models.swin_transformer import SwinTransformer
 
@@ -158,8 +163,9 @@ def swin_t(in_shape: Sequence[int], num_classes: int, patch_size: int = 2, embed
     stages = 1
     while stages < len(depths) and (size // patch) >> stages >= window_size:
         stages += 1
-    return SwinTransformer(img_size=size, patch_size=patch, in_chans=int(in_shape[0]), num_classes=num_classes,
-                           embed_dim=embed_dim, depths=tuple(depths[:stages]), num_heads=tuple(num_heads[:stages]),
+    return SwinTransformer(img_size=size, patch_size=patch, in_chans=int(in_shape[0]),
+                           num_classes=num_classes, embed_dim=embed_dim,
+                           depths=tuple(depths[:stages]), num_heads=tuple(num_heads[:stages]),
                            window_size=window_size)
 
 
@@ -179,5 +185,6 @@ def conv_mixer(in_shape: Sequence[int], num_classes: int, dim: int = 256, depth:
     from timm.models.convmixer import ConvMixer
 
     size = int(in_shape[1])
-    return ConvMixer(dim=dim, depth=depth, kernel_size=kernel_size, patch_size=_patch(size, patch_size),
+    return ConvMixer(dim=dim, depth=depth, kernel_size=kernel_size,
+                     patch_size=_patch(size, patch_size),
                      in_chans=int(in_shape[0]), num_classes=num_classes)

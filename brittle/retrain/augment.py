@@ -55,8 +55,8 @@ def translate(x: torch.Tensor, pad: int, gen: torch.Generator, mode: str = "cons
     b, c, h, w = x.shape
     if fill is not None and mode == "constant":
         if len(fill) != c:
-            raise BrittleError(f"trainer.recipe.translate_fill has {len(fill)} values for {c}-channel images; "
-                               f"give one per channel")
+            raise BrittleError(f"trainer.recipe.translate_fill has {len(fill)} values for "
+                               f"{c}-channel images; give one per channel")
         level = _constant(tuple(fill), x.dtype, x.device).view(1, c, 1, 1)
         padded = F.pad(x - level, (pad,) * 4) + level   # pad with 0 around x - fill: fill around x
     else:

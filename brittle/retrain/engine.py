@@ -54,14 +54,16 @@ class Engine:
     def train(self, keep: torch.Tensor, labels: torch.Tensor, seed: int) -> nn.Module:
         return self.train_many(keep, labels, [seed])[0]
 
-    def train_many(self, keep: torch.Tensor, labels: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
+    def train_many(self, keep: torch.Tensor, labels: torch.Tensor,
+                   seeds: Sequence[int]) -> list[nn.Module]:
         """One model per seed on the training images `keep` [K] with `labels` [N]; together
         when the trainer finds that faster."""
         with self._timed(len(seeds)):
             return self.trainer.train(self.build, self.train_x, labels, keep, seeds)
 
     def train_jobs(self, jobs: Sequence[Job]) -> list[nn.Module]:
-        """One model per job (possibly of different tests), in order; together where the trainer can."""
+        """One model per job (possibly of different tests), in order; together where the trainer
+        can."""
         with self._timed(len(jobs)):
             return self.trainer.train_jobs(self.build, self.train_x, jobs)
 

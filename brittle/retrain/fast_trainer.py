@@ -32,13 +32,15 @@ class FastTrainer(StepTrainer):
 
     def __init__(self, epochs: float = 9.9, batch_size: int = 1024, lr: float = 11.5,
                  momentum: float = 0.85, weight_decay: float = 0.0153, bias_scaler: float = 64.0,
-                 label_smoothing: float = 0.2, whiten_bias_epochs: int = 3, ema_start_epochs: int = 3,
-                 ema_decay_base: float = 0.95, ema_decay_pow: float = 3.0, ema_every: int = 5,
-                 flip: bool = True, translate: int = 2, tta_level: int = 2, whiten_images: int = 5000,
+                 label_smoothing: float = 0.2, whiten_bias_epochs: int = 3,
+                 ema_start_epochs: int = 3, ema_decay_base: float = 0.95,
+                 ema_decay_pow: float = 3.0, ema_every: int = 5, flip: bool = True,
+                 translate: int = 2, tta_level: int = 2, whiten_images: int = 5000,
                  label: str = "fast", together: str = "loop", concurrent: int = 8):
         self.label = label  # display name in tables
         self._set_together(together, concurrent, _TOGETHER)
-        self.epochs, self.batch_size, self.momentum = float(epochs), int(batch_size), float(momentum)
+        self.epochs, self.batch_size = float(epochs), int(batch_size)
+        self.momentum = float(momentum)
         # decoupled form: lr and weight decay per 1024 examples, independent of the momentum
         kilostep = 1024 * (1 + 1 / (1 - momentum))
         self.lr = lr / kilostep
@@ -55,7 +57,8 @@ class FastTrainer(StepTrainer):
         ids = {id(p) for p in norm_biases}
         others = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
         lr_bias = self.lr * self.bias_scaler
-        groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=self.decay / lr_bias, base=lr_bias),
+        groups = [dict(params=norm_biases, lr=lr_bias, weight_decay=self.decay / lr_bias,
+                       base=lr_bias),
                   dict(params=others, lr=self.lr, weight_decay=self.decay / self.lr, base=self.lr)]
         return torch.optim.SGD(groups, momentum=self.momentum, nesterov=True, fused=fused or None)
 
@@ -96,7 +99,8 @@ class FastTrainer(StepTrainer):
             yield Pending(xb, labels[idx], self._loss, _unscaled)
             opt.step()
             if epoch >= self.ema_start and (step.step + 1) % self.ema_every == 0:
-                ema = _lookahead(model, ema, self.ema_base * ((step.step + 1) / step.total) ** self.ema_pow)
+                ema = _lookahead(model, ema,
+                                 self.ema_base * ((step.step + 1) / step.total) ** self.ema_pow)
         if ema is not None:
             _lookahead(model, ema, 1.0)
         opt.zero_grad(set_to_none=True)   # the trained model keeps no gradients
@@ -135,7 +139,8 @@ class FastTrainer(StepTrainer):
         return out
 
 
-def _triangle(step: int, total: int, start: float = 0.2, peak: float = 0.23, end: float = 0.07) -> float:
+def _triangle(step: int, total: int, start: float = 0.2, peak: float = 0.23,
+              end: float = 0.07) -> float:
     """lr factor: linear from `start` up to 1 at `peak` of training, then down to `end`."""
     top = max(1, int(peak * total))
     if step < top:

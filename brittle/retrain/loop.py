@@ -23,7 +23,8 @@ from torch import nn
 
 @contextlib.contextmanager
 def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
-    """Within: the global RNG seeded with `seed` (restored on exit); yields the model's generator."""
+    """Within: the global RNG seeded with `seed` (restored on exit); yields the model's
+    generator."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield torch.Generator(device=device).manual_seed(seed)
@@ -52,7 +53,8 @@ def step_count(n: int, batch_size: int, epochs: float) -> tuple[int, int]:
     return bs, math.ceil((n // bs) * epochs)
 
 
-def batches(n: int, batch_size: int, epochs: float, gens: Sequence[torch.Generator]) -> Iterator[Step]:
+def batches(n: int, batch_size: int, epochs: float,
+            gens: Sequence[torch.Generator]) -> Iterator[Step]:
     """Shuffled batches of n training images for each model's generator, `epochs` times (the last
     epoch cut short when fractional); incomplete batches are dropped."""
     bs, total = step_count(n, batch_size, epochs)

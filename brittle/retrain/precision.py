@@ -27,7 +27,8 @@ class Precision:
     @classmethod
     def of(cls, name: str, device: torch.device) -> Precision:
         if name not in PRECISIONS:
-            raise BrittleError(f"recipe precision={name} is not valid; use one of {list(PRECISIONS)}")
+            raise BrittleError(f"recipe precision={name} is not valid; use one of "
+                               f"{list(PRECISIONS)}")
         if name == "auto":
             name = "bf16" if device.type == "cuda" else "fp32"
         if name == "fp16" and device.type != "cuda":

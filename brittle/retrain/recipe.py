@@ -30,7 +30,8 @@ class Recipe:
     # translation's padding per channel, in normalised units: None pads with 0 (the mean colour);
     # the paper preset gives black, as FFCV pads the uint8 image before normalising
     translate_fill: tuple[float, ...] | None = None
-    cutout_inside: bool = False  # the square lies fully inside the image (FFCV) or is clipped at the border
+    # the cutout square lies fully inside the image (FFCV) or is clipped at the border
+    cutout_inside: bool = False
     # progressive resizing: [[epoch, size], ...], training images resized to `size` px from `epoch`
     # on (the paper's ImageNet recipe: [[0, 160], [11, 192]]); None trains at the stored size
     resolution: tuple[tuple[int, int], ...] | None = None
@@ -42,8 +43,9 @@ class Recipe:
         if self.resolution is not None:
             pairs = tuple((int(e), int(size)) for e, size in self.resolution)
             if not pairs or pairs[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(pairs, pairs[1:])):
-                raise BrittleError(f"trainer.recipe.resolution={[list(p) for p in pairs]} is not valid; give "
-                                   f"[[0, size], [epoch, size], ...] with increasing epochs")
+                raise BrittleError(f"trainer.recipe.resolution={[list(p) for p in pairs]} is not "
+                                   "valid; give [[0, size], [epoch, size], ...] with increasing "
+                                   "epochs")
             object.__setattr__(self, "resolution", pairs)
 
 

@@ -48,14 +48,15 @@ class RecipeTrainer(StepTrainer):
     (any random-free arch, `concurrent` models at a time: together.py)."""
 
     def __init__(self, recipe: Recipe | Mapping[str, Any], together: str = "auto",
-                 epochs: int | None = None, batch_size: int | None = None, label: str = "arch_recipe",
-                 max_stack: int = 256, concurrent: int = 8):
+                 epochs: int | None = None, batch_size: int | None = None,
+                 label: str = "arch_recipe", max_stack: int = 256, concurrent: int = 8):
         self.label = label  # display name in tables
         self.max_stack = max(1, int(max_stack))  # copies in one stacked network (bounds its memory)
         self._set_together(together, concurrent, _TOGETHER)
         self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)
         if self.recipe.precision not in PRECISIONS:
-            raise BrittleError(f"recipe precision={self.recipe.precision} is not valid; use one of {list(PRECISIONS)}")
+            raise BrittleError(f"recipe precision={self.recipe.precision} is not valid; use one of "
+                               f"{list(PRECISIONS)}")
 
     def fit(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor,
             gen: torch.Generator) -> Fit:
@@ -77,7 +78,8 @@ class RecipeTrainer(StepTrainer):
                                "use trainer.together=auto or loop")
         return [self.train_one(build, x, labels, keep, seed) for seed in seeds]
 
-    def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor, jobs: Sequence[Job]) -> list[nn.Module]:
+    def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor,
+                   jobs: Sequence[Job]) -> list[nn.Module]:
         """The models of many tests: stackable archs (auto, stacked) train every job of equal
         training-set size as one stack (at most `max_stack` copies), whatever test it belongs
         to; streams and vmap as StepTrainer does; others as `Trainer.train_jobs` does."""
@@ -92,7 +94,8 @@ class RecipeTrainer(StepTrainer):
         for members in by_size.values():
             for lo in range(0, len(members), self.max_stack):
                 part = members[lo:lo + self.max_stack]
-                if len(part) == 1 and self.together == "auto":   # one model alone trains unstacked, as `train` does
+                # one model alone trains unstacked, as `train` does
+                if len(part) == 1 and self.together == "auto":
                     job = jobs[part[0]]
                     trained = self.train(build, x, job.labels, job.keep, [job.seed])
                 else:

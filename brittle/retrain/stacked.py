@@ -51,8 +51,9 @@ def _forward(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -
     return x
 
 
-def train_stacked(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor, labels: torch.Tensor,
-                  keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
+def train_stacked(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor,
+                  labels: torch.Tensor, keep: torch.Tensor,
+                  seeds: Sequence[int]) -> list[nn.Module]:
     """Train one MLP per seed on x[keep] with labels[keep], all at once; same per-seed data order,
     augmentation and initialisation as recipe_trainer.train_one (the shared loop of loop.py)."""
     return train_stacked_jobs(build, recipe, x, [Job(keep, labels, seed) for seed in seeds])
@@ -77,8 +78,10 @@ def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.
     # gathered once per step for all copies (not per copy): keeps [J, n], labels [J, N]
     keeps = torch.stack([j.keep for j in jobs])
     shared = all(j.labels is jobs[0].labels for j in jobs)
-    labels = jobs[0].labels.expand(len(jobs), -1) if shared else torch.stack([j.labels for j in jobs])
-    augments = recipe.flip or recipe.translate > 0 or recipe.cutout > 0   # draws from each copy's generator
+    labels = (jobs[0].labels.expand(len(jobs), -1) if shared
+              else torch.stack([j.labels for j in jobs]))
+    # augmentation draws from each copy's generator
+    augments = recipe.flip or recipe.translate > 0 or recipe.cutout > 0
     for step in batches(sizes.pop(), recipe.batch_size, recipe.epochs, gens):
         idx = keeps.gather(1, torch.stack(step.positions))   # [J, B]
         if augments:
@@ -92,13 +95,15 @@ def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.
             out = _forward(layers, xb)
             # sum over copies of each copy's mean loss: every copy gets its own gradient
             loss = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none",
-                                   label_smoothing=recipe.label_smoothing).view(len(jobs), -1).mean(1).sum()
+                                   label_smoothing=recipe.label_smoothing)
+            loss = loss.view(len(jobs), -1).mean(1).sum()
         precision_step(loss, opt, scaler)
     return [_unstack(model, layers, k) for k, model in enumerate(models)]
 
 
 @torch.no_grad()
-def _unstack(model: nn.Sequential, layers: list[tuple[torch.Tensor, torch.Tensor]], k: int) -> nn.Module:
+def _unstack(model: nn.Sequential, layers: list[tuple[torch.Tensor, torch.Tensor]],
+             k: int) -> nn.Module:
     linear = [m for m in model if isinstance(m, nn.Linear)]
     for lin, (w, b) in zip(linear, layers):
         lin.weight.copy_(w[k].T)

@@ -16,7 +16,8 @@ from brittle.retrain.precision import Precision
 
 @dataclass(frozen=True)
 class Job:
-    """One model to train: on x[keep] (int64 [N_keep]) with `labels` (int64 [N]), seeded by `seed`."""
+    """One model to train: on x[keep] (int64 [N_keep]) with `labels` (int64 [N]), seeded by
+    `seed`."""
     keep: torch.Tensor
     labels: torch.Tensor
     seed: int
@@ -32,7 +33,8 @@ class Trainer(ABC):
               keep: torch.Tensor, seeds: Sequence[int]) -> list[nn.Module]:
         """One model per seed on x[keep] (x float [N, C, H, W] on the device, labels int64 [N])."""
 
-    def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor, jobs: Sequence[Job]) -> list[nn.Module]:
+    def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor,
+                   jobs: Sequence[Job]) -> list[nn.Module]:
         """One model per job, in order: the models of many counterfactual tests at once (a
         lockstep search round). Here each run of jobs that shares a training set goes to `train`
         (so a test's models train together as they always do); a trainer that can train models
@@ -41,9 +43,11 @@ class Trainer(ABC):
         start = 0
         while start < len(jobs):
             end = start + 1
-            while end < len(jobs) and jobs[end].keep is jobs[start].keep and jobs[end].labels is jobs[start].labels:
+            while (end < len(jobs) and jobs[end].keep is jobs[start].keep
+                   and jobs[end].labels is jobs[start].labels):
                 end += 1
-            models += self.train(build, x, jobs[start].labels, jobs[start].keep, [j.seed for j in jobs[start:end]])
+            models += self.train(build, x, jobs[start].labels, jobs[start].keep,
+                                 [j.seed for j in jobs[start:end]])
             start = end
         return models
 
@@ -53,7 +57,8 @@ class Trainer(ABC):
 
 
 @torch.no_grad()
-def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, precision: str = "auto") -> torch.Tensor:
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
+           precision: str = "auto") -> torch.Tensor:
     """float32 [M, num_classes] logits of x [M, C, H, W] in eval mode, in the recipe's precision."""
     policy = Precision.of(precision, x.device)
     out = []
