@@ -157,13 +157,18 @@ def lds_figure(summary: pd.DataFrame, out: Path) -> str | None:
 
 def _images_of(run_dir: Path):
     """The dataset of a run, rebuilt from its saved Hydra config (cached decode, no recompute)."""
-    from hydra.utils import instantiate
+    import inspect
+
+    from hydra.utils import get_method, instantiate
     from omegaconf import OmegaConf
 
     from brittle.cli.resolvers import register_resolvers
     register_resolvers()
     cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
-    return instantiate(cfg.dataset.loader)
+    # a loader that decodes into the cache (CIFAR-10) reads it from the run's cache_dir
+    wants = inspect.signature(get_method(cfg.dataset.loader._target_)).parameters
+    extra = {"cache_dir": cfg.cache_dir} if "cache_dir" in wants else {}
+    return instantiate(cfg.dataset.loader, **extra)
 
 
 def topk_figure(summary: pd.DataFrame, out: Path, n_show: int = 10) -> str | None:
