@@ -16,7 +16,8 @@ def load_backbone_weights(net: nn.Module, path: Path) -> nn.Module:
     """Load a state dict saved by the pretrain stage; a mismatch names the offending keys."""
     state = read_torch_file(path, "backbone weights", "a state dict saved by brittle")
     if not isinstance(state, dict):
-        raise BrittleError(f"backbone weights {path} hold a {type(state).__name__}, not a state dict")
+        raise BrittleError(f"backbone weights {path} hold a "
+                           f"{type(state).__name__}, not a state dict")
     return _load_checked(net, state, path)
 
 
@@ -45,31 +46,39 @@ def release_state_dict(path: Path, net: nn.Module, trust: bool = False) -> dict[
     """The backbone weights inside a release checkpoint (a plain state dict, MoCo v2/v3, DINO):
     pick the entry holding them, strip wrapper prefixes, drop heads the backbone does not have.
     The file is read without running code from it unless `trust` (backbone.trust_checkpoint)."""
-    blob = read_torch_file(path, "backbone.checkpoint", "a state dict or a MoCo/DINO release checkpoint (.pth)",
-                           trust=trust, trust_setting="backbone.trust_checkpoint")
+    blob = read_torch_file(path, "backbone.checkpoint",
+                           "a state dict or a MoCo/DINO release checkpoint (.pth)", trust=trust,
+                           trust_setting="backbone.trust_checkpoint")
     if isinstance(blob, dict):
         for key in _STATE_KEYS:
             if isinstance(blob.get(key), dict):
                 blob = blob[key]
                 break
     if not isinstance(blob, dict):
-        raise BrittleError(f"backbone.checkpoint={path} holds a {type(blob).__name__}, not a state dict")
+        raise BrittleError(f"backbone.checkpoint={path} holds a "
+                           f"{type(blob).__name__}, not a state dict")
     own = set(net.state_dict())
     state: dict[str, torch.Tensor] = {}
     for key, value in blob.items():
         if "momentum_encoder." in key or "encoder_k." in key:
             continue  # MoCo's key encoder: the query/base encoder is the backbone
-        name = key
-        changed = True
-        while changed:
-            changed = False
-            for prefix in _PREFIXES:
-                if name.startswith(prefix) and name not in own:
-                    name, changed = name[len(prefix):], True
+        name = _unwrapped(key, own)
         if name.split(".")[0] in ("fc", "head", "heads", "classifier") and name not in own:
             continue  # projection or classification heads of the pretraining method
         state[name] = value
     return state
+
+
+def _unwrapped(key: str, own: set[str]) -> str:
+    """`key` with wrapper prefixes stripped, one after another, while it is not a backbone key."""
+    name = key
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if name.startswith(prefix) and name not in own:
+                name, changed = name[len(prefix):], True
+    return name
 
 
 def load_release_checkpoint(net: nn.Module, path: Path, trust: bool = False) -> nn.Module:

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightly.loss import BarlowTwinsLoss, DCLLoss, DCLWLoss, NegativeCosineSimilarity, NTXentLoss, SwaVLoss
+from lightly.loss import (
+    BarlowTwinsLoss,
+    DCLLoss,
+    DCLWLoss,
+    NegativeCosineSimilarity,
+    NTXentLoss,
+    SwaVLoss,
+)
 from lightly.loss.memory_bank import MemoryBankModule
 from lightly.models.modules import NNMemoryBankModule
 from lightly.models.modules.heads import (
@@ -39,7 +46,8 @@ def _two_layer(dim: int, hidden: int, out: int, out_norm: bool) -> ProjectionHea
                            (hidden, out, nn.BatchNorm1d(out) if out_norm else None, None)])
 
 
-def _projected_and_predicted(model: Pretrainer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _projected_and_predicted(model: Pretrainer,
+                             x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A view's projection with its gradient stopped, and its prediction (SimSiam, NNCLR)."""
     z = model.projection_head(model.backbone(x).flatten(1))
     return z.detach(), model.prediction_head(z)
@@ -48,11 +56,12 @@ def _projected_and_predicted(model: Pretrainer, x: torch.Tensor) -> tuple[torch.
 class BarlowTwins(Pretrainer):
     """Barlow Twins: the cross-correlation of two views' projections driven to the identity."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 2048,
-                 proj_out: int = 2048, lambda_param: float = 0.005, base_lr: float = 0.06,
-                 weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 2048, proj_out: int = 2048, lambda_param: float = 0.005,
+                 base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
-        self.projection_head = _two_layer(feature_dim(backbone), proj_hidden, proj_out, out_norm=False)
+        self.projection_head = _two_layer(feature_dim(backbone), proj_hidden, proj_out,
+                                          out_norm=False)
         self.criterion = BarlowTwinsLoss(lambda_param=lambda_param)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -65,12 +74,13 @@ class SimSiam(Pretrainer):
     """SimSiam: each view's prediction against the other's stopped-gradient projection; the
     learning rate is not scaled with the batch (the benchmark's choice, for stability)."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 2048,
-                 proj_out: int = 2048, pred_hidden: int = 512, base_lr: float = 0.06,
-                 weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 2048, proj_out: int = 2048, pred_hidden: int = 512,
+                 base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.lr = base_lr
-        self.projection_head = _two_layer(feature_dim(backbone), proj_hidden, proj_out, out_norm=True)
+        self.projection_head = _two_layer(feature_dim(backbone), proj_hidden, proj_out,
+                                          out_norm=True)
         self.prediction_head = SimSiamPredictionHead(proj_out, pred_hidden, proj_out)
         self.criterion = NegativeCosineSimilarity()
 
@@ -84,11 +94,13 @@ class NNCLR(Pretrainer):
     """NNCLR: NT-Xent between a view's prediction and the nearest neighbour, in a memory bank of
     earlier projections, of the other view's projection."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 2048,
-                 proj_out: int = 256, pred_hidden: int = 4096, memory_bank: int = 4096,
-                 temperature: float = 0.5, base_lr: float = 0.06, weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 2048, proj_out: int = 256, pred_hidden: int = 4096,
+                 memory_bank: int = 4096, temperature: float = 0.5, base_lr: float = 0.06,
+                 weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
-        self.projection_head = _two_layer(feature_dim(backbone), proj_hidden, proj_out, out_norm=True)
+        self.projection_head = _two_layer(feature_dim(backbone), proj_hidden, proj_out,
+                                          out_norm=True)
         self.prediction_head = NNCLRPredictionHead(proj_out, pred_hidden, proj_out)
         self.criterion = NTXentLoss(temperature=temperature)
         self.memory_bank = NNMemoryBankModule(size=(memory_bank, proj_out))
@@ -104,12 +116,14 @@ class DCL(Pretrainer):
     """Decoupled contrastive learning (DCL; DCLW with `weighted`): NT-Xent without the positive
     pair in the denominator, on SimCLR's projection."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 512,
-                 proj_out: int = 128, temperature: float = 0.1, weighted: bool = False, sigma: float = 0.5,
-                 base_lr: float = 0.06, weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 512, proj_out: int = 128, temperature: float = 0.1,
+                 weighted: bool = False, sigma: float = 0.5, base_lr: float = 0.06,
+                 weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.projection_head = SimCLRProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
-        self.criterion = DCLWLoss(temperature=temperature, sigma=sigma) if weighted else DCLLoss(temperature)
+        self.criterion = (DCLWLoss(temperature=temperature, sigma=sigma) if weighted
+                          else DCLLoss(temperature))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (x0, x1, *_), _ = batch
@@ -121,9 +135,9 @@ class SwAV(Pretrainer):
     """SwAV: swapped prediction of Sinkhorn cluster assignments over learned prototypes (the
     benchmark's CIFAR-10 form: two crops of the full size, Adam)."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 512,
-                 proj_out: int = 128, n_prototypes: int = 512, base_lr: float = 1e-3,
-                 weight_decay: float = 1e-6):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 512, proj_out: int = 128, n_prototypes: int = 512,
+                 base_lr: float = 1e-3, weight_decay: float = 1e-6):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.projection_head = SwaVProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
         self.prototypes = SwaVPrototypes(proj_out, n_prototypes)
@@ -132,8 +146,8 @@ class SwAV(Pretrainer):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         views, _ = batch
         self.prototypes.normalize()
-        outs = [self.prototypes(nn.functional.normalize(self.projection_head(self.backbone(v).flatten(1)), dim=1))
-                for v in views]
+        heads = [self.projection_head(self.backbone(v).flatten(1)) for v in views]
+        outs = [self.prototypes(nn.functional.normalize(h, dim=1)) for h in heads]
         return self.record(self.criterion(outs[:2], outs[2:]))
 
     def configure_optimizers(self) -> Any:
@@ -146,10 +160,11 @@ class SMoG(Pretrainer):
     online prediction must classify; every `reset_every` steps the groups are re-clustered
     (k-means over a memory bank of projections) and the momentum encoder re-copied."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 2048,
-                 proj_out: int = 128, n_groups: int = 300, memory_bank: int = 10000, beta: float = 0.99,
-                 temperature: float = 0.1, momentum: float = 0.99, reset_every: int = 300,
-                 base_lr: float = 0.01, weight_decay: float = 1e-6):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 2048, proj_out: int = 128, n_groups: int = 300,
+                 memory_bank: int = 10000, beta: float = 0.99, temperature: float = 0.1,
+                 momentum: float = 0.99, reset_every: int = 300, base_lr: float = 0.01,
+                 weight_decay: float = 1e-6):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.lr = base_lr   # the benchmark does not scale SMoG's learning rate
         self.projection_head = SMoGProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
@@ -167,7 +182,8 @@ class SMoG(Pretrainer):
 
         bank = self.memory_bank.bank.detach().float().cpu().numpy()
         centers = KMeans(self.n_groups, n_init=1, random_state=0).fit(bank).cluster_centers_
-        self.smog.set_group_features(nn.functional.normalize(torch.as_tensor(centers).float(), dim=1).to(self.device))
+        groups = nn.functional.normalize(torch.as_tensor(centers).float(), dim=1)
+        self.smog.set_group_features(groups.to(self.device))
         self.backbone_momentum.load_state_dict(self.backbone.state_dict())
         self.projection_head_momentum.load_state_dict(self.projection_head.state_dict())
 

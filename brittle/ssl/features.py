@@ -1,5 +1,5 @@
-"""Backbone features of uint8 images: batched extraction (in memory or streamed into an .npy file) and
-the kNN accuracy that tells how class-aware label-free features are.
+"""Backbone features of uint8 images: batched extraction (in memory or streamed into an .npy file)
+and the kNN accuracy that tells how class-aware label-free features are.
 
 `backbone.features` says which layer is the embedding: `backbone` (the default), the backbone's
 pooled output (512-d for a ResNet-18), or `projection`, that output passed on through the
@@ -71,23 +71,26 @@ def projection_dim(head: nn.Module, in_dim: int) -> int:
         return int(head.eval()(torch.zeros(1, in_dim)).shape[1])
 
 
-def _batches(net: torch.nn.Module, images, mean: list[float], std: list[float], device: torch.device,
-             batch_size: int, resize: int | None, channels: int | None):
+def _batches(net: torch.nn.Module, images, mean: list[float], std: list[float],
+             device: torch.device, batch_size: int, resize: int | None, channels: int | None):
     net.eval().to(device)
     for start in range(0, len(images), batch_size):
         x = normalized(np.asarray(images[start:start + batch_size]), mean, std).to(device)
         if channels and x.shape[1] != channels:  # grayscale into an RGB network
             x = x.expand(-1, channels, -1, -1) if x.shape[1] == 1 else x[:, :channels]
         if resize and x.shape[-1] != resize:  # e.g. 32x32 CIFAR into a 224x224 ImageNet network
-            x = torch.nn.functional.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False)
+            x = torch.nn.functional.interpolate(x, size=(resize, resize), mode="bilinear",
+                                                align_corners=False)
         with torch.no_grad():
             yield start, net(x).flatten(1).float().cpu().numpy()
 
 
-def features(net: torch.nn.Module, images, mean: list[float], std: list[float], device: torch.device,
-             batch_size: int = 512, resize: int | None = None, channels: int | None = None) -> np.ndarray:
+def features(net: torch.nn.Module, images, mean: list[float], std: list[float],
+             device: torch.device, batch_size: int = 512, resize: int | None = None,
+             channels: int | None = None) -> np.ndarray:
     """float32 [N, D] features of uint8 images [N, C, H, W], in eval mode, in batches."""
-    return np.concatenate([f for _, f in _batches(net, images, mean, std, device, batch_size, resize, channels)])
+    return np.concatenate([f for _, f in _batches(net, images, mean, std, device, batch_size,
+                                                  resize, channels)])
 
 
 def features_to(path: Path, net: torch.nn.Module, images, mean: list[float], std: list[float],

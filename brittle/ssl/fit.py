@@ -49,7 +49,8 @@ class Pixels(torch.utils.data.Dataset):
     def __getitem__(self, index: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.sort(np.asarray(index))   # sorted reads: memory-mapped and lazy images stream
         images = torch.from_numpy(np.ascontiguousarray(np.asarray(self.images[idx])))
-        labels = torch.as_tensor(self.labels[idx]) if self.labels is not None else torch.full((len(idx),), -1)
+        labels = (torch.as_tensor(self.labels[idx]) if self.labels is not None
+                  else torch.full((len(idx),), -1))
         return images, labels
 
 
@@ -65,7 +66,8 @@ class Views(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[list[torch.Tensor], int]:
         img = np.asarray(self.images[i])
-        pil = Image.fromarray(img[0]) if img.shape[0] == 1 else Image.fromarray(img.transpose(1, 2, 0))
+        pil = (Image.fromarray(img[0]) if img.shape[0] == 1
+               else Image.fromarray(img.transpose(1, 2, 0)))
         views = self.transform(pil)
         return list(views), int(self.labels[i]) if self.labels is not None else -1
 
@@ -125,11 +127,12 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     epochs = EpochTimes()
     saves = [EpochCheckpoint(resume, save_every)] if resume is not None else []
     start = time.perf_counter()
-    with restored_determinism(), quiet_lightning():  # Lightning sets the flags when the Trainer is built
+    # Lightning sets the flags when the Trainer is built
+    with restored_determinism(), quiet_lightning():
         trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
-                             precision=bcfg.precision, logger=False, enable_checkpointing=resume is not None,
-                             enable_model_summary=False, enable_progress_bar=progress,
-                             deterministic=device.type == "cpu",
+                             precision=bcfg.precision, logger=False,
+                             enable_checkpointing=resume is not None, enable_model_summary=False,
+                             enable_progress_bar=progress, deterministic=device.type == "cpu",
                              # static shapes: cuDNN picks its fastest kernels once
                              benchmark=True if device.type == "cuda" else None,
                              callbacks=[epochs, *saves])
@@ -138,9 +141,11 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     uncompile(model)
     if trainer.interrupted or trainer.current_epoch < int(bcfg.epochs):
         # never cache a backbone whose training was cut short (e.g. a scheduler's SIGTERM)
-        raise RuntimeError(f"pretraining stopped at epoch {trainer.current_epoch} of {int(bcfg.epochs)}")
+        raise RuntimeError(f"pretraining stopped at epoch {trainer.current_epoch} "
+                           f"of {int(bcfg.epochs)}")
     log.info("pretrained %s for %d epochs in %.1f s (final loss %.4f)", type(model).__name__,
-             int(bcfg.epochs), seconds, model.epoch_losses[-1] if model.epoch_losses else float("nan"))
+             int(bcfg.epochs), seconds,
+             model.epoch_losses[-1] if model.epoch_losses else float("nan"))
     return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds, epochs.seconds,
                head=getattr(model, "projection_head", None))
 
@@ -154,7 +159,8 @@ def lightning_device(device: torch.device) -> dict[str, Any]:
 
 # Lightning's INFO lines (accelerator summary, an advertisement for its cloud logger, "fit stopped")
 # and a deprecation torch raises inside Lightning's own code are not the user's business
-_LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero")
+_LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero",
+                      "lightning_fabric.utilities.rank_zero")
 _LIGHTNING_DEPRECATION = r".*isinstance\(treespec, LeafSpec\)` is deprecated"
 
 
@@ -179,9 +185,9 @@ def restored_determinism() -> Iterator[None]:
     """Lightning's `deterministic=True` switches deterministic algorithms on for the whole process
     (and cuDNN's benchmark off) and leaves them so; the retraining after pretraining would then
     fail on CUDA ops without a deterministic kernel. Restore what was set before the fit."""
-    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
-             os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    flags = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
+             torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
     try:
         yield
     finally:
@@ -197,9 +203,10 @@ def _check_batch(net: Any, batch: int, n_train: int) -> None:
     """Split batch norm needs every training batch to be a multiple of its splits."""
     multiple = batch_multiple(net)
     if min(batch, n_train) % multiple:
-        raise BrittleError(f"backbone.batch_size={batch} ({min(batch, n_train)} images a batch here) is not a "
-                           f"multiple of backbone.net.num_splits={multiple} (split batch norm); use a "
-                           f"multiple of {multiple}, or backbone.net.num_splits=0")
+        raise BrittleError(f"backbone.batch_size={batch} ({min(batch, n_train)} images a "
+                           f"batch here) is not a multiple of backbone.net.num_splits={multiple} "
+                           f"(split batch norm); use a multiple of {multiple}, or "
+                           "backbone.net.num_splits=0")
 
 
 def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: ImageSet,
@@ -212,7 +219,8 @@ def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: Imag
     if where == "device":
         model.views = DeviceViews(view_specs(plain(transform_cfg)),
                                   int(train.images.shape[1]))
-        sampler = BatchSampler(RandomSampler(range(len(train))), batch, drop_last=len(train) > batch)
+        sampler = BatchSampler(RandomSampler(range(len(train))), batch,
+                               drop_last=len(train) > batch)
         return DataLoader(Pixels(train.images, labels), batch_size=None, sampler=sampler, **common)
     if where != "dataloader":
         raise BrittleError(f"backbone.augment_on={where} is not valid; use device or dataloader")
@@ -229,7 +237,8 @@ def _set_memory_format(model: Any, name: str) -> None:
     numbers differ from contiguous only by floating-point rounding (split batch norm included:
     brittle/ssl/networks.py keeps the layout)."""
     if name not in _FORMATS:
-        raise BrittleError(f"backbone.memory_format={name} is not valid; use {' or '.join(_FORMATS)}")
+        raise BrittleError(f"backbone.memory_format={name} is not valid; use "
+                           f"{' or '.join(_FORMATS)}")
     model.to(memory_format=_FORMATS[name])
     model.memory_format = _FORMATS[name]
 
@@ -239,9 +248,11 @@ def _attach_monitor(model: Any, train: ImageSet, normalize: DictConfig, every: i
     Labels serve only this measurement, never the self-supervised training."""
     if every <= 0 or len(train) < 50:
         return
-    held = balanced_subset(train.labels, max(len(np.unique(train.labels)), len(train) // 10), 0, "monitor")
+    held = balanced_subset(train.labels, max(len(np.unique(train.labels)), len(train) // 10), 0,
+                           "monitor")
     bank = np.setdiff1d(np.arange(len(train)), held)
     mean, std = list(normalize.mean), list(normalize.std)
-    model.set_monitor(normalized(np.asarray(train.images[bank]), mean, std), torch.as_tensor(train.labels[bank]),
-                      normalized(np.asarray(train.images[held]), mean, std), torch.as_tensor(train.labels[held]),
-                      every)
+    model.set_monitor(normalized(np.asarray(train.images[bank]), mean, std),
+                      torch.as_tensor(train.labels[bank]),
+                      normalized(np.asarray(train.images[held]), mean, std),
+                      torch.as_tensor(train.labels[held]), every)

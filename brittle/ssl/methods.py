@@ -54,7 +54,8 @@ class Pretrainer(pl.LightningModule):
         self.monitor: Monitor | None = None
         self.monitor_every = 0
         self.views: nn.Module | None = None   # set by brittle/ssl/fit.py for device augmentation
-        self.memory_format = torch.contiguous_format   # of the views; brittle/ssl/fit.py may change it
+        # of the views; brittle/ssl/fit.py may change it
+        self.memory_format = torch.contiguous_format
 
     def set_monitor(self, bank_x: torch.Tensor, bank_y: torch.Tensor, query_x: torch.Tensor,
                     query_y: torch.Tensor, every: int) -> None:
@@ -103,7 +104,8 @@ class Pretrainer(pl.LightningModule):
                  f", kNN accuracy {knn:.3f}" if knn is not None else "")
 
     def configure_optimizers(self) -> Any:
-        optim = torch.optim.SGD(self.trainable(), lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+        optim = torch.optim.SGD(self.trainable(), lr=self.lr, momentum=0.9,
+                                weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, max(1, self.max_epochs))
         return [optim], [sched]
 
@@ -123,14 +125,16 @@ class MoCo(Pretrainer):
     """MoCo v2: symmetric NT-Xent with a memory bank, momentum encoder, batch shuffling (lightly's
     loss without a device read per step: brittle/ssl/speed.py)."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 512,
-                 proj_out: int = 128, temperature: float = 0.1, memory_bank: int = 4096,
-                 momentum: float = 0.99, base_lr: float = 0.06, weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 512, proj_out: int = 128, temperature: float = 0.1,
+                 memory_bank: int = 4096, momentum: float = 0.99, base_lr: float = 0.06,
+                 weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.projection_head = MoCoProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
         self._add_momentum_encoder()
         # lightly 1.6 needs the (size, dim) form of the memory bank
-        self.criterion = NTXentLoss(temperature=temperature, memory_bank_size=(memory_bank, proj_out))
+        self.criterion = NTXentLoss(temperature=temperature,
+                                    memory_bank_size=(memory_bank, proj_out))
         if memory_bank > 0:
             self.criterion.memory_bank = speed.HostPointerBank(self.criterion.memory_bank)
         self.contrast = speed.bank_contrastive_loss
@@ -164,9 +168,9 @@ class MoCo(Pretrainer):
 class BYOL(Pretrainer):
     """BYOL: online projection + prediction against a momentum target, negative cosine loss."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 1024,
-                 proj_out: int = 256, momentum: float = 0.99, base_lr: float = 0.06,
-                 weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 1024, proj_out: int = 256, momentum: float = 0.99,
+                 base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.projection_head = BYOLProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
         self.prediction_head = BYOLPredictionHead(proj_out, proj_hidden, proj_out)
@@ -190,9 +194,9 @@ class BYOL(Pretrainer):
 class SimCLR(Pretrainer):
     """SimCLR: NT-Xent between two views' projections, in-batch negatives."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 512,
-                 proj_out: int = 128, temperature: float = 0.5, base_lr: float = 0.06,
-                 weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 512, proj_out: int = 128, temperature: float = 0.5,
+                 base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.projection_head = SimCLRProjectionHead(feature_dim(backbone), proj_hidden, proj_out)
         self.criterion = NTXentLoss(temperature=temperature)
@@ -207,19 +211,21 @@ class SimCLR(Pretrainer):
 class DINO(Pretrainer):
     """DINO: self-distillation of a momentum teacher (global views) into the student (all views)."""
 
-    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int, proj_hidden: int = 2048,
-                 bottleneck: int = 256, proj_out: int = 2048, momentum: float = 0.996,
-                 warmup_teacher_temp_epochs: int = 5, base_lr: float = 0.06, weight_decay: float = 5e-4):
+    def __init__(self, backbone: nn.Module, max_epochs: int, batch_size: int,
+                 proj_hidden: int = 2048, bottleneck: int = 256, proj_out: int = 2048,
+                 momentum: float = 0.996, warmup_teacher_temp_epochs: int = 5,
+                 base_lr: float = 0.06, weight_decay: float = 5e-4):
         super().__init__(backbone, max_epochs, batch_size, base_lr, weight_decay)
         self.head = DINOProjectionHead(feature_dim(backbone), proj_hidden, bottleneck, proj_out,
                                        batch_norm=True, freeze_last_layer=1)
         self.backbone_teacher = copy.deepcopy(backbone)
-        self.head_teacher = DINOProjectionHead(feature_dim(backbone), proj_hidden, bottleneck, proj_out,
-                                               batch_norm=True)
+        self.head_teacher = DINOProjectionHead(feature_dim(backbone), proj_hidden, bottleneck,
+                                               proj_out, batch_norm=True)
         self.head_teacher.load_state_dict(self.head.state_dict())
         deactivate_requires_grad(self.backbone_teacher)
         deactivate_requires_grad(self.head_teacher)
-        self.criterion = DINOLoss(output_dim=proj_out, warmup_teacher_temp_epochs=warmup_teacher_temp_epochs)
+        self.criterion = DINOLoss(output_dim=proj_out,
+                                  warmup_teacher_temp_epochs=warmup_teacher_temp_epochs)
         self.momentum = momentum
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

@@ -25,7 +25,8 @@ def _set_feature_dim(net: nn.Module, dim: int) -> nn.Module:
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
 
 
 def small_cnn(in_channels: int = 1, width: int = 32) -> nn.Module:
@@ -40,7 +41,8 @@ def small_cnn(in_channels: int = 1, width: int = 32) -> nn.Module:
 
 
 def resnet18_cifar(in_channels: int = 3) -> nn.Module:
-    """torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 conv, no max-pool): 512 features."""
+    """torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 conv, no max-pool): 512
+    features."""
     from torchvision.models import resnet18
 
     net = resnet18(weights=None)
@@ -62,11 +64,13 @@ def lightly_resnet(name: str = "resnet-18", num_splits: int = 0, in_channels: in
     from lightly.models import ResNetGenerator
 
     if num_splits < 0:
-        raise BrittleError(f"backbone.net.num_splits={num_splits} is out of range; use 0 (plain batch norm) or more")
+        raise BrittleError(f"backbone.net.num_splits={num_splits} is out of range; use 0 "
+                           "(plain batch norm) or more")
     resnet = ResNetGenerator(name, width=width, num_splits=num_splits)
     _layout_free_split_norms(resnet)
     if in_channels != 3:
-        resnet.conv1 = nn.Conv2d(in_channels, resnet.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+        resnet.conv1 = nn.Conv2d(in_channels, resnet.conv1.out_channels, 3, stride=1, padding=1,
+                                 bias=False)
     net = nn.Sequential(*list(resnet.children())[:-1], nn.AdaptiveAvgPool2d(1), nn.Flatten())
     net.__dict__["batch_multiple"] = max(1, int(num_splits))
     return _set_feature_dim(net, resnet.linear.in_features)
@@ -126,7 +130,8 @@ def pretrained_net(arch: str, source: str = "torchvision") -> nn.Module:
         try:
             import timm
         except ImportError:
-            raise BrittleError("backbone.source=timm needs the timm package (pip install timm)") from None
+            raise BrittleError("backbone.source=timm needs the timm package "
+                               "(pip install timm)") from None
         try:
             net = timm.create_model(arch, pretrained=False, num_classes=0)
         except RuntimeError as exc:

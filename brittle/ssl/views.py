@@ -56,8 +56,8 @@ def _arguments(transform: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     target = str(transform["_target_"])
     name = target.rsplit(".", 1)[-1]
     if name not in _SUPPORTED:
-        raise BrittleError(f"backbone.augment_on=device supports the lightly transforms {list(_SUPPORTED)}, "
-                           f"not {name}; use backbone.augment_on=dataloader")
+        raise BrittleError("backbone.augment_on=device supports the lightly transforms "
+                           f"{list(_SUPPORTED)}, not {name}; use backbone.augment_on=dataloader")
     defaults = {k: p.default for k, p in inspect.signature(get_class(target)).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     args = {**defaults, **{k: v for k, v in transform.items() if k != "_target_"}}
@@ -68,7 +68,8 @@ def _arguments(transform: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _jitter(args: dict[str, Any], strength: float) -> tuple[float, float, float, float]:
-    b, c, s, h = (strength * float(args[k]) for k in ("cj_bright", "cj_contrast", "cj_sat", "cj_hue"))
+    keys = ("cj_bright", "cj_contrast", "cj_sat", "cj_hue")
+    b, c, s, h = (strength * float(args[k]) for k in keys)
     return b, c, s, h
 
 
@@ -87,16 +88,16 @@ def view_specs(transform: dict[str, Any]) -> list[ViewSpec]:
         mean=tuple(map(float, norm["mean"])), std=tuple(map(float, norm["std"])))
     if name in _TWO_VIEW:
         view = ViewSpec(size=int(a["input_size"]), scale=(float(a["min_scale"]), 1.0),
-                        jitter=_jitter(a, float(a["cj_strength"])), blur_prob=float(a["gaussian_blur"]),
-                        solarize_prob=0.0, **common)
+                        jitter=_jitter(a, float(a["cj_strength"])),
+                        blur_prob=float(a["gaussian_blur"]), solarize_prob=0.0, **common)
         return [view, view]
     blur = tuple(map(float, a["gaussian_blur"]))
     # lightly's second global view keeps DINOViewTransform's own jitter strength
-    view_strength = inspect.signature(get_class("lightly.transforms.dino_transform.DINOViewTransform")
-                                      ).parameters["cj_strength"].default
+    dino_view = get_class("lightly.transforms.dino_transform.DINOViewTransform")
+    view_strength = inspect.signature(dino_view).parameters["cj_strength"].default
     first = ViewSpec(size=int(a["global_crop_size"]), scale=_pair(a["global_crop_scale"]),
-                     jitter=_jitter(a, float(a["cj_strength"])), blur_prob=blur[0], solarize_prob=0.0,
-                     bicubic=True, **common)
+                     jitter=_jitter(a, float(a["cj_strength"])), blur_prob=blur[0],
+                     solarize_prob=0.0, bicubic=True, **common)
     second = replace(first, jitter=_jitter(a, float(view_strength)), blur_prob=blur[1],
                      solarize_prob=float(a["solarization_prob"]))
     local = replace(first, size=int(a["local_crop_size"]), scale=_pair(a["local_crop_scale"]),
@@ -152,8 +153,10 @@ def crop_boxes(b: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[
     first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((b,), -1, device=device))
     # fallback (no draw fits): the largest central crop within the ratio range
     in_ratio = w / h
-    fw = float(w if ratio[0] <= in_ratio <= ratio[1] else (w if in_ratio < ratio[0] else round(h * ratio[1])))
-    fh = float(h if ratio[0] <= in_ratio <= ratio[1] else (round(w / ratio[0]) if in_ratio < ratio[0] else h))
+    fw = float(w if ratio[0] <= in_ratio <= ratio[1] else (w if in_ratio < ratio[0]
+                                                           else round(h * ratio[1])))
+    fh = float(h if ratio[0] <= in_ratio <= ratio[1] else (round(w / ratio[0])
+                                                           if in_ratio < ratio[0] else h))
     pick = first.clamp_min(0).unsqueeze(1)
     cw = torch.where(first >= 0, cw.gather(1, pick).squeeze(1), torch.full((b,), fw, device=device))
     ch = torch.where(first >= 0, ch.gather(1, pick).squeeze(1), torch.full((b,), fh, device=device))
