@@ -20,7 +20,7 @@ the fastest of each kept.
 Figures also go to bench/results/search.json (bench/record.py). `--smoke`: the MLP remove case
 on a 1-epoch backbone, 2 targets, a 3-test bisection, one round.
 
-    .venv/bin/python bench/search.py [--rounds 3] [--smoke] [--out FILE]
+    .venv/bin/python bench/search.py [--rounds 3] [--cases mlp_remove,...] [--smoke] [--out FILE]
 """
 from __future__ import annotations
 
@@ -121,15 +121,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating timings per order (fastest kept)")
+    parser.add_argument("--cases", default=None,
+                        help="comma-separated cases to run (default: all): "
+                             + ", ".join(name.replace(" ", "_") for name in CASES))
     add_arguments(parser)
     args = parser.parse_args()
     record = Record("search", args)
+    cases = SMOKE if args.smoke else CASES
+    if args.cases:
+        cases = {k: v for k, v in cases.items() if k.replace(" ", "_") in args.cases.split(",")}
     rounds = 1 if args.smoke else args.rounds
     logging.disable(logging.INFO)
     work = Path(tempfile.mkdtemp(prefix="bench-search-"))
     identical, speedups = True, {}
     try:
-        for name, overrides in (SMOKE if args.smoke else CASES).items():
+        for name, overrides in cases.items():
             cfg = cfg_for(overrides, work / "cache")
             prepared = work / name.replace(" ", "_")
             run_pipeline(cfg, prepared)  # warms the cache, writes topk/targets/flips

@@ -18,7 +18,8 @@ def _jobs() -> list:
 
 
 def test_its_sweep_is_the_two_scorers():
-    assert [cfg.scorer._target_.rsplit(".", 1)[1] for cfg in _jobs()] == ["ExemplarSVM", "RandomOrder"]
+    scorers = [cfg.scorer._target_.rsplit(".", 1)[1] for cfg in _jobs()]
+    assert scorers == ["ExemplarSVM", "RandomOrder"]
 
 
 def test_it_removes_with_the_fast_recipe_on_airnet_on_full_cifar10():
@@ -34,4 +35,5 @@ def test_it_removes_with_the_fast_recipe_on_airnet_on_full_cifar10():
 def test_both_scorers_share_the_backbone_the_targets_and_the_reference_models():
     esvm, random = _jobs()
     for stage in (pretrain, embed, reference, targets):
-        assert key_of(select(esvm, stage.DEPENDS_ON)) == key_of(select(random, stage.DEPENDS_ON)), stage
+        mine, theirs = select(esvm, stage.DEPENDS_ON), select(random, stage.DEPENDS_ON)
+        assert key_of(mine) == key_of(theirs), stage

@@ -67,23 +67,3 @@ def test_fast_trainer_learns_digits_and_is_deterministic():
 def test_mobilenet_keeps_a_spatial_grid_on_small_images(size, grid):
     net = mobilenet_v2([3, size, size], 10, width_mult=0.25)
     assert net.features(torch.zeros(2, 3, size, size)).shape[2:] == (grid, grid)
-
-
-@pytest.mark.heavy
-def test_gpu_check_script_runs_at_toy_size(cifar_tgz, cifar_cache, tmp_path):
-    """The prepared GPU script (make gpu-check) end to end at --smoke size, on whatever device."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
-    env = {**os.environ, "OUT": str(tmp_path), "BRITTLE_CIFAR10": str(cifar_tgz),
-           "BRITTLE_CACHE": str(cifar_cache)}
-    subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--smoke", "--seeds", "1"],
-                   check=True, env=env, cwd=tmp_path, capture_output=True, timeout=600)
-    report = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert set(report) == {"device", "fast", "paper", "esvm", "pretrain"}
-    assert report["pretrain"]["device_images_per_second"] > 0 and report["pretrain"]["speedup"] > 0
-    assert report["esvm"]["targets"] == 200 and report["esvm"]["torch_top100_overlap_min"] > 0.9

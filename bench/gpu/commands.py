@@ -1,0 +1,105 @@
+"""Parts of the GPU check that run what users type, each as its own process through the real
+command line, their figures read from the run's own records (records.py):
+
+- default_job: `python run.py device=auto` (digits), from an empty cache;
+- design_card: the design card's command on full CIFAR-10 (`experiment=cifar10_fast
+  task=mislabel ...`), with every stage's seconds;
+- paper_recipe: the paper presets' network and recipe (`experiment=paper_cifar10`: FFCV's
+  ResNet-9, trainer=paper) as the run's reference models train it: seconds a model, accuracy;
+- search_bench: `bench/search.py`, its default case for one round (about a minute).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from bench.gpu.common import TINY_SETS, Context, merged, run_command
+from bench.gpu.records import run_figures, short
+
+# A whole digits run in seconds on a CPU (tests/helpers.py's TINY)
+TINY_DIGITS = ["backbone.epochs=1", "targets.n=2", "search.budget=2", "search.n_test=2",
+               "search.max_support=16", "reference.n_models=1", "arch.recipe.epochs=4"]
+# A CIFAR-10 run at toy size on a CPU: 200 / 100 images (TINY_SETS), an eighth-wide ResNet-18
+# for one epoch, an 8-wide airnet for one epoch, 2 targets of one test or two
+TINY_CIFAR = ["backbone.epochs=1", "backbone.batch_size=32", "backbone.memory_bank=64",
+              "backbone.knn_every=0", "+backbone.net.width=0.125", "trainer.epochs=1",
+              "trainer.batch_size=100", "arch.model.width=8", "targets.n=2",
+              "targets.only_correct=false", "search.budget=1", "search.max_support=16",
+              "reference.n_models=1"]
+DESIGN_CARD = ["experiment=cifar10_fast", "task=mislabel", "backbone.epochs=2", "targets.n=5",
+               "search.budget=4", "search.n_test=1", "reference.n_models=2"]
+# The paper preset's retraining alone: the random order needs no backbone, so the run trains
+# its reference model and the search's two models, FFCV's ResNet-9 with the paper's recipe
+PAPER_RECIPE = ["experiment=paper_cifar10", "scorer=random", "reference.n_models=1", "targets.n=1",
+                "search.budget=1", "search.n_test=1"]
+TINY_PAPER = ["trainer.recipe.epochs=1", "trainer.recipe.batch_size=100", "arch.model.width=8",
+              "source_arch.model.width=8", "targets.only_correct=false", "search.max_support=16"]
+
+
+def _run(ctx: Context, name: str, overrides: list[str], cache: str | None = None,
+         timeout: float | None = None) -> dict[str, Any]:
+    """`python run.py OVERRIDES` into work/NAME, then its records."""
+    run_dir = ctx.work / name
+    where = [f"hydra.run.dir={run_dir}", "progress=false"]
+    if cache is not None:
+        where.append(f"cache_dir={cache}")
+    done = run_command(ctx, name, ["run.py", *overrides, *where], timeout)
+    return {"command": done.command, "wall_seconds": done.seconds, **run_figures(run_dir)}
+
+
+def default_job(ctx: Context) -> tuple[dict, str]:
+    figures = _run(ctx, "default_job", ["device=auto", *(TINY_DIGITS if ctx.smoke else [])],
+                   cache=str(ctx.work / "default-cache"))
+    return figures, (f"{figures['wall_seconds']:.1f} s on {figures['device']} from an empty cache "
+                     f"({short(figures['stage_seconds'])}); AUC {figures['auc']:.3f}")
+
+
+def design_card(ctx: Context) -> tuple[dict, str]:
+    root = f"dataset.root={ctx.need_cifar()}"
+    tiny = [*TINY_SETS, *TINY_CIFAR] if ctx.smoke else []
+    figures = _run(ctx, "design_card", merged(DESIGN_CARD, [root], tiny))
+    return figures, (f"{figures['wall_seconds']:.1f} s ({short(figures['stage_seconds'])}); "
+                     f"AUC {figures['auc']:.3f} over {figures['n_targets']} targets")
+
+
+def paper_recipe(ctx: Context) -> tuple[dict, str]:
+    import torch
+    over = [f"dataset.root={ctx.need_cifar()}"]
+    if ctx.smoke:
+        over += [*TINY_SETS, *TINY_PAPER]
+    if not torch.cuda.is_available():   # the paper recipe's fp16 is a GPU precision
+        over.append("trainer.recipe.precision=fp32")
+    figures = _run(ctx, "paper_recipe", merged(PAPER_RECIPE, over))
+    reference = _reference_meta(ctx.work / "paper_recipe")
+    if reference is not None:
+        n = len(reference["test_accuracy"])
+        figures.update(reference_models=n, seconds_per_model=reference["seconds"] / n,
+                       test_accuracy=reference["test_accuracy"])
+    import pandas as pd
+    tests = pd.read_parquet(ctx.work / "paper_recipe" / "tests.parquet")
+    figures["search_seconds_per_model"] = float(tests["seconds"].mean())
+    acc = figures.get("test_accuracy", [float("nan")])[0]
+    per = figures.get("seconds_per_model", float("nan"))
+    return figures, (f"FFCV ResNet-9, trainer=paper: {per:.1f} s a model (reference), "
+                     f"{figures['search_seconds_per_model']:.1f} s in the "
+                     f"search, test accuracy {acc:.4f}")
+
+
+def _reference_meta(run_dir: Path) -> dict | None:
+    """The reference stage's meta.json, when this run computed it (not a cache hit)."""
+    found = re.search(r"computing reference -> (\S+)", (run_dir / "app.log").read_text())
+    return None if found is None else json.loads((Path(found.group(1)) / "meta.json").read_text())
+
+
+def search_bench(ctx: Context) -> tuple[dict, str]:
+    out = ctx.work / "search_bench.json"
+    size = ["--smoke"] if ctx.smoke else ["--rounds", "1", "--cases", "mlp_remove"]
+    done = run_command(ctx, "search_bench", ["bench/search.py", *size, "--out", str(out)])
+    figures = json.loads(out.read_text())["figures"]
+    key = "mlp_remove"
+    return {"command": done.command, "wall_seconds": done.seconds, **figures}, (
+        f"{done.seconds:.1f} s; lockstep {figures[f'{key}_lockstep_seconds']:.2f} s, target after "
+        f"target {figures[f'{key}_target_after_target_seconds']:.2f} s; the search adds "
+        f"{figures[f'{key}_per_model_added_per_model']:+.4f} s a model")
