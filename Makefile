@@ -47,12 +47,15 @@ bench: $(STAMP)
 bench-docs: $(STAMP)
 	$(PY) bench/docs.py
 
-# on a GPU machine: fast/paper recipe accuracy and time on CIFAR-10, ESVM on 10,000 targets
+# on a GPU machine: the parts of bench/gpu_check.py (--list) within 8 minutes, figures into
+# bench/results/<date>-<device>.json (docs/gpu.md); the `bench` extra brings airbench (its part)
 gpu-check: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/gpu_check.py
 
-# for a GPU machine without a package index: wheels into .whl/, CIFAR-10 into .gpu/, the command
-# to run there (docs/gpu.md); gpu-pack-verify runs that command here at toy size in a venv of its packages
+# for a GPU machine without a package index: wheels into .whl/ (airbench's too), CIFAR-10 into
+# .gpu/, the command to run there, how to bring its results file back (docs/gpu.md);
+# gpu-pack-verify runs that command here at toy size in a venv of its packages
 gpu-pack: $(STAMP)
 	$(PY) bench/gpu_pack.py
 

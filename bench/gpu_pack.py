@@ -5,9 +5,12 @@ The GPU machine this check is written for has Python 3.12 with torch, Lightning,
 pyarrow, scikit-learn, scipy, seaborn, timm and the rest of brittle's needs, but not Hydra,
 OmegaConf, ANTLR's runtime or lightly. This script
 1. downloads those as Python 3.12 wheels into `.whl/` (the versions this checkout is tested with;
-   ANTLR's runtime is published as a source archive only, so it is built into a wheel here),
+   ANTLR's runtime is published as a source archive only, so it is built into a wheel here), and
+   airbench, which only the check's airbench part imports (the `bench` extra; a source archive
+   too, built into a wheel),
 2. copies the CIFAR-10 class-folder tarball into `.gpu/`,
-3. prints the one command that installs the wheels there and runs `bench/gpu_check.py`.
+3. prints the one command that installs the wheels there and runs `bench/gpu_check.py`, and how
+   to bring its results file back into bench/results/ and commit it.
 Both folders are git-ignored; a tool that ships the working tree must be told to carry them.
 `--verify` then runs that command here, in a new virtual environment holding only what the GPU
 machine has (with this machine's torch), at `--smoke` size: the check of the pack itself.
@@ -27,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WHEELS, DATA = ROOT / ".whl", ROOT / ".gpu"
 # brittle's runtime needs that the GPU machine lacks (everything else it has)
 MISSING_THERE = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "lightly")
+# the check's own needs, not brittle's (pyproject's `bench` extra): built from their sources
+CHECK_ONLY = ("airbench==0.1.8",)
 # what the GPU machine has, for the --verify environment (torch: this machine's build)
 THERE = ("torch==2.14.1", "torchvision==0.29.1", "pytorch-lightning==2.6.6", "numpy", "pandas", "pyarrow",
          "scikit-learn", "scipy", "seaborn", "matplotlib", "timm", "pillow", "filelock", "tabulate",
@@ -46,10 +51,14 @@ def download(pip: list[str]) -> list[Path]:
                                   "-d", str(WHEELS), "-q", pin], capture_output=True, text=True)
         if fetched.returncode != 0:  # no wheel published (ANTLR's runtime): build a pure-Python one
             subprocess.run([*pip, "wheel", "--no-deps", "-w", str(WHEELS), "-q", pin], check=True)
+    for pin in CHECK_ONLY:   # published as a source archive only
+        subprocess.run([*pip, "wheel", "--no-deps", "--no-binary", ":all:", "-w", str(WHEELS),
+                        "-q", pin], check=True)
     wheels = sorted(WHEELS.glob("*.whl"))
     impure = [w.name for w in wheels if not w.name.endswith("-none-any.whl")]
-    if impure or len(wheels) != len(MISSING_THERE):
-        sys.exit(f"error: expected {len(MISSING_THERE)} pure-Python wheels in {WHEELS}, got "
+    expected = len(MISSING_THERE) + len(CHECK_ONLY)
+    if impure or len(wheels) != expected:
+        sys.exit(f"error: expected {expected} pure-Python wheels in {WHEELS}, got "
                  f"{[w.name for w in wheels]}")
     return wheels
 
@@ -71,6 +80,16 @@ def command(data: Path, python: str = "python3", smoke: bool = False) -> str:
             f"--target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site BRITTLE_CIFAR10=$PWD/{rel} "
             f"BRITTLE_CACHE=/tmp/brittle-cache PYTHONUNBUFFERED=1 && "
             f"{python} bench/gpu_check.py{' --smoke --seeds 1' if smoke else ''}")
+
+
+def bring_back() -> str:
+    """How the results file comes home: the check writes bench/results/<date>-<device>.json on
+    the GPU machine and copies it into $OUT; it belongs in this checkout's bench/results/."""
+    return ("bring the results back: copy $OUT/<date>-<device>.json (bench/results/ there) into "
+            "this checkout's bench/results/, then\n"
+            "  git add bench/results/<date>-<device>.json && "
+            "git commit -m 'GPU check on <device>: figures'\n"
+            "(docs/gpu.md; make bench-docs puts its figures into docs/benchmarks.md)")
 
 
 def verify(data: Path) -> None:
@@ -100,8 +119,10 @@ def main() -> None:
     size = sum(p.stat().st_size for p in [*wheels, data]) / 2 ** 20
     print("packed (git-ignored; carry both):", *(str(p.relative_to(ROOT)) for p in wheels),
           str(data.relative_to(ROOT)), f"({size:.1f} MiB)", sep="\n  ")
-    print("run in the checkout's root on the GPU machine (figures in $OUT/gpu_check.json):")
+    print("run in the checkout's root on the GPU machine (add --budget S or --parts a,b to the "
+          "check; python3 bench/gpu_check.py --list shows the parts):")
     print(command(data))
+    print(bring_back())
     if args.verify:
         verify(data)
 
