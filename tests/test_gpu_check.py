@@ -13,8 +13,8 @@ import pytest
 
 from tests.helpers import CIFAR_TGZ, ROOT
 
-CLI_PARTS = {"default_job": "python run.py device=auto", "design_card":
-             "python run.py experiment=cifar10_fast task=mislabel backbone.epochs=2 targets.n=5",
+CLI_PARTS = {"default_job": "python run.py device=auto",
+             "design_card": "python run.py experiment=cifar10_fast task=mislabel backbone.epochs=",
              "paper_recipe": "python run.py experiment=paper_cifar10",
              "search_bench": "python bench/search.py --smoke",
              "six_minutes": "python run.py -m experiment=cifar10_esvm_vs_random"}

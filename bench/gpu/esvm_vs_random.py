@@ -63,7 +63,7 @@ def six_minutes(ctx: Context) -> tuple[dict, str]:
         raise RuntimeError(f"the sweep finished jobs {sorted(jobs)}, not esvm and random")
     out = {"command": done.command, "wall_seconds": done.seconds,
            "report_command": report.command, "report_seconds": report.seconds,
-           "within_budget": done.seconds + report.seconds <= BUDGET_SECONDS,
+           "within_budget": done.seconds <= BUDGET_SECONDS,   # the sweep: both scorers
            "budget_seconds": BUDGET_SECONDS,
            "figures_drawn": sorted(p.name for p in figures_dir.glob("*.png")),
            "jobs": {name: run_figures(path) for name, path in jobs.items()},

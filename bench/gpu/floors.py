@@ -10,7 +10,7 @@ probes (brittle/retrain/probe.py, brittle/ssl/probe.py):
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from bench.gpu.common import Context, compose_cfg, cuda, engine_for
 
@@ -62,8 +62,8 @@ def moco_probe(ctx: Context) -> tuple[dict, str]:
     from omegaconf import OmegaConf
 
     from brittle.ssl.probe import moco_step_probe
-    transform = OmegaConf.to_container(compose_cfg(["dataset=cifar10"]).dataset.ssl_transform,
-                                       resolve=True)
+    transform = cast(dict, OmegaConf.to_container(
+        compose_cfg(["dataset=cifar10"]).dataset.ssl_transform, resolve=True))
     size: dict[str, Any] = {"batch": 512}
     if ctx.smoke:
         size = {"batch": 8, "width": 0.125, "steps": 2, "warmup": 1, "num_splits": 2,

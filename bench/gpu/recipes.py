@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def timed_models(engine, seeds: list[int]) -> tuple[list[float], list[float], torch.nn.Module]:
+def timed_models(engine, seeds: list[int]) -> tuple[list[float], list[float], Any]:
     """Seconds (training and test predictions) and test accuracy per seed, after one untimed
     warm-up model (cuDNN autotuning, the caching allocator)."""
     engine.train(engine.full_keep(), engine.train_y, seed=10_000)
@@ -71,7 +72,7 @@ def paper_esvm(ctx: Context) -> tuple[dict, str]:
 @torch.no_grad()
 def penultimate(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     """ResNet-9 features before its linear head, float32 [M, 8 * width]."""
-    body = torch.nn.Sequential(*list(model)[:-2])
+    body = torch.nn.Sequential(*list(model.children())[:-2])
     return torch.cat([body(part).float() for part in x.split(1000)]).cpu().numpy()
 
 
