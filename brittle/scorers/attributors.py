@@ -41,16 +41,19 @@ from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerMode
 METHODS = {"tracin": "TracIn", "grad-dot": "Grad-Dot", "grad-cos": "Grad-Cos", "if-cg": "IF (CG)",
            "if-arnoldi": "IF (Arnoldi)", "if-ekfac": "IF (EK-FAC)", "trak": "TRAK"}
 UNSUPPORTED = {
-    "if-explicit": "dattri 0.3's explicit Hessian did not finish within 120 s even restricted to the digits "
-                   "MLP's last layer (2,570 parameters), where if-cg scores all 19,210 in 14 s",
-    "if-datainf": "dattri 0.3's DataInf did not finish within 120 s on the digits MLP's last layer, where "
-                  "if-cg scores every parameter in 14 s",
-    "if-lissa": "dattri 0.3's LiSSA samples its Hessian batches with a float index tensor and fails "
-                "(RuntimeError: gather() expects int64)",
-    "rps": "RPS fine-tunes the last layer on the model's own predicted labels through a loss of another "
-           "signature, and scores the penultimate features: brittle's archs do not expose them to it",
-    "logra": "LoGra calls the loss as loss(model, batch, device) and hooks named linear layers of a "
-             "language-model layout; brittle's loss and archs follow dattri's functional convention",
+    "if-explicit": "dattri 0.3's explicit Hessian did not finish within 120 s even restricted "
+                   "to the digits MLP's last layer (2,570 parameters), where if-cg scores all "
+                   "19,210 in 14 s",
+    "if-datainf": "dattri 0.3's DataInf did not finish within 120 s on the digits MLP's last "
+                  "layer, where if-cg scores every parameter in 14 s",
+    "if-lissa": "dattri 0.3's LiSSA samples its Hessian batches with a float index "
+                "tensor and fails (RuntimeError: gather() expects int64)",
+    "rps": "RPS fine-tunes the last layer on the model's own predicted labels through a "
+           "loss of another signature, and scores the penultimate features: brittle's archs do not "
+           "expose them to it",
+    "logra": "LoGra calls the loss as loss(model, batch, device) and hooks named linear "
+             "layers of a language-model layout; brittle's loss and archs follow dattri's "
+             "functional convention",
 }
 SINGLE_CHECKPOINT = ("grad-dot", "grad-cos", "if-ekfac")
 
@@ -59,8 +62,8 @@ def _require_dattri() -> Any:
     try:
         import dattri.algorithm as algorithms
     except ImportError as exc:
-        raise BrittleError("scorer=dattri needs the dattri package, brittle's dattri extra: pip install "
-                           "'brittle[dattri]'") from exc
+        raise BrittleError("scorer=dattri needs the dattri package, brittle's dattri extra: "
+                           "pip install 'brittle[dattri]'") from exc
     return algorithms
 
 
@@ -110,25 +113,30 @@ class Dattri(Scorer):
         net = engine.build().to(engine.train_x.device).eval()
         loss = _cross_entropy(net, engine.train_x.dim() - 1)
         ids = torch.as_tensor(np.asarray(queries.ids), device=engine.train_x.device)
-        test_y = torch.as_tensor(engine.test_y[np.asarray(queries.ids)], device=engine.train_x.device)
-        train = DataLoader(TensorDataset(engine.train_x, engine.train_y), batch_size=self.batch_size, shuffle=False)
-        test = DataLoader(TensorDataset(engine.test_x[ids], test_y), batch_size=self.batch_size, shuffle=False)
+        test_y = torch.as_tensor(engine.test_y[np.asarray(queries.ids)],
+                                 device=engine.train_x.device)
+        train = DataLoader(TensorDataset(engine.train_x, engine.train_y),
+                           batch_size=self.batch_size, shuffle=False)
+        test = DataLoader(TensorDataset(engine.test_x[ids], test_y), batch_size=self.batch_size,
+                          shuffle=False)
         states = self._states[0] if self.n_models == 1 else list(self._states)
         if self.name == "trak":   # TRAK's output function: the margin log p / (1 - p), as its paper
             loss = _margin(net, engine.train_x.dim() - 1)
         task = AttributionTask(loss_func=loss, model=net, checkpoints=states)
         attributor = self._attributor(task, net, str(engine.train_x.device))
-        # projections and samplers seeded, the run's RNG untouched; dattri's own bars off (brittle's run)
+        # projections and samplers seeded, the run's RNG untouched; dattri's own bars off
+        # (brittle's run)
         with torch.random.fork_rng(devices=[]), _quiet_tqdm():
             torch.manual_seed(self.seed)
             if self.name not in ("tracin", "grad-dot", "grad-cos"):
                 attributor.cache(train)
-            scores = attributor.attribute(test) if self.name == "trak" else attributor.attribute(train, test)
+            scores = (attributor.attribute(test) if self.name == "trak"
+                      else attributor.attribute(train, test))
         out = scores.detach().double().cpu().numpy().T
         bad = int((~np.isfinite(out)).any(axis=1).sum())
         if bad:
-            raise BrittleError(f"dattri's {self.name} returned NaN or inf scores for {bad} targets; raise "
-                               f"scorer.regularization (now {self.regularization})")
+            raise BrittleError(f"dattri's {self.name} returned NaN or inf scores for {bad} "
+                               f"targets; raise scorer.regularization (now {self.regularization})")
         return out
 
     def _attributor(self, task: Any, net: torch.nn.Module, device: str) -> Any:
@@ -147,7 +155,8 @@ class Dattri(Scorer):
             return in_scratch(algorithms.IFAttributorCG, self._scratch, **common,
                               regularization=reg, max_iter=10)
         if self.name == "if-arnoldi":
-            # a Krylov space of twice the kept eigenvectors: shorter ones broke down (NaN) on digits MLPs
+            # a Krylov space of twice the kept eigenvectors: shorter ones broke down (NaN) on
+            # digits MLPs
             kept = min(self.proj_dim, 50)
             return in_scratch(algorithms.IFAttributorArnoldi, self._scratch, **common,
                               regularization=reg, proj_dim=kept, max_iter=2 * kept, seed=self.seed)
@@ -195,7 +204,8 @@ def _cross_entropy(net: torch.nn.Module, sample_dims: int) -> Callable:
 
 
 def _margin(net: torch.nn.Module, sample_dims: int) -> Callable:
-    """TRAK's model output of a sample: log p(correct) - log(1 - p(correct)) (summed over a batch)."""
+    """TRAK's model output of a sample: log p(correct) - log(1 - p(correct)) (summed over a
+    batch)."""
     def margin(params: dict, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = data
         single = x.dim() == sample_dims

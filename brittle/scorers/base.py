@@ -112,7 +112,8 @@ class Scorer(ABC):
         """The models this scorer trains for itself (the pipeline trains and caches them)."""
         return None
 
-    def given_targets(self, n_train: int, n_test: int, ordering: str, dataset: str, k: int) -> np.ndarray | None:
+    def given_targets(self, n_train: int, n_test: int, ordering: str, dataset: str,
+                      k: int) -> np.ndarray | None:
         """Test indices int64 [T] the scorer brings scores for (scores from a file): they become
         the run's targets. None (every computed scorer): the run chooses its targets."""
         return None
@@ -129,7 +130,8 @@ class Scorer(ABC):
 
     def pool_scores(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
         """scores restricted to each target's pool (-inf elsewhere): what the search ranks."""
-        return restrict_to_pools(scores.copy(), self.train.labels, queries.labels, self.label_conditioning)
+        return restrict_to_pools(scores.copy(), self.train.labels, queries.labels,
+                                 self.label_conditioning)
 
     def attribution_distance(self, scores: np.ndarray) -> np.ndarray:
         """The distance float [T, N] a similarity's scores [T, N] measure: minus the scores
@@ -147,7 +149,8 @@ class Scorer(ABC):
             return np.asarray(scores, dtype=np.float64)
         same = self.train.labels[None, :] == np.asarray(queries.labels)[:, None]
         other = -1.0 if self.other_classes == "negative" else 0.0
-        return np.where(same, 1.0, other) * self.attribution_magnitude(np.asarray(scores, dtype=np.float64))
+        return (np.where(same, 1.0, other)
+                * self.attribution_magnitude(np.asarray(scores, dtype=np.float64)))
 
     def cost(self) -> Cost:
         """Models trained and bytes kept beyond the features (which the pipeline counts)."""
@@ -158,7 +161,8 @@ class Scorer(ABC):
         name = f"{self.method} {backbone}" if self.needs_features and backbone else self.method
         zero = " (other classes 0)" if self.other_classes == "zero" else ""
         # a reading of "inverse distance" other than the scorer's default changes its LDS
-        reading = f" (magnitude {self.magnitude})" if self.magnitude != self.default_magnitude else ""
+        reading = (f" (magnitude {self.magnitude})" if self.magnitude != self.default_magnitude
+                   else "")
         return name + self._protocol_suffix() + zero + reading
 
     def _protocol_suffix(self) -> str:
@@ -175,7 +179,8 @@ def sign_rule(other_classes: str) -> str:
     """`scorer.other_classes`, checked: how a similarity scorer signs images outside the target's
     class in its attributions (negative: the paper's sign estimation; zero: left out)."""
     if other_classes not in OTHER_CLASSES:
-        raise BrittleError(f"scorer.other_classes={other_classes} is not valid; use one of {list(OTHER_CLASSES)}")
+        raise BrittleError(f"scorer.other_classes={other_classes} is not valid; use one of "
+                           f"{list(OTHER_CLASSES)}")
     return other_classes
 
 

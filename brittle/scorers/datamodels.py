@@ -93,8 +93,10 @@ class Datamodels(Scorer):
             return self._released[:, ids].T.astype(np.float64)
         out = []
         for t in ids:
-            coef, _, alpha = fit_datamodel(self._bank.masks, self._bank.margins[:, t], seed=self.seed)
-            log.debug("datamodel for test #%d: alpha %.3g, %d non-zero", t, alpha, int((coef != 0).sum()))
+            coef, _, alpha = fit_datamodel(self._bank.masks, self._bank.margins[:, t],
+                                           seed=self.seed)
+            log.debug("datamodel for test #%d: alpha %.3g, %d non-zero", t, alpha,
+                      int((coef != 0).sum()))
             out.append(coef)
         return np.stack(out) if out else np.zeros((0, len(self.train.labels)))
 
@@ -103,13 +105,15 @@ class Datamodels(Scorer):
 
 
 def load_released_weights(path: Path, n_train: int, n_test: int | None) -> np.ndarray:
-    """`weight` [N_train, N_test] from a released datamodels `.pt` file, checked against the data."""
+    """`weight` [N_train, N_test] from a released datamodels `.pt` file, checked against the
+    data."""
     from brittle.runtime.files import read_torch_file
 
     if not path.is_file():
-        raise BrittleError(f"scorer.weights={path} does not exist (or is not a file); give a .pt file with a 'weight' "
-                           f"tensor [n_train, n_test]")
-    blob = read_torch_file(path, "scorer.weights", "a .pt file with a 'weight' tensor [n_train, n_test]")
+        raise BrittleError(f"scorer.weights={path} does not exist (or is not a file); give a .pt "
+                           "file with a 'weight' tensor [n_train, n_test]")
+    blob = read_torch_file(path, "scorer.weights",
+                           "a .pt file with a 'weight' tensor [n_train, n_test]")
     weight = blob.get("weight") if isinstance(blob, dict) else None
     if weight is None:
         raise BrittleError(f"scorer.weights={path} has no 'weight' entry (keys: "

@@ -15,8 +15,9 @@ from brittle.scorers.magnitude import PAPER, check_magnitude
 class Distance(Scorer):
     """Score = minus the `metric` distance ('l2' or 'cosine') between target and training image."""
 
-    def __init__(self, metric: str = "l2", label_conditioning: bool = True, lds_sparsity: float = 0.05,
-                 other_classes: str = "negative", magnitude: str = PAPER):
+    def __init__(self, metric: str = "l2", label_conditioning: bool = True,
+                 lds_sparsity: float = 0.05, other_classes: str = "negative",
+                 magnitude: str = PAPER):
         self.other_classes, self.magnitude = sign_rule(other_classes), check_magnitude(magnitude)
         if metric not in ("l2", "cosine"):
             raise BrittleError(f"scorer.metric={metric} is not valid; use l2 or cosine")

@@ -37,10 +37,11 @@ class GradCos(Scorer):
     signed_by_label = False
     protocol_conditioning = False
 
-    def __init__(self, batch_size: int = 128, label_conditioning: bool = False, lds_sparsity: float = 1.0,
-                 memory_budget: int = 0):
+    def __init__(self, batch_size: int = 128, label_conditioning: bool = False,
+                 lds_sparsity: float = 1.0, memory_budget: int = 0):
         self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
-        self.memory_budget = int(memory_budget)   # bytes for gradients; 0: half the device's free memory
+        # bytes for gradients; 0: half the device's free memory
+        self.memory_budget = int(memory_budget)
         self.lds_sparsity = float(lds_sparsity)
 
     def models_needed(self) -> ModelRequest:
@@ -73,7 +74,8 @@ class GradCos(Scorer):
             gq = F.normalize(per_sample_grads(model, engine.test_x[sub], yq), dim=1)
             for start in range(0, engine.train_x.shape[0], self.batch_size):
                 sl = slice(start, start + self.batch_size)
-                g = F.normalize(per_sample_grads(model, engine.train_x[sl], engine.train_y[sl]), dim=1)
+                g = F.normalize(per_sample_grads(model, engine.train_x[sl], engine.train_y[sl]),
+                                dim=1)
                 out[lo:lo + len(sub), sl] = (gq @ g.T).cpu().numpy()
         return out
 

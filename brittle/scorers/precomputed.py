@@ -25,25 +25,28 @@ class Precomputed(Scorer):
     needs_features = False
     signed_by_label = False
 
-    def __init__(self, path: str, pool: str = "class", label: str | None = None, lds_sparsity: float = 1.0):
+    def __init__(self, path: str, pool: str = "class", label: str | None = None,
+                 lds_sparsity: float = 1.0):
         if pool not in POOLS:
             raise BrittleError(f"scorer.pool={pool} is not valid; use one of {list(POOLS)}")
         if not path:
-            raise BrittleError("scorer=precomputed needs scorer.path=FILE (an .npz of targets and scores/topk, "
-                               "or a brittle run directory)")
+            raise BrittleError("scorer=precomputed needs scorer.path=FILE (an .npz of targets and "
+                               "scores/topk, or a brittle run directory)")
         self.path, self.pool, self.label = Path(path).expanduser(), pool, label
         self.label_conditioning = pool == "class"
         self.lds_sparsity = float(lds_sparsity)
         self.file: ScoreFile | None = None
 
-    def given_targets(self, n_train: int, n_test: int, ordering: str, dataset: str, k: int) -> np.ndarray | None:
+    def given_targets(self, n_train: int, n_test: int, ordering: str, dataset: str,
+                      k: int) -> np.ndarray | None:
         """The file's targets (read and checked now, before any work)."""
         self.file = read_score_file(self.path, n_train, n_test, ordering, dataset, k)
         return self.file.targets
 
     def _loaded(self) -> ScoreFile:
         if self.file is None:
-            raise BrittleError("scorer=precomputed runs through the pipeline, which reads its file first")
+            raise BrittleError("scorer=precomputed runs through the pipeline, which reads "
+                               "its file first")
         return self.file
 
     def scores(self, queries: Queries) -> np.ndarray:
@@ -68,8 +71,9 @@ class Precomputed(Scorer):
     def attributions(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
         f = self._loaded()
         if f.scores is None:
-            raise BrittleError(f"scorer.path={f.source} holds a ranking (topk) but no scores; the LDS and "
-                               f"score.save_scores need signed scores [T, N_train]: add `scores` to the file")
+            raise BrittleError(f"scorer.path={f.source} holds a ranking (topk) but no scores; "
+                               "the LDS and score.save_scores need signed scores [T, N_train]: add "
+                               "`scores` to the file")
         return np.asarray(f.scores[f.rows(queries.ids)], dtype=np.float64)
 
     def display_label(self, backbone: str | None) -> str:

@@ -27,7 +27,8 @@ def _require_traker() -> None:
         import trak  # noqa: F401
     except ImportError:
         raise BrittleError("scorer=trak needs the traker package, brittle's trak extra: "
-                           "pip install 'brittle[trak]' (in a checkout: pip install -e '.[trak]')") from None
+                           "pip install 'brittle[trak]' "
+                           "(in a checkout: pip install -e '.[trak]')") from None
 
 
 class Trak(Scorer):
@@ -37,12 +38,15 @@ class Trak(Scorer):
     protocol_conditioning = False
 
     def __init__(self, n_models: int = 5, proj_dim: int = 512, train_fraction: float = 1.0,
-                 batch_size: int = 256, label_conditioning: bool = False, lds_sparsity: float = 1.0):
+                 batch_size: int = 256, label_conditioning: bool = False,
+                 lds_sparsity: float = 1.0):
         _require_traker()
         if n_models < 1 or proj_dim < 1 or not 0 < train_fraction <= 1:
             raise BrittleError(f"scorer settings out of range: n_models={n_models} (>= 1), "
-                               f"proj_dim={proj_dim} (>= 1), train_fraction={train_fraction} (0, 1]")
-        self.n_models, self.proj_dim, self.train_fraction = int(n_models), int(proj_dim), float(train_fraction)
+                               f"proj_dim={proj_dim} (>= 1), "
+                               f"train_fraction={train_fraction} (0, 1]")
+        self.n_models, self.proj_dim = int(n_models), int(proj_dim)
+        self.train_fraction = float(train_fraction)
         self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
         self.lds_sparsity = float(lds_sparsity)
         self._chunks = 0
@@ -61,10 +65,11 @@ class Trak(Scorer):
         self._states, self._seconds = models.states, models.seconds
         save_dir = Path(tempfile.mkdtemp(prefix="trak-", dir=models.work_dir))
         weakref.finalize(self, shutil.rmtree, save_dir, True)
-        self._traker = TRAKer(model=engine.build().to(engine.train_x.device), task="image_classification",
-                              train_set_size=engine.train_x.shape[0], save_dir=str(save_dir),
-                              device=str(engine.train_x.device), proj_dim=self.proj_dim,
-                              use_half_precision=False, logging_level=logging.WARNING)
+        self._traker = TRAKer(model=engine.build().to(engine.train_x.device),
+                              task="image_classification", train_set_size=engine.train_x.shape[0],
+                              save_dir=str(save_dir), device=str(engine.train_x.device),
+                              proj_dim=self.proj_dim, use_half_precision=False,
+                              logging_level=logging.WARNING)
         x, y = engine.train_x, engine.train_y
         for j, state in enumerate(self._states):
             self._traker.load_checkpoint(state, model_id=j)

@@ -43,7 +43,8 @@ def _augment(x: torch.Tensor) -> torch.Tensor:
 
 
 def exemplar_svm_weights(pos: torch.Tensor, neg: torch.Tensor, C: float,
-                         settings: NewtonSettings = NewtonSettings()) -> tuple[torch.Tensor, torch.Tensor]:
+                         settings: NewtonSettings = NewtonSettings()
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each target's hyperplane w float64 [T, D+1] (bias last) for targets pos [T, D] against
     negatives neg [P, D], and whether its solve met the tolerance, bool [T]. Targets are solved
     in chunks sized from the memory budget (`chunk_size`)."""
@@ -93,8 +94,9 @@ def chunk_size(settings: NewtonSettings, dim: int, n_neg: int, device: torch.dev
                        bytes_per_target(settings.max_working_set, dim, n_neg), cap)
 
 
-def _refine_split(chunk: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, zn: torch.Tensor,
-                  g0: torch.Tensor, settings: NewtonSettings) -> tuple[torch.Tensor, torch.Tensor]:
+def _refine_split(chunk: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float,
+                  zn: torch.Tensor, g0: torch.Tensor,
+                  settings: NewtonSettings) -> tuple[torch.Tensor, torch.Tensor]:
     """The working-set phase on a chunk: w float64 [T, D+1] and which rows it solved, bool [T].
     Where it fails for the chunk (a working set outgrows its limit, or memory runs out), it is
     tried on each half, down to single targets, so one hard target leaves its chunk's other
@@ -117,7 +119,8 @@ def _refine_split(chunk: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: fl
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def relative_gradient(w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, C: float) -> torch.Tensor:
+def relative_gradient(w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                      C: float) -> torch.Tensor:
     """||grad f(w_t)|| / ||grad f(0)|| float64 [T] for hyperplanes w [T, D+1] (bias last) of
     targets pos [T, D] against negatives neg [P, D]: the stopping rule of this solver (and of
     liblinear's primal solvers), usable on any solver's answer (cuML reports no iteration count)."""
@@ -138,7 +141,8 @@ def decisions(w: torch.Tensor, x: torch.Tensor, rows: int = 8192) -> torch.Tenso
     w = w.double()
     out = torch.empty(w.shape[0], x.shape[0], dtype=torch.float64, device=w.device)
     for lo in range(0, x.shape[0], rows):
-        out[:, lo:lo + rows] = torch.addmm(w[:, -1:], w[:, :-1], x[lo:lo + rows].to(w.device, torch.float64).T)
+        out[:, lo:lo + rows] = torch.addmm(w[:, -1:], w[:, :-1],
+                                           x[lo:lo + rows].to(w.device, torch.float64).T)
     return out
 
 
@@ -168,7 +172,8 @@ def _newton_cg(xp: torch.Tensor, xn: torch.Tensor, c_pos: float, c_neg: float, w
         act_n = (rn > 0).to(xn.dtype)
         act_p = (rp > 0).to(xn.dtype)
 
-        def hess_vec(v: torch.Tensor, act_n: torch.Tensor = act_n, act_p: torch.Tensor = act_p) -> torch.Tensor:
+        def hess_vec(v: torch.Tensor, act_n: torch.Tensor = act_n,
+                     act_p: torch.Tensor = act_p) -> torch.Tensor:
             return (v + 2.0 * c_neg * ((act_n * (v @ xn.T)) @ xn)
                     + 2.0 * c_pos * (act_p * (v * xp).sum(1))[:, None] * xp)
 
@@ -203,7 +208,8 @@ class _LeastSquaresStart:
         return (a - coef[:, None] * u).to(xp.dtype)
 
 
-def _conjugate_gradient(hess_vec, b: torch.Tensor, tol: torch.Tensor, max_iter: int) -> torch.Tensor:
+def _conjugate_gradient(hess_vec, b: torch.Tensor, tol: torch.Tensor,
+                        max_iter: int) -> torch.Tensor:
     """Batched CG for H x = b, rows independent; stops per row when ||r|| <= tol."""
     x = torch.zeros_like(b)
     r = b.clone()

@@ -3,7 +3,8 @@ its pool (its class, with label conditioning) negative. The scores of a training
 decision value under that hyperplane, a linear function defined on every training image; the
 search ranks the pool by it, highest first, and LDS uses the inverse distance to the hyperplane
 (the nearest the most influential), signed by label as the paper's sign estimation says: the
-target's class positive, every other class negative (`other_classes="zero"`: other classes left out).
+target's class positive, every other class negative (`other_classes="zero"`: other classes left
+out).
 
 Backends:
   sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
@@ -51,10 +52,12 @@ class ExemplarSVM(Scorer):
                  memory_budget: int = 0, other_classes: str = "negative", magnitude: str = PAPER):
         self.other_classes, self.magnitude = sign_rule(other_classes), check_magnitude(magnitude)
         if backend not in _BACKENDS:
-            raise BrittleError(f"scorer.backend={backend} is not valid; use one of {list(_BACKENDS)}")
+            raise BrittleError(f"scorer.backend={backend} is not valid; use one of "
+                               f"{list(_BACKENDS)}")
         if backend == "cuml" and not cuml_available():
-            raise BrittleError("scorer.backend=cuml needs cuML and a CUDA GPU, brittle's gpu extra: pip "
-                               "install 'brittle[gpu]' on a GPU machine; or use scorer.backend=torch or sklearn")
+            raise BrittleError("scorer.backend=cuml needs cuML and a CUDA GPU, brittle's "
+                               "gpu extra: pip install 'brittle[gpu]' on a GPU machine; or use "
+                               "scorer.backend=torch or sklearn")
         self.backend = "torch" if backend == "auto" else backend
         self.C, self.max_iter, self.tol = float(C), int(max_iter), float(tol)
         self.label_conditioning, self.lds_sparsity = label_conditioning, float(lds_sparsity)
@@ -64,7 +67,8 @@ class ExemplarSVM(Scorer):
         self.torch_tol, self.batch_size = float(torch_tol), int(batch_size)
         # cuML solves in float32: its answers are judged converged within this relative gradient
         self.cuml_tol = float(cuml_tol)
-        self.memory_budget = int(memory_budget)   # bytes for a chunk of torch solves; 0: half the free memory
+        # bytes for a chunk of torch solves; 0: half the free memory
+        self.memory_budget = int(memory_budget)
         self.device = torch.device("cpu")
         self.not_converged = 0  # targets whose final solve missed its tolerance
         self.fallbacks = 0      # torch solves redone by liblinear
@@ -74,7 +78,8 @@ class ExemplarSVM(Scorer):
         against the target's pool; the ranking keeps the pool, the attributions use them all)."""
         train, labels, feats = self.train.features, self.train.labels, queries.features
         if train is None or feats is None:
-            raise ValueError("the ESVM scores backbone features: prepare it with train and query features")
+            raise ValueError("the ESVM scores backbone features: prepare it with train and "
+                             "query features")
         if self.backend == "torch":
             return self._torch_scores(feats, queries.labels, train, labels)
         out = np.empty((len(queries.ids), len(labels)))
@@ -83,7 +88,8 @@ class ExemplarSVM(Scorer):
         return out
 
     def _groups(self, query_labels: np.ndarray, labels: np.ndarray):
-        """(rows of the targets, their shared pool) per class (one group without label conditioning)."""
+        """(rows of the targets, their shared pool) per class (one group without label
+        conditioning)."""
         if not self.label_conditioning:
             yield np.arange(len(query_labels)), candidate_pool(labels, int(query_labels[0]), False)
             return
@@ -98,13 +104,15 @@ class ExemplarSVM(Scorer):
         from brittle.scorers.esvm.newton import decisions
 
         train_dev = torch.as_tensor(np.require(train, np.float32, ["C", "W"]), device=self.device)
-        weights = torch.empty(len(feats), train.shape[1] + 1, dtype=torch.float64, device=self.device)
+        weights = torch.empty(len(feats), train.shape[1] + 1, dtype=torch.float64,
+                              device=self.device)
         for rows, pool in self._groups(query_labels, labels):
             weights[torch.as_tensor(rows, device=self.device)] = self._torch_weights(
                 feats[rows], train_dev[torch.as_tensor(pool, device=self.device)])
         return decisions(weights, train_dev).cpu().numpy()
 
-    def decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def decisions(self, queries: np.ndarray, negatives: np.ndarray,
+                  points: np.ndarray) -> np.ndarray:
         """Decision values [T, M] of points [M, D] under the SVMs of queries [T, D] vs negatives."""
         if self.backend == "torch":
             return self._torch_decisions(queries, negatives, points)
@@ -112,7 +120,8 @@ class ExemplarSVM(Scorer):
             return self._cuml_decisions(queries, negatives, points)
         return np.stack([self._liblinear(q, negatives, points) for q in queries])
 
-    def _liblinear(self, query: np.ndarray, negatives: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+    def _liblinear(self, query: np.ndarray, negatives: np.ndarray,
+                   points: np.ndarray | None = None) -> np.ndarray:
         """The reference recipe's fit for one target: decision values on `points` (scikit-learn's
         own decision_function), or the hyperplane float64 [D+1] (bias last) when none are given."""
         from sklearn.exceptions import ConvergenceWarning
@@ -132,10 +141,12 @@ class ExemplarSVM(Scorer):
             log.warning("liblinear did not converge for a target (max_iter=%d)", self.max_iter)
         self.not_converged += int(failed > 0)
         if points is None:
-            return np.concatenate([np.ravel(clf.coef_), np.ravel(clf.intercept_)]).astype(np.float64)
+            return np.concatenate([np.ravel(clf.coef_),
+                                   np.ravel(clf.intercept_)]).astype(np.float64)
         return clf.decision_function(np.asarray(points, dtype=np.float64))
 
-    def _cuml_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def _cuml_decisions(self, queries: np.ndarray, negatives: np.ndarray,
+                        points: np.ndarray) -> np.ndarray:
         """cuML's LinearSVC, one fit per target. The pool goes to the GPU once per class group and
         each target's problem is assembled there (cuML reads CUDA tensors in place, where numpy
         input would be uploaded again for every fit). cuML reports no iteration count, so a fit
@@ -153,18 +164,22 @@ class ExemplarSVM(Scorer):
         rows = []
         for query in np.asarray(queries, dtype=np.float32):
             q = torch.as_tensor(query, device=dev)[None, :]
-            # liblinear penalises the bias (an appended constant feature): penalized_intercept matches it
-            clf = CuLinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge", penalized_intercept=True,
-                              max_iter=self.max_iter, tol=self.tol, output_type="numpy")
+            # liblinear penalises the bias (an appended constant feature):
+            # penalized_intercept matches it
+            clf = CuLinearSVC(C=self.C, class_weight="balanced", loss="squared_hinge",
+                              penalized_intercept=True, max_iter=self.max_iter, tol=self.tol,
+                              output_type="numpy")
             clf.fit(torch.cat([q, neg]), y)
-            w = torch.cat([torch.as_tensor(np.ravel(clf.coef_)), torch.as_tensor(np.ravel(clf.intercept_))])
+            w = torch.cat([torch.as_tensor(np.ravel(clf.coef_)),
+                           torch.as_tensor(np.ravel(clf.intercept_))])
             w = w.to(device=dev, dtype=torch.float64)[None, :]
             if float(relative_gradient(w, q, neg, self.C)[0]) > self.cuml_tol:
                 self.not_converged += 1
             rows.append(decisions(w, pts)[0])
         return torch.stack(rows).cpu().numpy()
 
-    def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray,
+                         points: np.ndarray) -> np.ndarray:
         """Decision values [T, M] of points [M, D] under the torch solver's hyperplanes."""
         from brittle.scorers.esvm.newton import decisions
 
@@ -182,11 +197,13 @@ class ExemplarSVM(Scorer):
         out = []
         for start in range(0, len(queries), self.batch_size):
             batch = np.asarray(queries[start:start + self.batch_size])
-            w, converged = exemplar_svm_weights(torch.as_tensor(batch, dtype=torch.float32, device=self.device),
-                                                neg, self.C, settings)
+            pos = torch.as_tensor(batch, dtype=torch.float32, device=self.device)
+            w, converged = exemplar_svm_weights(pos, neg, self.C, settings)
             for row in np.flatnonzero(~converged.cpu().numpy()):
-                log.warning("torch ESVM solve did not converge for a target; using liblinear for it")
+                log.warning("torch ESVM solve did not converge for a target; "
+                            "using liblinear for it")
                 self.fallbacks += 1
-                w[row] = torch.as_tensor(self._liblinear(batch[row], neg.cpu().numpy()), device=w.device)
+                w[row] = torch.as_tensor(self._liblinear(batch[row], neg.cpu().numpy()),
+                                         device=w.device)
             out.append(w)
         return torch.cat(out)

@@ -40,7 +40,8 @@ def exact_line_search(a: torch.Tensor, b: torch.Tensor, marg: torch.Tensor, dmar
     dl = (sign * torch.where(moves, lin, zero)).gather(1, order)
     before_c = c0[:, None] + dc.cumsum(1) - dc            # slope coefficients left of each kink
     before_l = l0[:, None] + dl.cumsum(1) - dl
-    slope_at = torch.where(torch.isfinite(t), before_c + before_l * t, torch.full_like(t, float("inf")))
+    slope_at = torch.where(torch.isfinite(t), before_c + before_l * t,
+                           torch.full_like(t, float("inf")))
     first = (slope_at >= 0).to(torch.int8).argmax(dim=1, keepdim=True)  # root lies left of it
     seg_c = before_c.gather(1, first)[:, 0]
     seg_l = before_l.gather(1, first)[:, 0]
@@ -80,7 +81,8 @@ def _active_minimiser(q: torch.Tensor, active: torch.Tensor, delta: torch.Tensor
     size = max(int(active.sum(1).max()), 1)
     idx = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :size]     # [T, a]
     n = q.shape[1]
-    sub = q.gather(1, idx[:, :, None].expand(-1, -1, n)).gather(2, idx[:, None, :].expand(-1, size, -1))
+    sub = (q.gather(1, idx[:, :, None].expand(-1, -1, n))
+           .gather(2, idx[:, None, :].expand(-1, size, -1)))
     act = active.gather(1, idx).to(q.dtype)
     system = sub * act[:, :, None] * act[:, None, :] \
         + torch.diag_embed(delta.gather(1, idx) * act + (1.0 - act))
@@ -88,12 +90,15 @@ def _active_minimiser(q: torch.Tensor, active: torch.Tensor, delta: torch.Tensor
     return torch.zeros_like(delta).scatter(1, idx, gamma * act)
 
 
-def _grown(u: torch.Tensor, q: torch.Tensor, added: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _grown(u: torch.Tensor, q: torch.Tensor,
+           added: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The working set's vectors u [T, n, D+1] and signed Gram q [T, n, n] with `added` [T, k, D+1]
-    appended: only the new rows and columns are computed (the Gram is the phase's largest product)."""
+    appended: only the new rows and columns are computed (the Gram is the phase's largest
+    product)."""
     cross = u @ added.transpose(1, 2)                          # [T, n, k]
     corner = added @ added.transpose(1, 2)                     # [T, k, k]
-    q = torch.cat([torch.cat([q, cross], dim=2), torch.cat([cross.transpose(1, 2), corner], dim=2)], dim=1)
+    q = torch.cat([torch.cat([q, cross], dim=2), torch.cat([cross.transpose(1, 2), corner], dim=2)],
+                  dim=1)
     return torch.cat([u, added], dim=1), q
 
 
