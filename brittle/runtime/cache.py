@@ -1,4 +1,5 @@
-"""The content-addressed stage cache: `root/<stage>/<key>/`, one directory per distinct stage config.
+"""The content-addressed stage cache: `root/<stage>/<key>/`, one directory per distinct stage
+config.
 
 Expensive stage outputs (decoded datasets, backbone checkpoints, embeddings, reference and
 scorer models, subset banks) are keyed by the hash of the config subset they depend on (with
@@ -85,7 +86,8 @@ class StageCache:
                 f"({'; '.join(diff[:3])}); delete that directory or point cache_dir elsewhere")
         return final
 
-    def get_or_compute(self, stage: str, material: dict, compute: Callable[[Path], dict | None]) -> Path:
+    def get_or_compute(self, stage: str, material: dict,
+                       compute: Callable[[Path], dict | None]) -> Path:
         """Return the cached directory, computing it once (under a file lock) when missing.
 
         `compute(tmpdir)` writes its files into `tmpdir` and may return extra metadata; the
@@ -121,7 +123,8 @@ class StageCache:
         return json.loads((Path(directory) / "meta.json").read_text())
 
 
-def _fill(tmp: Path, final: Path, stage: str, material: dict, compute: Callable[[Path], dict | None]) -> None:
+def _fill(tmp: Path, final: Path, stage: str, material: dict,
+          compute: Callable[[Path], dict | None]) -> None:
     """Run `compute` into `tmp` and record its meta.json; a write that failed on a full disk is
     an OSError naming the entry (checked before the temp directory is removed)."""
     try:

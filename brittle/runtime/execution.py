@@ -17,15 +17,16 @@ from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.names import with_stable_names
 
-if TYPE_CHECKING:  # torch is imported where a device is resolved: the command line's checks need none
+# torch is imported where a device is resolved: the command line's checks need none
+if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
 # Dotted config paths; a run directory made with one value is resumed with any other.
 # (backbone.trust_checkpoint permits reading a file, it does not change what is computed.)
-EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download", "backbone.trust_checkpoint",
-                  "pretrain_save_every", "search.lockstep")
+EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download",
+                  "backbone.trust_checkpoint", "pretrain_save_every", "search.lockstep")
 # Display names of options (tables, figures): never part of what a stage computes. Exact paths:
 # a setting called `label` anywhere else is a setting like any other.
 DISPLAY_KEYS = ("arch.label", "trainer.label", "backbone.label")
@@ -63,12 +64,14 @@ def resolve_device(want: str) -> torch.device:
         raise BrittleError(f"device={want} is not valid; use auto, cpu, cuda or cuda:N")
     usable = torch.cuda.is_available()
     if not usable and want != "cpu" and nvidia_gpus_present():
-        log.warning("NVIDIA GPUs are present but this torch (CUDA %s) cannot use them (is the driver "
-                    "older than its CUDA build needs?); device=%s runs on the CPU", torch.version.cuda, want)
+        log.warning("NVIDIA GPUs are present but this torch (CUDA %s) cannot use them "
+                    "(is the driver older than its CUDA build needs?); device=%s runs on the CPU",
+                    torch.version.cuda, want)
     if want == "auto" and not usable or want == "cpu":
         return torch.device("cpu")
     if not usable:
-        raise BrittleError(f"device={want} but no CUDA GPU is visible; use device=cpu or device=auto")
+        raise BrittleError(f"device={want} but no CUDA GPU is visible; use device=cpu "
+                           "or device=auto")
     try:
         device = torch.device("cuda" if want == "auto" else want)
     except RuntimeError:
@@ -81,7 +84,8 @@ def resolve_device(want: str) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device())
     n = torch.cuda.device_count()
     if device.index >= n:
-        raise BrittleError(f"device={want} but {n} GPU{'s' if n != 1 else ''} are visible; use cuda:0 .. cuda:{n - 1}")
+        raise BrittleError(f"device={want} but {n} GPU{'s' if n != 1 else ''} are visible; use "
+                           f"cuda:0 .. cuda:{n - 1}")
     return device
 
 
@@ -117,7 +121,8 @@ def execution_of(cfg: DictConfig, run_dir: Path) -> Execution:
 
 
 def plain(node: Any) -> dict[str, Any]:
-    """A config node as a resolved plain dict (OmegaConf's containers are typed as any JSON value)."""
+    """A config node as a resolved plain dict (OmegaConf's containers are typed as any JSON
+    value)."""
     out = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     if not isinstance(out, dict):
         raise TypeError(f"expected a mapping config node, got {type(out).__name__}")

@@ -59,7 +59,8 @@ def _describe(code: int, filename: object, roots: Mapping[str, Path]) -> Brittle
     what, remedy = _REMEDIES[code]
     path = Path(str(filename)) if filename else None
     setting = next((name for name, root in roots.items()
-                    if path is not None and _inside(path, Path(root))), "cache_dir or hydra.run.dir")
+                    if path is not None and _inside(path, Path(root))),
+                   "cache_dir or hydra.run.dir")
     where = f" writing {path}" if path is not None else ""
     return BrittleError(f"{what}{where}: {remedy.format(setting=setting)}, then {RESUME}")
 
@@ -84,7 +85,8 @@ def as_disk_fault(exc: BaseException, path: Path) -> OSError | None:
 
 
 def free_bytes(directory: Path) -> int:
-    """Bytes available to this user on the file system holding `directory` (or its nearest parent)."""
+    """Bytes available to this user on the file system holding `directory` (or its nearest
+    parent)."""
     directory = Path(directory)
     while not directory.exists() and directory != directory.parent:
         directory = directory.parent
@@ -95,11 +97,12 @@ def free_bytes(directory: Path) -> int:
 
 
 def require_space(directory: Path, nbytes: int, what: str, setting: str = "cache_dir") -> None:
-    """Refuse, before the work, a write of `nbytes` that the file system of `directory` cannot hold."""
+    """Refuse, before the work, a write of `nbytes` that the file system of `directory` cannot
+    hold."""
     free = free_bytes(directory)
     if nbytes > free:
-        raise BrittleError(f"{what} needs {_size(nbytes)} in {directory} but only {_size(free)} is free: "
-                           f"free space there or point {setting} elsewhere")
+        raise BrittleError(f"{what} needs {_size(nbytes)} in {directory} but only "
+                           f"{_size(free)} is free: free space there or point {setting} elsewhere")
 
 
 def _size(n: int) -> str:
@@ -128,7 +131,8 @@ def check_writable(directory: Path, setting: str, locks: bool = False) -> None:
         os.unlink(probe)
 
 
-def _describe_or(fault: OSError | None, exc: OSError, setting: str, directory: Path) -> BrittleError:
+def _describe_or(fault: OSError | None, exc: OSError, setting: str,
+                 directory: Path) -> BrittleError:
     if fault is not None and fault.errno is not None:
         return _describe(fault.errno, directory, {setting: directory})
     return BrittleError(f"{setting}={directory} cannot be written ({exc.strerror or exc}); "

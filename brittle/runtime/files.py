@@ -109,15 +109,15 @@ def read_torch_file(path: Path, setting: str, expected: str, trust: bool = False
     with torch.serialization.safe_globals(list(SAFE_TYPES)):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle, zip and torch raise many types for a file that is not one
+        except Exception as exc:  # pickle, zip and torch raise many types for a non-torch file
             failure = exc
     unsafe = _unsafe_globals(path, failure)
     if not unsafe:
         raise _not_torch_file(path, setting, expected, failure) from None
     opt_in = f"if you trust the file, set {trust_setting}=true" if trust_setting else \
         "re-save its tensors with torch.save(state_dict)"
-    raise BrittleError(f"{setting}={path} holds {', '.join(unsafe[:3])}, which loading would have to "
-                       f"run as code; refused ({opt_in})")
+    raise BrittleError(f"{setting}={path} holds {', '.join(unsafe[:3])}, which loading "
+                       f"would have to run as code; refused ({opt_in})")
 
 
 # Non-tensor types of release checkpoints that carry data only (DINO and MoCo v3 keep their
@@ -153,7 +153,8 @@ def _unsafe_globals(path: Path, failure: Exception) -> list[str]:
 def _not_torch_file(path: Path, setting: str, expected: str, exc: object) -> BrittleError:
     reason = " ".join(str(exc).split())[:120] or type(exc).__name__
     kind = type(exc).__name__ if isinstance(exc, BaseException) else "error"
-    return BrittleError(f"{setting}={path} is not a PyTorch file ({kind}: {reason}); give {expected}")
+    return BrittleError(f"{setting}={path} is not a PyTorch file ({kind}: {reason}); "
+                        f"give {expected}")
 
 
 def check_run_dir(run_dir: Path, run_spec: dict) -> None:

@@ -13,7 +13,8 @@ import torch
 
 
 def free_bytes(device: torch.device) -> int:
-    """Bytes free on `device` now: the CUDA allocator's view for a GPU, MemAvailable for the host."""
+    """Bytes free on `device` now: the CUDA allocator's view for a GPU, MemAvailable for the
+    host."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
@@ -28,7 +29,8 @@ def free_bytes(device: torch.device) -> int:
 
 
 def budget(device: torch.device, setting: int) -> int:
-    """The bytes a chunked computation may use: `setting` when positive, else half the free memory."""
+    """The bytes a chunked computation may use: `setting` when positive, else half the free
+    memory."""
     return int(setting) if int(setting) > 0 else free_bytes(device) // 2
 
 
@@ -42,4 +44,5 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "not enough memory" in text)
+    return (isinstance(exc, RuntimeError)
+            and ("out of memory" in text or "not enough memory" in text))

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# stable name -> where the code lives now (one line per target; tests/runtime/test_names.py imports each)
+# stable name -> where the code lives now (one line per target;
+# tests/runtime/test_names.py imports each)
 REGISTERED: dict[str, str] = {
     "data/digits": "brittle.data.datasets.load_digits",
     "data/cifar10": "brittle.data.cifar10.load_cifar10",
@@ -66,21 +67,25 @@ REGISTERED: dict[str, str] = {
 PREFIX = "brittle:"
 _BY_PATH = {path: PREFIX + name for name, path in REGISTERED.items()}
 
-# import paths of earlier releases (0.1: a flat package; then brittle.support and airbench.py) -> today's
+# import paths of earlier releases (0.1: a flat package; then brittle.support and
+# airbench.py) -> today's
 MOVED: dict[str, str] = {
     "brittle.data.load_digits": "brittle.data.datasets.load_digits",
     "brittle.data.load_cifar10": "brittle.data.cifar10.load_cifar10",
     "brittle.imagefolder.load_imagefolder": "brittle.data.imagefolder.load_imagefolder",
     **{f"brittle.backbones.{n}": f"brittle.ssl.networks.{n}"
        for n in ("small_cnn", "resnet18_cifar", "pretrained_net")},
-    **{f"brittle.methods.{n}": f"brittle.ssl.methods.{n}" for n in ("MoCo", "BYOL", "SimCLR", "DINO", "Supervised")},
+    **{f"brittle.methods.{n}": f"brittle.ssl.methods.{n}"
+       for n in ("MoCo", "BYOL", "SimCLR", "DINO", "Supervised")},
     "brittle.retrain.trainers.RecipeTrainer": "brittle.retrain.recipe_trainer.RecipeTrainer",
     "brittle.retrain.perturb.Remove": "brittle.counterfactual.tasks.Remove",
     "brittle.retrain.perturb.Mislabel": "brittle.counterfactual.tasks.Mislabel",
-    **{f"brittle.search.{n}": f"brittle.counterfactual.searches.{n}" for n in ("Bisection", "Grid", "Parallel")},
+    **{f"brittle.search.{n}": f"brittle.counterfactual.searches.{n}"
+       for n in ("Bisection", "Grid", "Parallel")},
     "brittle.stages.lds.LinearDatamodelingScore": "brittle.eval.lds.LinearDatamodelingScore",
     "brittle.stages.lds.NoEvaluation": "brittle.eval.lds.NoEvaluation",
-    **{f"brittle.support.tasks.{n}": f"brittle.counterfactual.tasks.{n}" for n in ("Remove", "Mislabel")},
+    **{f"brittle.support.tasks.{n}": f"brittle.counterfactual.tasks.{n}"
+       for n in ("Remove", "Mislabel")},
     **{f"brittle.support.searches.{n}": f"brittle.counterfactual.searches.{n}"
        for n in ("Bisection", "Grid", "Parallel")},
     "brittle.retrain.airbench.AirNet": "brittle.retrain.airnet.AirNet",
@@ -171,7 +176,8 @@ def stable_name(target: str) -> str:
         obj = get_object(target)
     except Exception:  # not importable: the command-line check reports it
         return target
-    return _BY_PATH.get(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}", target)
+    return _BY_PATH.get(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}",
+                        target)
 
 
 def moved(target: str) -> str | None:
@@ -182,7 +188,8 @@ def moved(target: str) -> str | None:
 def with_stable_names(node: Any) -> Any:
     """A config container with every `_target_` value replaced by its stable name."""
     if isinstance(node, dict):
-        return {k: (stable_name(v) if k == "_target_" and isinstance(v, str) else with_stable_names(v))
+        return {k: (stable_name(v) if k == "_target_" and isinstance(v, str)
+                    else with_stable_names(v))
                 for k, v in node.items()}
     if isinstance(node, list):
         return [with_stable_names(v) for v in node]

@@ -21,7 +21,8 @@ def on_terminal() -> bool:
 class Progress:
     """Counts `total` units of `desc`; the ETA comes from the measured seconds per unit."""
 
-    def __init__(self, total: int, desc: str, enabled: bool = True, unit: str = "it", every: float = 30.0):
+    def __init__(self, total: int, desc: str, enabled: bool = True, unit: str = "it",
+                 every: float = 30.0):
         self.total, self.desc, self.unit, self.every = int(total), desc, unit, float(every)
         self.enabled, self.done, self._bar = bool(enabled), 0, None
         self._start = self._last = time.perf_counter()
@@ -46,8 +47,8 @@ class Progress:
         if now - self._last >= self.every or self.done >= self.total:
             self._last = now
             extra = "".join(f", {k} {v}" for k, v in postfix.items())
-            log.info("%s: %d/%d %s, %s elapsed, ~%s left%s", self.desc, self.done, self.total, self.unit,
-                     clock(now - self._start), clock(self.eta(now)), extra)
+            log.info("%s: %d/%d %s, %s elapsed, ~%s left%s", self.desc, self.done, self.total,
+                     self.unit, clock(now - self._start), clock(self.eta(now)), extra)
 
     def eta(self, now: float | None = None) -> float:
         """Seconds left at the measured rate so far."""

@@ -86,5 +86,6 @@ class ModelClock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
             record = self._read()
-            record[self.key] = {"seconds_per_model": self.seconds / self.models, "models": self.models}
+            record[self.key] = {"seconds_per_model": self.seconds / self.models,
+                                "models": self.models}
             save_json(self.path, record)
