@@ -68,11 +68,12 @@ def run(subset: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha:
             rng = np.random.default_rng(model_rng_seed)
             keep = np.sort(rng.choice(n, size=int(round(alpha * n)), replace=False))
             masks[j, keep] = True
-            model = engine.train(torch.as_tensor(keep, device=engine.train_x.device), engine.train_y,
-                                 model_rng_seed)
+            model = engine.train(torch.as_tensor(keep, device=engine.train_x.device),
+                                 engine.train_y, model_rng_seed)
             margins[j] = margins_of(engine.logits(model, engine.test_x), test_y).cpu().numpy()
             if (j + 1) % max(1, n_models // 10) == 0:
-                log.info("subset bank: %d/%d models (%.1f s)", j + 1, n_models, time.perf_counter() - start)
+                log.info("subset bank: %d/%d models (%.1f s)", j + 1, n_models,
+                         time.perf_counter() - start)
         np.save(tmp / "masks.npy", masks)
         np.save(tmp / "margins.npy", margins)
         return {"seconds": time.perf_counter() - start}

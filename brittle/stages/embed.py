@@ -95,7 +95,8 @@ def check_space(subset: DictConfig, ex: Execution, data: Dataset) -> None:
         return
     dim = _extractor(subset.backbone, None)[1]   # a bad backbone.features fails here, not after
     need = (len(data.train) + len(data.test)) * dim * 4
-    require_space(ex.cache.root, need, f"embedding {len(data.train) + len(data.test)} images x {dim} floats")
+    require_space(ex.cache.root, need,
+                  f"embedding {len(data.train) + len(data.test)} images x {dim} floats")
 
 
 def run(subset: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:
@@ -112,21 +113,27 @@ def run(subset: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) ->
         total = len(data.train) + len(data.test)
         with Progress(total, "embed", ex.progress, unit="img") as bar:
             for name, images in (("train", data.train.images), ("test", data.test.images)):
-                features_to(tmp / f"{name}.npy", net, images, mean, std, ex.device, progress=bar, **opts)
+                features_to(tmp / f"{name}.npy", net, images, mean, std, ex.device, progress=bar,
+                            **opts)
         seconds = time.perf_counter() - start
-        train, test = np.load(tmp / "train.npy", mmap_mode="r"), np.load(tmp / "test.npy", mmap_mode="r")
+        train = np.load(tmp / "train.npy", mmap_mode="r")
+        test = np.load(tmp / "test.npy", mmap_mode="r")
         _check_finite(train, test)
         fresh.append(True)
         acc = knn_accuracy(train, data.train.labels, test, data.test.labels)
         n = len(train) + len(test)
-        log.info("embedded %d images (%d-d) in %.1f s; kNN accuracy %.3f", n, train.shape[1], seconds, acc)
-        return {"seconds": seconds, "images_per_second": n / max(seconds, 1e-9), "knn_accuracy": acc}
+        log.info("embedded %d images (%d-d) in %.1f s; kNN accuracy %.3f", n, train.shape[1],
+                 seconds, acc)
+        return {"seconds": seconds, "images_per_second": n / max(seconds, 1e-9),
+                "knn_accuracy": acc}
 
     out = ex.cache.get_or_compute("embed", key(subset), compute)
     meta = StageCache.meta(out)
-    seconds = float(meta.get("seconds", 0.0)) + float(StageCache.meta(backbone_dir).get("seconds", 0.0))
+    seconds = (float(meta.get("seconds", 0.0))
+               + float(StageCache.meta(backbone_dir).get("seconds", 0.0)))
     # memory-mapped: an ImageNet-sized train set is read on demand, not loaded
-    train, test = np.load(out / "train.npy", mmap_mode="r"), np.load(out / "test.npy", mmap_mode="r")
+    train = np.load(out / "train.npy", mmap_mode="r")
+    test = np.load(out / "test.npy", mmap_mode="r")
     if not fresh:  # read from the cache: checked as if computed (a damaged or edited entry)
         _check_finite(train, test)
     return Embeddings(train, test, float(meta["knn_accuracy"]), out, seconds,

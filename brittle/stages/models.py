@@ -55,8 +55,8 @@ def run(subset: DictConfig, ex: Execution, engine: Engine, request: ModelRequest
             model_rng_seed = model_seed(seed, purpose_stream, j)
             rng = np.random.default_rng(model_rng_seed)
             keep = np.sort(rng.choice(n, int(round(request.fraction * n)), replace=False))
-            model = engine.train(torch.as_tensor(keep, device=engine.train_x.device), engine.train_y,
-                                 model_rng_seed)
+            model = engine.train(torch.as_tensor(keep, device=engine.train_x.device),
+                                 engine.train_y, model_rng_seed)
             states.append({k: v.detach().cpu() for k, v in model.state_dict().items()})
         torch.save(states, tmp / "models.pt")
         return {"seconds": time.perf_counter() - start}

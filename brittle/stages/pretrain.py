@@ -27,7 +27,8 @@ from brittle.stages.subset import key_of
 
 log = logging.getLogger(__name__)
 
-DEPENDS_ON = (*data_stage.DEPENDS_ON, "dataset.ssl_transform", "dataset.normalize", "backbone", "seed")
+DEPENDS_ON = (*data_stage.DEPENDS_ON, "dataset.ssl_transform", "dataset.normalize", "backbone",
+              "seed")
 # backbone.features picks the embedding layer (the embed stage's key): the same training serves both
 EXCLUDES = (*data_stage.TRAIN_ONLY, "backbone.features")
 
@@ -48,23 +49,26 @@ def key(subset: DictConfig) -> dict:
 def run(subset: DictConfig, ex: Execution, data: Dataset) -> Path:
     """The cache directory holding the backbone's `backbone.pt` and `curve.csv`."""
     if subset.backbone.get("checkpoint"):
-        return ex.cache.get_or_compute("pretrain", key(subset),
-                                       lambda tmp: _import_checkpoint(subset, tmp, ex.trust_checkpoint))
+        return ex.cache.get_or_compute(
+            "pretrain", key(subset),
+            lambda tmp: _import_checkpoint(subset, tmp, ex.trust_checkpoint))
     if subset.backbone.get("method") is None:
         raise BrittleError(f"backbone={subset.backbone.get('name')} has no pretraining method; "
                            f"give backbone.checkpoint=/path/to/weights.pth")
-    return ex.cache.get_or_compute("pretrain", key(subset), lambda tmp: _pretrain_into(subset, ex, data, tmp))
+    return ex.cache.get_or_compute("pretrain", key(subset),
+                                   lambda tmp: _pretrain_into(subset, ex, data, tmp))
 
 
 def _import_checkpoint(subset: DictConfig, out: Path, trust: bool) -> dict:
     """A released checkpoint as this project's backbone.pt, validated key by key (read with full
     unpickling only when `trust`)."""
     from brittle.ssl.checkpoints import load_release_checkpoint
-    net = load_release_checkpoint(instantiate(subset.backbone.net), Path(subset.backbone.checkpoint),
-                                  trust=trust)
+    net = load_release_checkpoint(instantiate(subset.backbone.net),
+                                  Path(subset.backbone.checkpoint), trust=trust)
     torch.save(net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n")
-    return {"seconds": 0.0, "feature_dim": feature_dim(net), "source": str(subset.backbone.checkpoint)}
+    return {"seconds": 0.0, "feature_dim": feature_dim(net),
+            "source": str(subset.backbone.checkpoint)}
 
 
 def _pretrain_into(subset: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:

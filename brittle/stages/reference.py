@@ -34,7 +34,8 @@ def run(subset: DictConfig, ex: Execution, engine: Engine) -> np.ndarray:
         np.save(tmp / "probs.npy", probs)
         acc = [float((p.argmax(1) == engine.test_y).mean()) for p in probs]
         seconds = time.perf_counter() - start
-        log.info("reference models: test accuracy %s (%.1f s)", ", ".join(f"{a:.3f}" for a in acc), seconds)
+        log.info("reference models: test accuracy %s (%.1f s)", ", ".join(f"{a:.3f}" for a in acc),
+                 seconds)
         return {"test_accuracy": acc, "seconds": seconds}
 
     out = ex.cache.get_or_compute("reference", key_of(subset), compute)

@@ -76,7 +76,8 @@ def wants_scores(subset: DictConfig, want_attributions: bool) -> bool:
 
 
 def _paths(run_dir: Path) -> dict[str, Path]:
-    return {"topk": run_dir / "topk.npy", "cost": run_dir / "score_cost.json", "scores": run_dir / "scores.npy"}
+    return {"topk": run_dir / "topk.npy", "cost": run_dir / "score_cost.json",
+            "scores": run_dir / "scores.npy"}
 
 
 def recorded(run_dir: Path, want: bool) -> Scored | None:
@@ -92,8 +93,10 @@ def recorded(run_dir: Path, want: bool) -> Scored | None:
         return None
 
 
-def _cost_record(scorer: Scorer, topk: np.ndarray, features: Any, meter: Meter, n_targets: int) -> dict:
-    """What scoring cost: time, memory, models and their training time, bytes kept, solver health."""
+def _cost_record(scorer: Scorer, topk: np.ndarray, features: Any, meter: Meter,
+                 n_targets: int) -> dict:
+    """What scoring cost: time, memory, models and their training time, bytes kept, solver
+    health."""
     own = scorer.cost()
     feature_bytes = features.train.nbytes if features is not None else 0
     return {"seconds": meter.seconds, "seconds_per_target": meter.seconds / max(n_targets, 1),
@@ -102,7 +105,8 @@ def _cost_record(scorer: Scorer, topk: np.ndarray, features: Any, meter: Meter, 
             "bytes_stored": int(topk.nbytes + feature_bytes + own.bytes_stored),
             "embed_images_per_second": features.images_per_second if features is not None else None,
             # training of the models the method needs (cached stages count once, when built)
-            "models_seconds": float(own.models_seconds) + (features.seconds if features is not None else 0.0),
+            "models_seconds": (float(own.models_seconds)
+                               + (features.seconds if features is not None else 0.0)),
             "n_models": int(own.n_models),
             "not_converged": int(scorer.not_converged),
             "solver_fallbacks": int(scorer.fallbacks)}

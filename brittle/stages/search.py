@@ -46,8 +46,8 @@ class Searched:
     rounds: int
 
 
-def run(subset: DictConfig, ex: Execution, engine: Engine, task: Task, search: Search, targets: Targets,
-        topk: np.ndarray) -> Searched:
+def run(subset: DictConfig, ex: Execution, engine: Engine, task: Task, search: Search,
+        targets: Targets, topk: np.ndarray) -> Searched:
     test_log = TestLog(ex.run_dir / "tests.jsonl")
     tester = CounterfactualTester(engine, task, test_log, int(subset.seed), int(search.n_test),
                                   majority=bool(getattr(search, "majority_only", False)))
@@ -82,8 +82,8 @@ def run(subset: DictConfig, ex: Execution, engine: Engine, task: Task, search: S
 
 def _row(item: SearchTarget, result: SearchResult, engine: Engine, n_models: int) -> dict:
     """One target's support.parquet row; n_trainings: the models its tests' decisions rest on."""
-    row = {"target": item.target, "label": int(engine.test_y[item.target]), "support": int(result.support),
-           "n_trainings": int(n_models)}
+    row = {"target": item.target, "label": int(engine.test_y[item.target]),
+           "support": int(result.support), "n_trainings": int(n_models)}
     if item.flip_class is not None:
         row["flip_class"] = item.flip_class
     return row

@@ -78,8 +78,8 @@ def subset_of(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str
 
 def with_source_arch(cfg: DictConfig) -> DictConfig:
     """The config the models besides the search are trained with: `source_arch` in place of `arch`
-    (settings that interpolate `${arch...}`, such as trainer=arch_recipe's recipe, then follow it), or
-    cfg itself when no source arch is chosen."""
+    (settings that interpolate `${arch...}`, such as trainer=arch_recipe's recipe, then follow it),
+    or cfg itself when no source arch is chosen."""
     if cfg.get("source_arch") is None:
         return cfg
     source = copy.deepcopy(cfg)

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brittle.counterfactual.metrics import fraction_flipped, median_support, support_auc, support_cdf
+from brittle.counterfactual.metrics import (
+    fraction_flipped,
+    median_support,
+    support_auc,
+    support_cdf,
+)
 from brittle.counterfactual.searches import NOT_FOUND
 from brittle.eval.stats import bootstrap_ci
 from brittle.runtime.files import atomic_path, save_json
@@ -77,7 +82,8 @@ class RunSummary(RunDetails):
     def read(cls, path: Path) -> RunSummary:
         """The record of a summary.json; ValueError when it is not one (e.g. it predates labels)."""
         raw = json.loads(Path(path).read_text())
-        missing = [f.name for f in fields(cls) if f.name not in raw and not f.name.startswith("lds")]
+        missing = [f.name for f in fields(cls) if f.name not in raw
+                   and not f.name.startswith("lds")]
         if missing or not isinstance(raw.get("labels"), dict):
             raise ValueError(f"{path} lacks {missing or ['labels']}")
         known = {f.name for f in fields(cls)}
@@ -127,7 +133,8 @@ def plot_cdf(path: Path, summary: RunSummary) -> None:
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"support size k ({summary.task})")
     ax.set_ylabel("fraction of targets flipped within k")
-    ax.set_title(f"{summary.n_flipped}/{summary.n_targets} targets flipped within {summary.max_support}")
+    ax.set_title(f"{summary.n_flipped}/{summary.n_targets} targets flipped within "
+                 f"{summary.max_support}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -142,7 +149,8 @@ def format_table(support: pd.DataFrame, summary: RunSummary, classes: list[str])
     for row in support.itertuples():
         flip = classes[row.flip_class] if "flip_class" in support.columns else "-"
         sup = f"{row.support}" if row.support != NOT_FOUND else f">{summary.max_support}"
-        lines.append(f"{row.target:>7} {classes[row.label]:>10} {flip:>10} {sup:>8} {row.n_trainings:>9}")
+        lines.append(f"{row.target:>7} {classes[row.label]:>10} {flip:>10} {sup:>8} "
+                     f"{row.n_trainings:>9}")
     lo, hi = summary.auc_ci
     lines.append(
         f"AUC {summary.auc:.3f} (95% CI {lo:.3f}..{hi:.3f})   flipped {summary.n_flipped}/"

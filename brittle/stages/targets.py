@@ -95,13 +95,15 @@ def _of_file(tcfg: DictConfig, data: Dataset, given: np.ndarray) -> np.ndarray:
     wanted = _explicit(tcfg, data)
     missing = np.setdiff1d(wanted, ids)
     if len(missing):
-        raise BrittleError(f"targets.indices names test index {int(missing[0])}, which the score file has no "
-                           f"scores for; use indices among its {len(ids)} targets or drop targets.indices")
+        raise BrittleError(f"targets.indices names test index {int(missing[0])}, which the score "
+                           f"file has no scores for; use indices among its {len(ids)} targets or "
+                           "drop targets.indices")
     return np.sort(wanted)
 
 
 def _all_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.ndarray:
-    """Sorted test indices int64 [T]: `targets.indices` if given, else `targets.n` balanced picks."""
+    """Sorted test indices int64 [T]: `targets.indices` if given, else `targets.n` balanced
+    picks."""
     if tcfg.indices is not None:
         return _explicit(tcfg, data)
     test_labels = data.test.labels
@@ -112,7 +114,8 @@ def _all_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.
     classes = np.unique(test_labels)
     if n < 1 or n > int(eligible.sum()):
         raise BrittleError(f"targets.n={n} is out of range; use 1..{int(eligible.sum())} "
-                           f"(eligible test samples{' classified correctly' if tcfg.only_correct else ''})")
+                           "(eligible test samples"
+                           f"{' classified correctly' if tcfg.only_correct else ''})")
     rng = np.random.default_rng([int(tcfg.seed), int(Stream.TARGETS)])
     per_class = [rng.permutation(np.flatnonzero(eligible & (test_labels == c))) for c in classes]
     chosen: list[int] = []
