@@ -51,5 +51,7 @@ class TrainingPlan:
         text = f"at most {self.total} models to train" + (f" ({', '.join(shown)})" if shown else "")
         seconds = self.seconds()
         if seconds is not None and self.total:
-            return text + f"; ~ {hours(seconds)} at the seconds per model measured on this device before"
-        return text + "; the time shows once the first models are trained (never timed on this device)"
+            return (text + f"; ~ {hours(seconds)} at the seconds per model measured on this "
+                           "device before")
+        return (text + "; the time shows once the first models are trained (never timed on "
+                       "this device)")

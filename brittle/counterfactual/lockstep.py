@@ -102,8 +102,8 @@ class _Rounds:
 
 def search_lockstep(search: Search, tester: CounterfactualTester, items: Sequence[SearchTarget],
                     finished: Callable[[int, SearchResult], None]) -> int:
-    """Run `search` for every target of `items` in lockstep; `finished(i, result)` is called (in this thread)
-    as each ends. Returns the number of rounds."""
+    """Run `search` for every target of `items` in lockstep; `finished(i, result)` is called (in
+    this thread) as each ends. Returns the number of rounds."""
     rounds = _Rounds(len(items))
     results: dict[int, SearchResult] = {}
 

@@ -176,7 +176,8 @@ class Parallel(Search):
             probes = self.probes(lo, hi)
             # one round: independent tests, asked for together when the oracle can (lockstep search)
             many = getattr(accuracy_at, "many", None)
-            results = list(zip(probes, many(probes))) if many else [(k, accuracy_at(k)) for k in probes]
+            results = (list(zip(probes, many(probes))) if many
+                       else [(k, accuracy_at(k)) for k in probes])
             steps += results
             rounds += 1
             flipped = [k for k, acc in results if acc <= 0.5]

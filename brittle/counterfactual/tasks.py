@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-if TYPE_CHECKING:  # torch is imported where a task is applied: choosing one on the command line needs none
+# torch is imported where a task is applied: choosing one on the command line needs none
+if TYPE_CHECKING:
     import torch
 
 
 class Task(ABC):
-    """A `task=` option: how a ranking's prefix modifies the training set of a counterfactual test."""
+    """A `task=` option: how a ranking's prefix modifies the training set of a counterfactual
+    test."""
 
     name: ClassVar[str]
     needs_flip_class: ClassVar[bool]
