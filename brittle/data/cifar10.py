@@ -69,7 +69,8 @@ def _decode_to(source: Path, out: Path) -> dict:
     np.savez(out / "data.npz", classes=np.array(classes), ordering=np.array(ordering),
              train_x=splits["train"][0], train_y=splits["train"][1],
              test_x=splits["test"][0], test_y=splits["test"][1])
-    return {"n_train": len(splits["train"][1]), "n_test": len(splits["test"][1]), "ordering": ordering}
+    return {"n_train": len(splits["train"][1]), "n_test": len(splits["test"][1]),
+            "ordering": ordering}
 
 
 def _batches_dir(source: Path) -> Path | None:
@@ -87,8 +88,9 @@ def _read_batches(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 with open(folder / name, "rb") as f:
                     batch = pickle.load(f, encoding="latin1")
             except Exception as exc:  # truncated or foreign files raise many types
-                raise BrittleError(f"{folder / name} is not a CIFAR-10 python batch ({type(exc).__name__}); "
-                                   f"download the batches again or give the class-folder tarball") from None
+                raise BrittleError(f"{folder / name} is not a CIFAR-10 python batch "
+                                   f"({type(exc).__name__}); download the batches again or give "
+                                   "the class-folder tarball") from None
             xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(batch["labels"], dtype=np.int64))
         return np.concatenate(xs), np.concatenate(ys)
@@ -150,7 +152,8 @@ def _decode_split(by_class: dict[str, list[tuple[str, bytes]]], classes: list[st
             images.append(img.transpose(2, 0, 1))
             labels.append(label)
     if bad:
-        raise BrittleError(f"cannot decode {bad[0]} ({len(bad)} image{'s' if len(bad) > 1 else ''} of "
-                           f"{split}/ cannot be decoded); replace or remove them")
+        raise BrittleError(f"cannot decode {bad[0]} ({len(bad)} "
+                           f"image{'s' if len(bad) > 1 else ''} of {split}/ cannot be decoded); "
+                           "replace or remove them")
     log.info("decoded %d %s images", len(labels), split)
     return np.stack(images), np.asarray(labels, dtype=np.int64)

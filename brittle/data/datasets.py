@@ -86,7 +86,8 @@ def apply_subsets(name: str, train: ImageSet, test: ImageSet, train_subset: int 
 
 
 def normalized(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float32 [B, C, H, W], scaled to [0, 1] then standardised per channel."""
+    """uint8 [B, C, H, W] -> float32 [B, C, H, W], scaled to [0, 1] then standardised per
+    channel."""
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)

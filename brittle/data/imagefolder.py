@@ -86,8 +86,9 @@ def _verify(root: Path, files: list[Path]) -> None:
         except Exception:  # PIL raises many types for corrupt files
             bad.append(path)
     if bad:
-        raise BrittleError(f"cannot decode {bad[0].relative_to(root)} in dataset.root={root} ({len(bad)} "
-                           f"bad image{'s' if len(bad) > 1 else ''} of {len(files)}); replace or remove them")
+        raise BrittleError(f"cannot decode {bad[0].relative_to(root)} in dataset.root={root} "
+                           f"({len(bad)} bad image{'s' if len(bad) > 1 else ''} of {len(files)}); "
+                           "replace or remove them")
 
 
 def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int | None = None,
@@ -95,8 +96,8 @@ def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int |
                      center_crop: float | None = None) -> Dataset:
     if center_crop is not None and not 0 < float(center_crop) <= 1:
         raise BrittleError(f"dataset.loader.center_crop={center_crop} is not valid; give a "
-                           f"fraction of the shorter side in (0, 1] (0.875: ImageNet's 224 of 256), "
-                           f"or null")
+                           "fraction of the shorter side in (0, 1] (0.875: ImageNet's "
+                           "224 of 256), or null")
     if root is None:
         raise BrittleError("dataset.root is not set; give a folder with train/<class>/ and "
                            "test/<class>/ (or val/<class>/) images")
@@ -108,10 +109,11 @@ def load_imagefolder(root: str | None, image_size: int = 64, train_subset: int |
     test_files, test_cls = _scan(base / test_name)
     classes = sorted(set(train_cls))
     if not train_files or not test_files:
-        raise BrittleError(f"dataset.root={root} holds no images under train/<class>/ and {test_name}/<class>/")
+        raise BrittleError(f"dataset.root={root} holds no images under train/<class>/ and "
+                           f"{test_name}/<class>/")
     if sorted(set(test_cls)) != classes:
-        raise BrittleError(f"class folders differ between train/ ({classes[:5]}...) and {test_name}/ "
-                           f"({sorted(set(test_cls))[:5]}...) in dataset.root={root}")
+        raise BrittleError(f"class folders differ between train/ ({classes[:5]}...) and "
+                           f"{test_name}/ ({sorted(set(test_cls))[:5]}...) in dataset.root={root}")
     _verify(base, train_files + test_files)
     index = {c: i for i, c in enumerate(classes)}
     crop = None if center_crop is None else float(center_crop)
