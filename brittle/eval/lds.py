@@ -3,9 +3,9 @@
 LDS(z) = Spearman(margins f(z; S_j), sum_{i in S_j} tau_i(z)) over a bank's models j, per target,
 where tau are a scorer's signed attributions (brittle/scorers/base.py) sparsified to their top
 fraction by magnitude. `sign_alone` is the same score of the sign rule without any method, the
-baseline reported beside every LDS (docs/lds.md). `eval=` options build an `Evaluation`: `LinearDatamodelingScore` or
-`NoEvaluation`; the pipeline trains the bank they ask for (brittle/stages/bank.py) and
-the LDS stage scores it.
+baseline reported beside every LDS (docs/lds.md). `eval=` options build an `Evaluation`:
+`LinearDatamodelingScore` or `NoEvaluation`; the pipeline trains the bank they ask for
+(brittle/stages/bank.py) and the LDS stage scores it.
 """
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ class LinearDatamodelingScore(Evaluation):
               default_sparsity: float) -> np.ndarray:
         """LDS per target float [T] from bank masks bool [m, N], the targets' bank margins
         [m, T] and signed attributions [T, N]; a target whose margins are constant scores 0."""
-        tau = sparsify_top(np.asarray(attributions, dtype=np.float64), self.fraction(default_sparsity))
+        tau = sparsify_top(np.asarray(attributions, dtype=np.float64),
+                           self.fraction(default_sparsity))
         return np.nan_to_num(lds(masks, margins, tau), nan=0.0)
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 
-def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int = 2000,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of `statistic(sample)` over resampled targets (rows of
     values [T] or [T, ...]); (nan, nan) with fewer than 2 targets."""
     values = np.asarray(values)
