@@ -49,7 +49,8 @@ def search_name(search: dict) -> str:
     """'bisection' of a recorded search `_target_` ('brittle:search/bisection', or a user's
     'pkg.module.MySearch' -> 'mysearch')."""
     target = str(search.get("_target_", ""))
-    return target.rsplit("/", 1)[-1] if target.startswith("brittle:") else target.rsplit(".", 1)[-1].lower()
+    return (target.rsplit("/", 1)[-1] if target.startswith("brittle:")
+            else target.rsplit(".", 1)[-1].lower())
 
 
 def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
@@ -60,16 +61,17 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
     try:
         summary = RunSummary.read(summary_file)
     except (ValueError, TypeError) as exc:
-        log.warning("skipping %s: its summary.json is not this brittle's record (%s); rerun it", run_dir, exc)
+        log.warning("skipping %s: its summary.json is not this brittle's record (%s); rerun it",
+                    run_dir, exc)
         return None
     spec = json.loads((run_dir / "run_spec.json").read_text())
     labels, cost = summary.labels, summary.score_cost or {}
     n_models = int(cost.get("n_models", 0))
     row = {
         "run": str(run_dir), "method": method_label(labels.method, n_models, labels.source),
-        "scorer": labels.method, "backbone": labels.backbone, "task": labels.task, "arch": labels.arch,
-        "trainer": labels.trainer, "dataset": labels.dataset, "search": search_name(summary.search),
-        "seed": spec.get("seed"),
+        "scorer": labels.method, "backbone": labels.backbone, "task": labels.task,
+        "arch": labels.arch, "trainer": labels.trainer, "dataset": labels.dataset,
+        "search": search_name(summary.search), "seed": spec.get("seed"),
         "auc": summary.auc, "auc_lo": summary.auc_ci[0], "auc_hi": summary.auc_ci[1],
         "n_targets": summary.n_targets, "n_flipped": summary.n_flipped,
         "fraction_flipped": summary.fraction_flipped, "median_support": str(summary.median_support),
@@ -85,10 +87,12 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
         "shard": (spec.get("targets") or {}).get("shard"),
         "num_shards": (spec.get("targets") or {}).get("num_shards"),
     }
-    logical = {**spec, "targets": {k: v for k, v in (spec.get("targets") or {}).items() if k != "shard"}}
+    logical = {**spec, "targets": {k: v for k, v in (spec.get("targets") or {}).items()
+                                   if k != "shard"}}
     row["logical_run"] = hashlib.sha1(canonical(logical).encode()).hexdigest()[:12]
     support = _with_lds(pd.read_parquet(support_file), run_dir / "lds.parquet")
-    for key in ("run", "method", "scorer", "backbone", "task", "arch", "trainer", "dataset", "max_support"):
+    for key in ("run", "method", "scorer", "backbone", "task", "arch", "trainer", "dataset",
+                "max_support"):
         support[key] = row[key]
     return row, support
 
@@ -145,9 +149,9 @@ def one_configuration_per_cell(summary: pd.DataFrame, key: list[str]) -> None:
         spec_a, spec_b = (json.loads((r / "run_spec.json").read_text()) for r in (a, b))
         diff = "; ".join(_differences(spec_a, spec_b)[:3])
         cell = ", ".join(str(group[k].iloc[0]) for k in key)
-        raise SystemExit(f"error: runs {a} and {b} would share one table cell ({cell}) but their configs differ "
-                         f"({diff}); give them distinct labels (scorer.label, arch.label, trainer.label) or "
-                         f"report them separately")
+        raise SystemExit(f"error: runs {a} and {b} would share one table cell ({cell}) but their "
+                         f"configs differ ({diff}); give them distinct labels (scorer.label, "
+                         "arch.label, trainer.label) or report them separately")
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -180,14 +184,16 @@ def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFram
                         first[first["shard"] == shard]["run"].iloc[0], list(dup["run"]))
         missing = sorted(set(range(num)) - set(first["shard"].astype(int)))
         if missing:
-            log.warning("run %s (%s) is missing shards %s of %d", logical, first["run"].iloc[0], missing, num)
+            log.warning("run %s (%s) is missing shards %s of %d", logical, first["run"].iloc[0],
+                        missing, num)
         supports = tidy[tidy["run"].isin(first["run"])]
         row = first.iloc[0].to_dict()
         k = int(row["max_support"])
         merged = headline(supports["support"].to_numpy(), k)
-        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None, n_targets=merged["n_targets"],
-                   n_flipped=merged["n_flipped"], auc=merged["auc"], auc_lo=merged["auc_ci"][0],
-                   auc_hi=merged["auc_ci"][1], fraction_flipped=merged["fraction_flipped"],
+        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None,
+                   n_targets=merged["n_targets"], n_flipped=merged["n_flipped"], auc=merged["auc"],
+                   auc_lo=merged["auc_ci"][0], auc_hi=merged["auc_ci"][1],
+                   fraction_flipped=merged["fraction_flipped"],
                    median_support=str(merged["median_support"]),
                    n_trainings=int(first["n_trainings"].sum()), shards_missing=len(missing),
                    **merged_lds(supports))

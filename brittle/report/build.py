@@ -58,15 +58,17 @@ def write_report(paths: list[Path], out: Path, baseline: str | None) -> Path:
             "LDS (paper Table 1)": lds_figure(summary, out)}
     auc_md, heat = auc_table(summary, out)
     figs["AUC heatmap (paper Table 2)"] = heat
-    cols = ["method", "task", "arch", "dataset", "auc", "auc_lo", "auc_hi", "n_flipped", "n_targets",
-            "median_support", "lds", "lds_lo", "lds_hi", "lds_sign_alone", "n_trainings",
-            "score_seconds", "bytes_stored"]
-    lines = ["# brittle report", "", f"{len(summary)} runs from {', '.join(str(p) for p in paths)}.", "",
+    cols = ["method", "task", "arch", "dataset", "auc", "auc_lo", "auc_hi", "n_flipped",
+            "n_targets", "median_support", "lds", "lds_lo", "lds_hi", "lds_sign_alone",
+            "n_trainings", "score_seconds", "bytes_stored"]
+    lines = ["# brittle report", "",
+             f"{len(summary)} runs from {', '.join(str(p) for p in paths)}.", "",
              "## AUC (Table 2 layout)", "", auc_md,
              *(["## LDS and sign estimation alone", "", lds_markdown(summary)]
                if summary["lds"].notna().any() else []),
              "## Per-target comparison against a baseline (two-sided sign test over targets)", "",
-             compared.round(4).to_markdown(index=False) if not compared.empty else "(one method only)", "",
+             (compared.round(4).to_markdown(index=False) if not compared.empty
+              else "(one method only)"), "",
              "## Runs", "", summary[cols].round(4).to_markdown(index=False), ""]
     for title, name in figs.items():
         if name:

@@ -43,7 +43,8 @@ def dedupe(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     one_configuration_per_cell(summary, key)
     dup = summary[summary.duplicated(key, keep="last")]
     for run in dup["run"]:
-        log.warning("figures: %s repeats a (dataset, arch, task, method) of a later run; using the later", run)
+        log.warning("figures: %s repeats a (dataset, arch, task, method) of a later run; "
+                    "using the later", run)
     summary = summary.drop_duplicates(key, keep="last")
     tidy = tidy[tidy["run"].isin(summary["run"])].merge(summary[["run", "setting"]], on="run")
     return summary.reset_index(drop=True), tidy.reset_index(drop=True)
@@ -70,20 +71,21 @@ def cdf_figure(tidy: pd.DataFrame, out: Path) -> str:
                ylabel="fraction of targets flipped within k", title=f"{setting}, task: {task}")
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=colors[m], lw=2) for m in methods]
-    fig.legend(handles, methods, title="method (models)", loc="center left", bbox_to_anchor=(1.0, 0.5),
-               fontsize=8, frameon=False)
+    fig.legend(handles, methods, title="method (models)", loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
     return _save(fig, out, "support_cdf")
 
 
 def comparison_figure(table: pd.DataFrame, out: Path) -> str | None:
     """Per target: is each method's support smaller, equal or larger than the baseline's (Fig 4);
-    `table` from brittle.report.tables.comparisons (the sign-test p-value is printed on each bar)."""
+    `table` from brittle.report.tables.comparisons (the sign-test p-value is printed on each
+    bar)."""
     if table.empty:
         return None
     tasks = sorted(table["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 0.6 + 0.45 * table.groupby("task").size().max()),
-                             squeeze=False)
+    height = 0.6 + 0.45 * table.groupby("task").size().max()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), height), squeeze=False)
     colors = {"smaller": "#2a9d8f", "equal": "#bbbbbb", "larger": "#e76f51"}
     for ax, task in zip(axes[0], tasks):
         part = table[table["task"] == task].set_index("method")
@@ -105,14 +107,16 @@ def auc_table(summary: pd.DataFrame, out: Path) -> tuple[str, str | None]:
     """AUC arch x method per task with 95% CIs, as markdown (Table 2) and a heatmap."""
     heat = None
     first = summary["dataset"].iloc[0]
-    both = summary[summary["dataset"] == first].pivot_table(index=["task", "arch"], columns="method",
-                                                            values="auc", aggfunc="mean")
+    both = summary[summary["dataset"] == first].pivot_table(index=["task", "arch"],
+                                                            columns="method", values="auc",
+                                                            aggfunc="mean")
     if both.size > 0:
         both.index = [f"{task} / {arch}" for task, arch in both.index]
         fig, ax = plt.subplots(figsize=(1.8 + 1.3 * both.shape[1], 1.4 + 0.55 * both.shape[0]))
         sns.heatmap(both, annot=True, fmt=".3f", cmap="viridis", vmin=0, vmax=1, ax=ax,
                     cbar_kws={"label": "AUC (higher = smaller supports)"})
-        ax.set(title=f"AUC of the support CDF ({first})", xlabel="method (models)", ylabel="task / retrained arch")
+        ax.set(title=f"AUC of the support CDF ({first})", xlabel="method (models)",
+               ylabel="task / retrained arch")
         plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
         heat = _save(fig, out, "auc_heatmap")
     text = auc_markdown(summary)
@@ -122,7 +126,8 @@ def auc_table(summary: pd.DataFrame, out: Path) -> tuple[str, str | None]:
 
 def cost_figure(summary: pd.DataFrame, out: Path) -> str:
     """Wall time (scoring + models it needs) against storage per method, log axes (Fig 1)."""
-    per = summary.groupby("method").agg(seconds=("score_seconds", "max"), models=("models_seconds", "max"),
+    per = summary.groupby("method").agg(seconds=("score_seconds", "max"),
+                                        models=("models_seconds", "max"),
                                         stored=("bytes_stored", "max")).reset_index()
     per["total"] = per["seconds"].fillna(0) + per["models"].fillna(0)
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
@@ -134,7 +139,8 @@ def cost_figure(summary: pd.DataFrame, out: Path) -> str:
     for _, group in per.groupby("spot", sort=False):
         x, y = group["x"].iloc[0], group["y"].iloc[0]
         ax.scatter(x, y, s=70, color=colors[group["method"].iloc[0]])
-        ax.annotate(" = ".join(group["method"]), (x, y), fontsize=8, xytext=(6, 4), textcoords="offset points")
+        ax.annotate(" = ".join(group["method"]), (x, y), fontsize=8, xytext=(6, 4),
+                    textcoords="offset points")
     ax.set(xscale="log", yscale="log", xlabel="wall time: models + scoring (s)",
            ylabel="storage to score new targets (MB)", title="cost per method")
     ax.grid(alpha=0.3, which="both")
@@ -149,7 +155,8 @@ def lds_figure(summary: pd.DataFrame, out: Path) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(5.6, 0.8 + 0.45 * part["method"].nunique()))
     sns.barplot(part, y="method", x="lds", hue="method", legend=False, ax=ax)
-    ax.set(xlabel="Linear Datamodeling Score (mean over targets)", ylabel="", title="LDS per method")
+    ax.set(xlabel="Linear Datamodeling Score (mean over targets)", ylabel="",
+           title="LDS per method")
     ax.axvline(0, color="black", lw=0.8)
     fig.tight_layout()
     return _save(fig, out, "lds")
@@ -191,15 +198,17 @@ def topk_figure(summary: pd.DataFrame, out: Path, n_show: int = 10) -> str | Non
         ax.set_title(title, fontsize=7)
         ax.axis("off")
 
-    fig, axes = plt.subplots(len(runs), n_show + 1, figsize=(1.1 * (n_show + 1), 1.25 * len(runs) + 0.3),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(runs), n_show + 1,
+                             figsize=(1.1 * (n_show + 1), 1.25 * len(runs) + 0.3), squeeze=False)
     for row, run in zip(axes, runs.itertuples()):
         pos = list(np.load(Path(run.run) / "targets.npy")).index(target)
         top = np.load(Path(run.run) / "topk.npy")[pos][:n_show]
         show(row[0], data.test.images[target], f"target #{target}")
-        row[0].text(-0.15, 0.5, run.method, transform=row[0].transAxes, ha="right", va="center", fontsize=8)
+        row[0].text(-0.15, 0.5, run.method, transform=row[0].transAxes, ha="right", va="center",
+                    fontsize=8)
         for i, idx in enumerate(top):
-            show(row[i + 1], data.train.images[idx], f"{i + 1}: {data.train.classes[data.train.labels[idx]]}")
+            show(row[i + 1], data.train.images[idx],
+                 f"{i + 1}: {data.train.classes[data.train.labels[idx]]}")
     fig.suptitle(f"top-{n_show} training images for test #{target} "
                  f"(class {data.test.classes[data.test.labels[target]]})", fontsize=9)
     fig.tight_layout()

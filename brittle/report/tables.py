@@ -19,8 +19,8 @@ def auc_markdown(summary: pd.DataFrame) -> str:
         lines += [f"**{dataset}, {task}**: AUC (higher = smaller supports) [95% bootstrap CI over "
                   f"targets]", "", pivot.to_markdown(), ""]
         flips = part.assign(value=[f"{f:.2f} ({n}/{t}), median {m}" for f, n, t, m in
-                                   zip(part["fraction_flipped"], part["n_flipped"], part["n_targets"],
-                                       part["median_support"])])
+                                   zip(part["fraction_flipped"], part["n_flipped"],
+                                       part["n_targets"], part["median_support"])])
         pivot = flips.pivot_table(index="arch", columns="method", values="value", aggfunc="last")
         lines += [f"**{dataset}, {task}**: fraction of targets flipped within K, and the median "
                   f"support over all targets ('>K': at least half never flipped)", "",
@@ -72,7 +72,8 @@ def comparisons(tidy: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     rows = []
     for (setting, task), part in tidy.groupby(["setting", "task"]):
         methods = sorted(part["method"].unique())
-        base = baseline if baseline in methods else next((m for m in methods if m.startswith("Random")), methods[0])
+        base = (baseline if baseline in methods
+                else next((m for m in methods if m.startswith("Random")), methods[0]))
         ref = part[part["method"] == base].set_index("target")["support"]
         k = int(part["max_support"].max())
         for method in methods:
