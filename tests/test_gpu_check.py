@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,45 @@ def test_every_part_runs_at_smoke_size_or_says_why_not(tmp_path, request):
     assert len(six["auc_difference_ci"]) == 2 and six["n_targets"] == 2
     assert six["report_command"].startswith("python -m brittle.report")
     assert _results() == before   # a smoke run never writes bench/results
+
+
+def test_a_full_run_files_its_figures_by_date_and_device():
+    from bench.gpu.common import slug
+    from bench.gpu.runner import results_path
+    assert slug("NVIDIA H200") == "nvidia-h200" and slug("NVIDIA A100-SXM4-80GB") == \
+        "nvidia-a100-sxm4-80gb"
+    path = results_path({"slug": "nvidia-h200"})
+    assert path.parent == ROOT / "bench" / "results" and not path.exists()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-nvidia-h200(-\d+)?\.json", path.name)
+
+
+def test_stage_seconds_and_the_paired_difference_come_from_a_runs_records(tiny_run, tmp_path):
+    """A run's log names each cached stage it computed (meta.json's seconds; decoding has none:
+    the log's clock to the data line) or found; scoring and the search have their own files."""
+    import shutil
+
+    from bench.gpu.esvm_vs_random import paired_difference
+    from bench.gpu.records import run_figures
+    base, _, summary = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(base / "run", run)
+    for stage, meta in (("dataset", {}), ("pretrain", {"seconds": 7.5})):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "meta.json").write_text(json.dumps(meta))
+    log = [
+        ("43,500", "brittle.runtime.execution", "device cuda:0, torch 2.14.1"),
+        ("43,500", "brittle.runtime.cache", f"computing dataset -> {tmp_path / 'dataset'}"),
+        ("55,000", "brittle.data.cifar10", "decoded 50000 train images"),
+        ("58,500", "brittle.stages.data", "dataset cifar10: 50000 train, 10000 test images"),
+        ("58,600", "brittle.runtime.cache", f"cache hit: reference {tmp_path / 'reference'}"),
+        ("58,700", "brittle.runtime.cache", f"computing pretrain -> {tmp_path / 'pretrain'}")]
+    (run / "app.log").write_text("".join(f"[2026-12-05 07:40:{t}][{name}][INFO] - {text}\n"
+                                         for t, name, text in log))
+    figures = run_figures(run)
+    stages = figures["stage_seconds"]
+    assert list(stages) == ["decode", "reference", "pretrain", "score", "search"]
+    assert (stages["decode"], stages["reference"], stages["pretrain"]) == (15.0, 0.0, 7.5)
+    assert stages["search"] > 0 and figures["device"] == "cuda:0"
+    assert figures["auc"] == summary.auc and figures["n_targets"] == summary.n_targets
+    same = paired_difference(run, base / "run")
+    assert same["auc_difference"] == 0 and same["auc_difference_ci"] == [0.0, 0.0]

@@ -125,7 +125,9 @@ def check(args: argparse.Namespace, chosen: list[str]) -> Record:
                 result = {}
             _note(record, part.name, entry, result, reason)
     finally:
-        if not args.keep:
+        if args.keep:
+            print(f"run directories and logs kept in {work}", flush=True)
+        else:
             shutil.rmtree(work, ignore_errors=True)
     record.data["seconds"] = time.monotonic() - start
     return record
