@@ -1,5 +1,6 @@
-"""The brittle Hydra app: `brittle ...`, `python -m brittle ...` and a checkout's `python run.py ...`
-are this one app (same configs, groups, run directories, `--help`, `-m` sweeps and launchers).
+"""The brittle Hydra app: `brittle ...`, `python -m brittle ...` and a checkout's
+`python run.py ...` are this one app (same configs, groups, run directories, `--help`, `-m`
+sweeps and launchers).
 
 The command line is checked before Hydra starts (brittle/cli/validate.py); the job composes the
 config, then runs (or resumes) every stage in the run directory Hydra chose (outputs/<overrides>
@@ -70,7 +71,8 @@ def remove_unstarted_run(run_dir: Path) -> bool:
     import shutil
 
     started = (".hydra", "run_spec.json")
-    if not run_dir.is_dir() or any(p.name not in started and p.suffix != ".log" for p in run_dir.iterdir()):
+    if (not run_dir.is_dir() or any(p.name not in started and p.suffix != ".log"
+                                    for p in run_dir.iterdir())):
         return False
     for handler in logging.getLogger().handlers:   # the log file closes before its directory goes
         if isinstance(handler, logging.FileHandler):

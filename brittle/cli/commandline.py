@@ -36,7 +36,8 @@ def parse_command_line(argv: list[str]) -> CommandLine:
             flags = True  # --help, --cfg, --info, -c, ...: Hydra's business
         else:
             overrides.append(arg)
-    return CommandLine(overrides, multirun, [str(Path(d).expanduser().resolve()) for d in dirs], flags)
+    return CommandLine(overrides, multirun, [str(Path(d).expanduser().resolve()) for d in dirs],
+                       flags)
 
 
 def search_path(dirs: list[str]) -> list[str]:
@@ -61,11 +62,13 @@ def searchpath_dirs(overrides: list[str]) -> list[str]:
     for o in overrides:
         key, _, value = o.partition("=")
         if key.lstrip("+") == "hydra.searchpath":
-            return [v.strip().removeprefix("file://") for v in value.strip("[]").split(",") if v.strip()]
+            return [v.strip().removeprefix("file://") for v in value.strip("[]").split(",")
+                    if v.strip()]
     return []
 
 
-def sweep_jobs(line: CommandLine, sweeper_params: bool = True, parser: Any = None) -> list[list[str]]:
+def sweep_jobs(line: CommandLine, sweeper_params: bool = True,
+               parser: Any = None) -> list[list[str]]:
     """The jobs a command line stands for, each as its list of overrides, expanded by Hydra's
     basic sweeper (`a,b`, choice, range, glob, interval-free sweeps; with -m, the composed
     config's hydra.sweeper.params first, as the sweeper reads them, unless `sweeper_params` is
@@ -87,7 +90,8 @@ def sweep_jobs(line: CommandLine, sweeper_params: bool = True, parser: Any = Non
 def _sweeper_params(overrides: list[str]) -> list[str]:
     """`key=values` of the config's hydra.sweeper.params (an experiment's own sweep)."""
     try:
-        cfg = compose([o for o in overrides if not o.lstrip("+~").startswith("hydra.sweeper")], hydra=True)
+        cfg = compose([o for o in overrides if not o.lstrip("+~").startswith("hydra.sweeper")],
+                      hydra=True)
     except Exception:  # a bad override: the check of the job itself names it
         return []
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}

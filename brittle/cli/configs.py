@@ -29,5 +29,6 @@ def groups(root: Path | None = None) -> dict[str, list[str]]:
     """Every config group (`backbone/method`, ...) outside hydra/ and its options, sorted."""
     root = root or config_dir()
     return {str(d.relative_to(root)): sorted(p.stem for p in d.glob("*.yaml"))
-            for d in sorted(root.rglob("*")) if d.is_dir() and "hydra" not in d.relative_to(root).parts
+            for d in sorted(root.rglob("*")) if d.is_dir()
+            and "hydra" not in d.relative_to(root).parts
             and d.name != "__pycache__"}

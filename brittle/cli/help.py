@@ -9,26 +9,36 @@ from brittle.cli.configs import config_dir, groups
 # (setting, the option file whose value is the default, what it does); values are read from conf/
 COMMON = [
     ("seed", "config.yaml", "seed of every model, target choice and random order"),
-    ("device", "config.yaml", "auto | cpu | cuda | cuda:N (where a run executes; not part of its identity)"),
+    ("device", "config.yaml",
+     "auto | cpu | cuda | cuda:N (where a run executes; not part of its identity)"),
     ("targets.n", "config.yaml", "test images to estimate support for"),
     ("search.max_support", "search/bisection.yaml", "K: the largest support searched"),
     ("search.n_test", "search/bisection.yaml", "models per counterfactual test"),
     ("search.budget", "search/bisection.yaml", "bisection steps"),
-    ("backbone.epochs", "backbone/method/moco.yaml", "pretraining epochs (the default MoCo backbone)"),
-    ("dataset.root", "dataset/cifar10.yaml", "CIFAR-10 batches folder, class-folder tree or .tar.gz"),
-    ("cache_dir", "config.yaml", "cache of pretrained backbones, embeddings, models (or the BRITTLE_CACHE variable)"),
+    ("backbone.epochs", "backbone/method/moco.yaml",
+     "pretraining epochs (the default MoCo backbone)"),
+    ("dataset.root", "dataset/cifar10.yaml",
+     "CIFAR-10 batches folder, class-folder tree or .tar.gz"),
+    ("cache_dir", "config.yaml",
+     "cache of pretrained backbones, embeddings, models (or the BRITTLE_CACHE variable)"),
     ("progress", "config.yaml", "progress bars on a terminal, periodic log lines otherwise"),
     ("debug", "config.yaml", "full tracebacks instead of one-line errors"),
-    ("pretrain_save_every", "config.yaml", "pretraining saves its state every N epochs; a killed run resumes there"),
+    ("pretrain_save_every", "config.yaml",
+     "pretraining saves its state every N epochs; a killed run resumes there"),
 ]
 
+# one example a string; the long ones in two pieces, the command and its comment
 EXAMPLES = [
-    "brittle                                               # the default job on digits (CPU, ~1 min)",
+    "brittle                                               "
+    "# the default job on digits (CPU, ~1 min)",
     "brittle -m scorer=esvm,l2,random task=remove,mislabel && python -m brittle.report",
     "brittle experiment=paper_cifar10 dataset.root=/path/to/cifar10   # the paper's protocol (GPU)",
-    "brittle --config-dir ~/my-configs scorer=mine         # add your own config groups and options",
-    "brittle scorer=precomputed scorer.path=mine.npz eval=lds   # evaluate scores your own code computed",
-    "brittle -m arch=mlp,cnn scorer=trak arch@source_arch=mlp  # TRAK of MLPs searched with both archs",
+    "brittle --config-dir ~/my-configs scorer=mine         "
+    "# add your own config groups and options",
+    "brittle scorer=precomputed scorer.path=mine.npz eval=lds   "
+    "# evaluate scores your own code computed",
+    "brittle -m arch=mlp,cnn scorer=trak arch@source_arch=mlp  "
+    "# TRAK of MLPs searched with both archs",
 ]
 
 
@@ -56,13 +66,15 @@ def default_of(key: str, option: str) -> str:
     node = OmegaConf.load(config_dir() / option)
     local = key.split(".", 1)[1] if "/" in option else key  # a group file holds the group's keys
     value = OmegaConf.select(node, local, throw_on_resolution_failure=False)
-    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return ("null" if value is None else str(value).lower() if isinstance(value, bool)
+            else str(value))
 
 
 def help_text() -> str:
-    lines = ["brittle: data brittleness estimates (which training images flip a prediction), checked",
-             "by retraining. Usage: brittle [group=option ...] [key=value ...] [-m for sweeps]",
-             "(in a checkout: python run.py ...)", "", "== Groups (group=option) =="]
+    lines = [
+        "brittle: data brittleness estimates (which training images flip a prediction), checked",
+        "by retraining. Usage: brittle [group=option ...] [key=value ...] [-m for sweeps]",
+        "(in a checkout: python run.py ...)", "", "== Groups (group=option) =="]
     for name, options in groups().items():
         lines.append(f"{name}:")
         for option in options:
@@ -70,10 +82,12 @@ def help_text() -> str:
     lines += ["", "== Common settings (key=value; defaults shown) =="]
     lines += [f"  {f'{k}={default_of(k, o)}':<34} {v}" for k, o, v in COMMON]
     lines += ["", "== Examples =="] + [f"  {e}" for e in EXAMPLES]
-    lines += ["", "Cost: before its first stage a run logs at most how many models it trains (targets x",
-              "tests x n_test, plus reference, scorer and LDS-bank models not cached yet) and, when",
-              "this arch and trainer were timed on this device before (cache_dir/timings.json), the",
-              "time that implies; the first models trained refine it in the log (app.log in the",
-              "run directory).",
-              "", "brittle --cfg job prints the composed configuration; README.md has the rest."]
+    lines += [
+        "",
+        "Cost: before its first stage a run logs at most how many models it trains (targets x",
+        "tests x n_test, plus reference, scorer and LDS-bank models not cached yet) and, when",
+        "this arch and trainer were timed on this device before (cache_dir/timings.json), the",
+        "time that implies; the first models trained refine it in the log (app.log in the",
+        "run directory).",
+        "", "brittle --cfg job prints the composed configuration; README.md has the rest."]
     return "\n".join(lines)

@@ -65,10 +65,10 @@ def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
     return params, hints, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-_NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list, "tuple": tuple,
-          "dict": dict, "Sequence": collections.abc.Sequence, "Mapping": collections.abc.Mapping,
-          "Optional": typing.Optional, "Union": typing.Union, "Any": Any, "List": list,
-          "Tuple": tuple, "Dict": dict}
+_NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list,
+          "tuple": tuple, "dict": dict, "Sequence": collections.abc.Sequence,
+          "Mapping": collections.abc.Mapping, "Optional": typing.Optional, "Union": typing.Union,
+          "Any": Any, "List": list, "Tuple": tuple, "Dict": dict}
 
 
 @functools.cache
@@ -90,19 +90,23 @@ def _records(module: str, tree: Any) -> dict[str, type]:
     import ast
     import dataclasses
     found: dict[str, type] = {}
-    sources = [(module, tree, None)] + [(str(n.module), None, {a.asname or a.name: a.name for a in n.names})
+    sources = [(module, tree, None)] + [(str(n.module), None,
+                                         {a.asname or a.name: a.name for a in n.names})
                                         for n in tree.body if isinstance(n, ast.ImportFrom)
                                         and (n.module or "").startswith("brittle.")]
     for source, parsed, names in sources:
         parsed = parsed if parsed is not None else _module_tree(source)
         for node in parsed.body if parsed is not None else []:
-            if not (isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list)):
+            if not (isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d)
+                                                           for d in node.decorator_list)):
                 continue
-            local = node.name if names is None else next((k for k, v in names.items() if v == node.name), None)
+            local = (node.name if names is None
+                     else next((k for k, v in names.items() if v == node.name), None))
             if local is None:
                 continue
             fields = [(a.target.id, _hint(a.annotation, {}) or Any, dataclasses.field(default=None))
-                      for a in node.body if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
+                      for a in node.body if isinstance(a, ast.AnnAssign)
+                      and isinstance(a.target, ast.Name)
                       and "ClassVar" not in ast.unparse(a.annotation)]
             found[local] = dataclasses.make_dataclass(node.name, fields)
     return found
@@ -112,7 +116,8 @@ def _hint(annotation: Any, extra: dict[str, Any]) -> Any:
     """An annotation written in source, evaluated over plain names (None when it names others)."""
     import ast
     try:
-        return eval(compile(ast.Expression(annotation), "<hint>", "eval"), {"__builtins__": {}}, {**_NAMES, **extra})
+        return eval(compile(ast.Expression(annotation), "<hint>", "eval"), {"__builtins__": {}},
+                    {**_NAMES, **extra})
     except Exception:  # a name this reader does not know: the key is still checked
         return None
 
@@ -125,9 +130,11 @@ def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str,
     tree = _module_tree(module)
     if tree is None:
         return None
-    node = next((n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name), None)
+    node = next((n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))
+                 and n.name == name), None)
     if isinstance(node, ast.ClassDef):
-        node = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        node = next((n for n in node.body if isinstance(n, ast.FunctionDef)
+                     and n.name == "__init__"), None)
     if node is None:
         return None
     args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
@@ -178,7 +185,8 @@ def _check_record(path: str, value: dict, record: type) -> str | None:
         if key not in hints:
             return f"{path}{key} is not a field of {record.__name__}; valid: {', '.join(hints)}"
         if not _fits(item, hints[key]):
-            return f"{path}{key}={item!r} has the wrong type: {record.__name__} expects {_type_name(hints[key])}"
+            return (f"{path}{key}={item!r} has the wrong type: {record.__name__} expects "
+                    f"{_type_name(hints[key])}")
     return None
 
 

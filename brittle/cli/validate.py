@@ -5,8 +5,8 @@
    the ConfigStore and the first default of conf/config.yaml), so a top-level setting of the wrong
    type or an unknown key fails at composition.
 3. Every `_target_` node (a scorer, task, search, trainer, evaluation, arch, network, method,
-   loader, transform) is checked against the signature of what it builds (brittle/cli/signatures.py):
-   its keys must be parameters, its values of the annotated types.
+   loader, transform) is checked against the signature of what it builds
+   (brittle/cli/signatures.py): its keys must be parameters, its values of the annotated types.
 4. The values of the groups that judge their own values cheaply (search, task, eval) are checked
    by building those objects.
 5. The cache directory and the run directory's location must be writable (and the cache's file
@@ -58,7 +58,8 @@ def check_choices(overrides: list[str], extra_dirs: list[str]) -> str | None:
 
 
 # launcher option -> the Hydra plugin package it needs (the `cluster` extra)
-_LAUNCHERS = {"joblib": "hydra_plugins.hydra_joblib_launcher", "ray": "hydra_plugins.hydra_ray_launcher",
+_LAUNCHERS = {"joblib": "hydra_plugins.hydra_joblib_launcher",
+              "ray": "hydra_plugins.hydra_ray_launcher",
               **{name: "hydra_plugins.hydra_submitit_launcher"
                  for name in ("submitit", "submitit_slurm", "submitit_local")}}
 
@@ -106,7 +107,8 @@ def check_locations(cfg: DictConfig, multirun: bool) -> str | None:
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     node = cfg.hydra.sweep if multirun else cfg.hydra.run
-    template = str(node._get_node("dir")._value())  # unresolved: ${...} is filled by Hydra at run time
+    # unresolved: ${...} is filled by Hydra at run time
+    template = str(node._get_node("dir")._value())
     run_dir = Path(template.split("${", 1)[0] or ".").expanduser()
     while not run_dir.exists() and run_dir != run_dir.parent:
         run_dir = run_dir.parent
@@ -121,7 +123,8 @@ def check_locations(cfg: DictConfig, multirun: bool) -> str | None:
 def check_job(overrides: list[str], extra: list[str], multirun: bool, first: bool) -> str | None:
     """The problem of one job's composed config as one line, or None. The first job is composed
     once, with Hydra's node, for its locations too (a composition is a good part of a second)."""
-    job = [o for o in overrides if first or not o.lstrip("+~").startswith("hydra")] + search_path(extra)
+    job = ([o for o in overrides if first or not o.lstrip("+~").startswith("hydra")]
+           + search_path(extra))
     try:
         cfg = compose(job, hydra=first)
     except Exception as exc:  # Hydra raises several types for a bad override
@@ -177,14 +180,16 @@ def check_command_line(argv: list[str]) -> str | None:
     try:
         # options first, as if swept (a bad option is named even when -m is missing), then the jobs
         parser = parser_for(line)
-        as_swept = sweep_jobs(replace(line, multirun=True), sweeper_params=line.multirun, parser=parser)
+        as_swept = sweep_jobs(replace(line, multirun=True), sweeper_params=line.multirun,
+                              parser=parser)
         for overrides in jobs_to_check(as_swept):
             problem = check_choices(overrides, extra)
             if problem:
                 return problem
         jobs = as_swept if line.multirun else sweep_jobs(line, parser=parser)
         if not jobs:  # a product over an empty sweep: Hydra would launch nothing
-            return f"the sweep {' '.join(line.overrides)} expands to no job (a glob that matches no option?)"
+            return (f"the sweep {' '.join(line.overrides)} expands to no job "
+                    "(a glob that matches no option?)")
     except Exception as exc:  # Hydra's parser: one line of its message
         return " ".join(str(exc).split("\n")[0].split())
     for i, overrides in enumerate(jobs_to_check(jobs)):
