@@ -19,7 +19,14 @@ from brittle.data.datasets import Dataset
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
 from brittle.runtime.execution import execution_of, resolve_device
-from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores, validate_features
+from brittle.scorers.base import (
+    Queries,
+    Scorer,
+    ScorerModels,
+    TrainSet,
+    rank_from_scores,
+    validate_features,
+)
 from brittle.stages import bank as bank_stage
 from brittle.stages import data as data_stage
 from brittle.stages import embed as embed_stage
@@ -28,9 +35,10 @@ from brittle.stages.embed import Embeddings
 from brittle.stages.subset import select
 
 
-def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray, queries: np.ndarray | None,
-         query_labels: np.ndarray, query_ids: np.ndarray | None = None, k: int = 100,
-         models: ScorerModels | None = None, device: torch.device | str | None = None) -> np.ndarray:
+def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray,
+         queries: np.ndarray | None, query_labels: np.ndarray, query_ids: np.ndarray | None = None,
+         k: int = 100, models: ScorerModels | None = None,
+         device: torch.device | str | None = None) -> np.ndarray:
     """Top-k matrix int64 [T, k] of training indices per query, most influential first.
 
     train float [N, D] and queries float [T, D] are features (ignored by scorers that need
@@ -59,7 +67,8 @@ def load_data(cfg: DictConfig, run_dir: Path | str = ".") -> Dataset:
 
 def build_engine(cfg: DictConfig, data: Dataset) -> Engine:
     """The retraining engine of `cfg.arch` and `cfg.trainer` on `data`, on `cfg.device`."""
-    return Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), data, execution_of(cfg, Path(".")).device)
+    return Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), data,
+                              execution_of(cfg, Path(".")).device)
 
 
 def pretrain(cfg: DictConfig, data: Dataset) -> Path:
@@ -70,7 +79,8 @@ def pretrain(cfg: DictConfig, data: Dataset) -> Path:
 
 def embed(cfg: DictConfig, data: Dataset, backbone_dir: Path) -> Embeddings:
     """Train and test features of the backbone in `backbone_dir` (cached)."""
-    return embed_stage.run(select(cfg, embed_stage.DEPENDS_ON), execution_of(cfg, Path(".")), data, backbone_dir)
+    return embed_stage.run(select(cfg, embed_stage.DEPENDS_ON), execution_of(cfg, Path(".")), data,
+                           backbone_dir)
 
 
 def scorer_models(cfg: DictConfig, engine: Engine, scorer: Scorer, work_dir: Path | str = "."

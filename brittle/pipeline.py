@@ -5,8 +5,8 @@ handed only its declared config subset, and passes each stage's output to the ne
 data -> reference (cache) -> targets -> pretrain (cache) -> embed (cache), or the scorer's
 models / bank (cache) -> score -> LDS bank (cache) -> lds -> search -> summarize. The reference
 models and the scorer's models are trained on `source_arch` when one is chosen (the same for every
-retraining arch of a sweep); a scorer that brings its own targets (scores from a file) sets them. Cheap stages
-and checks come first, so bad settings fail before pretraining. Cached stages live in
+retraining arch of a sweep); a scorer that brings its own targets (scores from a file) sets them.
+Cheap stages and checks come first, so bad settings fail before pretraining. Cached stages live in
 `cache_dir`, keyed by their subset; the others write into the run directory, which is bound to
 the run's identity (`run_spec.json`) so a rerun resumes it.
 """
@@ -30,7 +30,19 @@ from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
 from brittle.runtime.timings import ModelClock
 from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
-from brittle.stages import bank, data, embed, lds, models, pretrain, reference, score, search, summarize, targets
+from brittle.stages import (
+    bank,
+    data,
+    embed,
+    lds,
+    models,
+    pretrain,
+    reference,
+    score,
+    search,
+    summarize,
+    targets,
+)
 from brittle.stages.subset import key_digest, key_of, select, with_source_arch
 
 log = logging.getLogger(__name__)
@@ -41,7 +53,8 @@ def _on(cfg: DictConfig, stage: Any) -> DictConfig:
     return select(cfg, stage.DEPENDS_ON, getattr(stage, "EXCLUDES", ()))
 
 
-def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -> summarize.RunSummary:
+def run(cfg: DictConfig, run_dir: Path,
+        choices: dict[str, str] | None = None) -> summarize.RunSummary:
     """Run (or resume) every stage; returns the record also written to summary.json."""
     ex = execution_of(cfg, run_dir)  # a bad device fails now, not after pretraining
     activate(ex.device)
@@ -53,13 +66,14 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     check_writable(ex.run_dir, "hydra.run.dir")
     check_run_dir(ex.run_dir, run_identity(cfg))
     dataset = data.run(_on(cfg, data), ex)
-    check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support, scorer.label_conditioning)
+    check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support,
+                     scorer.label_conditioning)
     engine = Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
     source = with_source_arch(cfg)   # reference and scorer models: on `source_arch` when chosen
-    source_engine = engine if source is cfg else Engine.from_subset(select(source, ENGINE_DEPENDS_ON),
-                                                                       dataset, ex.device)
-    given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering, dataset.name,
-                                 search_obj.max_support)
+    source_engine = engine if source is cfg else Engine.from_subset(
+        select(source, ENGINE_DEPENDS_ON), dataset, ex.device)
+    given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering,
+                                 dataset.name, search_obj.max_support)
     plan_trainings(cfg, source, ex, engine, source_engine, (scorer, search_obj, evaluation), given)
     probs = reference.run(_on(source, reference), ex, source_engine)
     chosen = targets.run(_on(cfg, targets), ex, dataset, probs, given)
@@ -68,9 +82,11 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
         embed.check_space(_on(cfg, embed), ex, dataset)
         backbone_dir = pretrain.run(_on(cfg, pretrain), ex, dataset)
         features = embed.run(_on(cfg, embed), ex, dataset, backbone_dir)
-    elif not score.recorded(ex.run_dir, score.wants_scores(_on(cfg, score), evaluation.needs_attributions)):
+    elif not score.recorded(ex.run_dir, score.wants_scores(_on(cfg, score),
+                                                           evaluation.needs_attributions)):
         models_given = scorer_models(source, ex, source_engine, scorer)
-    train = TrainSet(dataset.train.labels, None if features is None else features.train, dataset.ordering)
+    train = TrainSet(dataset.train.labels, None if features is None else features.train,
+                     dataset.ordering)
     queries = Queries(chosen.ids, dataset.test.labels[chosen.ids],
                       None if features is None else features.test[chosen.ids])
     scored = score.run(_on(cfg, score), ex, scorer, train, queries, models_given, features,
@@ -95,8 +111,9 @@ def run(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None) -
     return summary
 
 
-def plan_trainings(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engine, source_engine: Engine,
-                   built: tuple[Scorer, Search, Evaluation], given: Any) -> TrainingPlan:
+def plan_trainings(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engine,
+                   source_engine: Engine, built: tuple[Scorer, Search, Evaluation],
+                   given: Any) -> TrainingPlan:
     """Log at most how many models the run trains (and, when timed here before, for how long),
     and give each engine the clock that times its models (refined in the log by the first)."""
     scorer, search_obj, evaluation = built
@@ -110,10 +127,11 @@ def plan_trainings(cfg: DictConfig, source: DictConfig, ex: Execution, engine: E
     done = _lines(ex.run_dir / "tests.jsonl")   # models a resumed search has already
     if tests is not None:
         plan.add("search", max(0, n * tests * int(search_obj.n_test) - done),
-                 f"{n} targets x {tests} tests x {search_obj.n_test}" + (f" - {done} done" if done else ""),
-                 engine.clock.known)
+                 f"{n} targets x {tests} tests x {search_obj.n_test}"
+                 + (f" - {done} done" if done else ""), engine.clock.known)
     if ex.cache.lookup("reference", key_of(_on(source, reference))) is None:
-        plan.add("reference", int(cfg.reference.n_models), seconds_per_model=source_engine.clock.known)
+        plan.add("reference", int(cfg.reference.n_models),
+                 seconds_per_model=source_engine.clock.known)
     request = scorer.models_needed()
     if request is not None and not scorer.needs_features:
         plan.add("scorer", request.n_models, seconds_per_model=source_engine.clock.known)
@@ -130,7 +148,8 @@ def scorer_models(cfg: DictConfig, ex: Execution, engine: Engine, scorer: Scorer
     if request is None:
         return ScorerModels(engine, ex.run_dir)
     if request.bank:
-        fitted = bank.run(_on(cfg, bank), ex, engine, request.n_models, request.fraction, request.purpose)
+        fitted = bank.run(_on(cfg, bank), ex, engine, request.n_models, request.fraction,
+                          request.purpose)
         return ScorerModels(engine, ex.run_dir, bank=fitted, seconds=fitted.seconds)
     trained = models.run(_on(cfg, models), ex, engine, request)
     return ScorerModels(engine, ex.run_dir, states=trained.states, seconds=trained.seconds)
@@ -143,7 +162,8 @@ def _evaluate(cfg: DictConfig, ex: Execution, engine: Engine, evaluation: Evalua
         return None
     held_out = None
     if lds.recorded(ex.run_dir) is None:
-        held_out = bank.run(_on(cfg, bank), ex, engine, int(evaluation.n_models), float(evaluation.alpha), "lds")
+        held_out = bank.run(_on(cfg, bank), ex, engine, int(evaluation.n_models),
+                            float(evaluation.alpha), "lds")
     labels = (engine.train_y, engine.test_y)   # for sign estimation alone, beside the LDS
     return lds.run(ex, evaluation, held_out, ids, scored.attributions, default_sparsity, labels)
 
@@ -165,10 +185,13 @@ def _shown(path: Path) -> Path:
 
 
 def _labels(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunLabels:
-    """The names this run gives itself in tables: from the objects it built and the groups' labels."""
+    """The names this run gives itself in tables: from the objects it built and the groups'
+    labels."""
     backbone = cfg.backbone.get("label") if scorer.needs_features else None
-    source = cfg.source_arch.get("label") if cfg.get("source_arch") is not None and \
-        scorer.models_needed() is not None else None   # where a model-based scorer's models came from
-    return summarize.RunLabels(method=scorer.display_label(backbone), backbone=backbone, task=task, source=source,
-                               arch=cfg.arch.get("label"), trainer=cfg.trainer.get("label"),
-                               dataset=cfg.dataset.name)
+    # where a model-based scorer's models came from
+    source = (cfg.source_arch.get("label")
+              if cfg.get("source_arch") is not None and scorer.models_needed() is not None
+              else None)
+    return summarize.RunLabels(method=scorer.display_label(backbone), backbone=backbone, task=task,
+                               source=source, arch=cfg.arch.get("label"),
+                               trainer=cfg.trainer.get("label"), dataset=cfg.dataset.name)
