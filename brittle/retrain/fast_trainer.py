@@ -74,7 +74,10 @@ class FastTrainer(StepTrainer):
         if x.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         if isinstance(model, AirNet):
-            model.init_whitening(x[keep[:self.whiten_images]])
+            # a random sample of the kept images, as airbench's first images of the official
+            # (class-mixed) order are: a class-sorted dataset's first images are one class
+            pick = torch.randperm(int(keep.shape[0]), generator=gen, device=x.device)
+            model.init_whitening(x[keep[pick[:self.whiten_images]]])
         opt = self._optimizer(model, fused=x.device.type == "cuda")
         n = int(keep.shape[0])
         base_flip = torch.rand(n, generator=gen, device=x.device) < 0.5   # alternating flips
