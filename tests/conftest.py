@@ -1,4 +1,5 @@
-"""Shared fixtures (helpers live in tests/helpers.py): one tiny default run, the CIFAR-10 archive."""
+"""Shared fixtures (helpers live in tests/helpers.py): one tiny default run, the CIFAR-10
+archive."""
 from __future__ import annotations
 
 import os

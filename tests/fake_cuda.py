@@ -32,7 +32,8 @@ class FakeCuda:
             return self.current
         index = _get_device_index(device, optional=optional)
         if not 0 <= index < self.n:
-            raise RuntimeError(f"CUDA error: invalid device ordinal (device {index}, {self.n} visible)")
+            raise RuntimeError(f"CUDA error: invalid device ordinal (device {index}, "
+                               f"{self.n} visible)")
         return index
 
     def set_device(self, device: Any) -> None:
@@ -90,7 +91,8 @@ def stop_at_first_stage(fake: FakeCuda) -> None:
     from brittle.stages import data
 
     def reached(spec: Any, ex: Any) -> None:
-        print(f"first stage: device={ex.device} current={torch.cuda.current_device()} calls={fake.calls}",
+        print(f"first stage: device={ex.device} current={torch.cuda.current_device()} "
+              f"calls={fake.calls}",
               flush=True)
         sys.stderr.flush()
         os._exit(0)

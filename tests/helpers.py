@@ -65,7 +65,8 @@ def _brittle_child(argv: list[str], cwd: str, env: dict[str, str], out: str, err
     os.environ.update(env)
     for fd, path in ((1, out), (2, err)):
         os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-    sys.stdout, sys.stderr = open(1, "w", buffering=1, closefd=False), open(2, "w", buffering=1, closefd=False)
+    sys.stdout, sys.stderr = (open(1, "w", buffering=1, closefd=False),
+                              open(2, "w", buffering=1, closefd=False))
     logging.root.handlers.clear()
     if "OMP_NUM_THREADS" in env:
         import torch
@@ -92,8 +93,9 @@ def run_brittle(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = 
     if not _SERVER:
         ctx = multiprocessing.get_context("forkserver")
         # everything a run imports, so a test pays neither the imports nor Lightning's and lightly's
-        ctx.set_forkserver_preload(["brittle.cli.app", "tests.helpers", "brittle.pipeline", "brittle.ssl.fit",
-                                    "brittle.ssl.methods", "sklearn.svm", "pandas", "pyarrow.parquet"])
+        ctx.set_forkserver_preload(["brittle.cli.app", "tests.helpers", "brittle.pipeline",
+                                    "brittle.ssl.fit", "brittle.ssl.methods", "sklearn.svm",
+                                    "pandas", "pyarrow.parquet"])
         _SERVER.append(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         out, err = f"{tmp}/out", f"{tmp}/err"
@@ -105,10 +107,12 @@ def run_brittle(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = 
             proc.kill()
             proc.join()
         code = proc.exitcode if proc.exitcode is not None else -9
-        return subprocess.CompletedProcess(["brittle", *argv], code, Path(out).read_text(), Path(err).read_text())
+        return subprocess.CompletedProcess(["brittle", *argv], code, Path(out).read_text(),
+                                           Path(err).read_text())
 
 
-def image_folder(root: Path, n_per_class: int, size: int = 24, classes=("ant", "bee", "cow")) -> Path:
+def image_folder(root: Path, n_per_class: int, size: int = 24,
+                 classes=("ant", "bee", "cow")) -> Path:
     """A class-folder tree root/{train,test}/<class>/*.png of solid-colour images (one colour per
     class, a white line each): trivially separable classes."""
     rng = np.random.default_rng(0)

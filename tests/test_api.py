@@ -64,7 +64,8 @@ def test_readme_python_api_example_runs():
     from tests.helpers import ROOT
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Python API"):]
-    code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]
+    code = section[section.index("```python")
+                   + len("```python"):section.index("```", section.index("```python") + 9)]
     scope: dict = {}
     exec(compile(code, "README.md (Python API)", "exec"), scope)
     assert scope["topk"].shape == (4, 20)

@@ -31,8 +31,8 @@ def test_baselines_default_to_the_papers_unconditioned_protocol(scorer, label):
     assert cond.display_label("MoCo") == f"{label} class-cond."
     esvm = instantiate(make_cfg([]).scorer)
     assert esvm.display_label("MoCo") == "ESVM MoCo"
-    assert instantiate(make_cfg(["scorer.label_conditioning=false"]).scorer).display_label("MoCo") == \
-        "ESVM MoCo all-classes"
+    all_classes = instantiate(make_cfg(["scorer.label_conditioning=false"]).scorer)
+    assert all_classes.display_label("MoCo") == "ESVM MoCo all-classes"
 
 
 def _conv_bn_params(cin: int, cout: int, k: int) -> int:
@@ -40,8 +40,10 @@ def _conv_bn_params(cin: int, cout: int, k: int) -> int:
 
 
 def test_resnet9_ffcv_is_the_reference_codes_network():
-    # models/resnet.py of the reference code: 64, 128 (5x5/2), res 128, 256, pool, res 256, 128, head 128
-    expected = (_conv_bn_params(3, 64, 3) + _conv_bn_params(64, 128, 5) + 2 * _conv_bn_params(128, 128, 3)
+    # models/resnet.py of the reference code: 64, 128 (5x5/2), res 128, 256, pool, res 256, 128,
+    # head 128
+    expected = (_conv_bn_params(3, 64, 3) + _conv_bn_params(64, 128, 5) + 2
+                * _conv_bn_params(128, 128, 3)
                 + _conv_bn_params(128, 256, 3) + 2 * _conv_bn_params(256, 256, 3)
                 + _conv_bn_params(256, 128, 3) + 128 * 10)
     net = ResNet9FFCV([3, 32, 32], 10)
@@ -55,19 +57,22 @@ def test_resnet9_ffcv_is_the_reference_codes_network():
 
 
 def _dataset(labels: np.ndarray, ordering: str) -> Dataset:
-    images = ImageSet(np.zeros((len(labels), 1, 2, 2), np.uint8), labels, [str(c) for c in range(10)])
+    images = ImageSet(np.zeros((len(labels), 1, 2, 2), np.uint8), labels,
+                      [str(c) for c in range(10)])
     return Dataset("synthetic", images, images, ordering)
 
 
 def test_explicit_indices_refuse_a_dataset_in_another_order():
     labels = np.repeat(np.arange(10), 5)
     cfg = make_cfg(["targets.indices=[1,2,3]"])
-    assert list(select_targets(cfg.targets, _dataset(labels, "official"), np.eye(10)[labels])) == [1, 2, 3]
+    assert list(select_targets(cfg.targets, _dataset(labels, "official"),
+                               np.eye(10)[labels])) == [1, 2, 3]
     with pytest.raises(BrittleError, match="targets.indices are in the official order, but dataset "
                                            "synthetic was loaded in the class-folder order"):
         select_targets(cfg.targets, _dataset(labels, "class-folder"), np.eye(10)[labels])
     ok = make_cfg(["targets.indices=[1,2,3]", "targets.indices_ordering=class-folder"])
-    assert len(select_targets(ok.targets, _dataset(labels, "class-folder"), np.eye(10)[labels])) == 3
+    assert len(select_targets(ok.targets, _dataset(labels, "class-folder"),
+                              np.eye(10)[labels])) == 3
 
 
 def test_cifar_class_folders_record_their_order(cifar_tgz, cifar_cache):
@@ -78,7 +83,8 @@ def test_cifar_class_folders_record_their_order(cifar_tgz, cifar_cache):
 
 def test_rerun_on_another_device_reuses_the_run(tiny_run):
     base, _, first = tiny_run
-    again = run(make_cfg([*TINY, "device=cpu", "progress=true"], cache_dir=base / "cache"), base / "run")
+    again = run(make_cfg([*TINY, "device=cpu", "progress=true"], cache_dir=base / "cache"),
+                base / "run")
     assert again.trained_this_run == 0 and again.auc == first.auc
 
 
@@ -91,7 +97,8 @@ def test_recorded_targets_are_read_back_and_a_disagreement_refused(tiny_run, tmp
     assert run(cfg, copy).trained_this_run == 0
     ids = np.load(copy / "targets.npy")
     np.save(copy / "targets.npy", ids[::-1].copy() + 1)
-    with pytest.raises(BrittleError, match="was made with other targets or flip classes than the reference"):
+    with pytest.raises(BrittleError,
+                       match="was made with other targets or flip classes than the reference"):
         run(cfg, copy)
 
 
@@ -100,8 +107,9 @@ def test_summary_reports_median_over_all_targets_and_intervals(tiny_run):
     record = json.loads((base / "run" / "summary.json").read_text())
     for key in ("auc_ci", "fraction_flipped", "fraction_flipped_ci", "median_support", "labels"):
         assert key in record, key
-    assert record["labels"] == {"method": "ESVM MoCo", "backbone": "MoCo", "task": "remove", "arch": "mlp",
-                                "trainer": "arch_recipe", "dataset": "digits", "source": None}
+    assert record["labels"] == {"method": "ESVM MoCo", "backbone": "MoCo", "task": "remove",
+                                "arch": "mlp", "trainer": "arch_recipe", "dataset": "digits",
+                                "source": None}
     assert record["score_cost"]["not_converged"] == 0
 
 

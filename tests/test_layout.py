@@ -9,8 +9,8 @@ from tests.helpers import ROOT
 
 PACKAGE = ROOT / "brittle"
 # the packages of brittle, bottom to top; a package may import its own and those below it
-LAYERS = [("runtime",), ("data", "ssl", "retrain", "counterfactual", "eval"), ("scorers",), ("stages",),
-          ("pipeline", "api"), ("report", "cli")]
+LAYERS = [("runtime",), ("data", "ssl", "retrain", "counterfactual", "eval"), ("scorers",),
+          ("stages",), ("pipeline", "api"), ("report", "cli")]
 
 
 def _module(path: Path) -> str:
@@ -25,7 +25,8 @@ def _imports() -> dict[str, set[str]]:
     for name, path in modules.items():
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("brittle"):
+            if (isinstance(node, ast.ImportFrom) and node.module
+                and node.module.startswith("brittle")):
                 found.add(node.module)
                 found.update(f"{node.module}.{a.name}" for a in node.names)
             elif isinstance(node, ast.Import):
@@ -65,13 +66,15 @@ def test_imports_go_down_the_layers():
 
 def test_every_concept_has_one_package():
     tops = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert tops == {"runtime", "data", "ssl", "retrain", "counterfactual", "eval", "scorers", "stages", "report", "cli"}
+    assert tops == {"runtime", "data", "ssl", "retrain", "counterfactual", "eval", "scorers",
+                    "stages", "report", "cli"}
     loose = {p.name for p in PACKAGE.glob("*.py")}
     assert loose == {"__init__.py", "__main__.py", "api.py", "pipeline.py"}, loose
 
 
 def test_modules_are_small():
-    big = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 260}
+    big = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py")
+           if (n := len(p.read_text().splitlines())) > 260}
     assert not big, big
 
 
@@ -80,5 +83,6 @@ def test_only_the_pipeline_calls_stages():
     A stage may reuse another's declared subset (DEPENDS_ON) or key, never its run()."""
     stages = sorted((PACKAGE / "stages").glob("*.py"))
     calls = [f"{path.name} calls {other.stem}.run" for path in stages for other in stages
-             if other != path and any(f"{other.stem}{alias}.run(" in path.read_text() for alias in ("", "_stage"))]
+             if other != path and any(f"{other.stem}{alias}.run(" in path.read_text()
+                                      for alias in ("", "_stage"))]
     assert not calls, calls

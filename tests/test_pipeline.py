@@ -13,7 +13,8 @@ from tests.helpers import TINY, make_cfg
 def test_contract_files(tiny_run):
     base, cfg, summary = tiny_run
     run_dir = base / "run"
-    for name in ("summary.json", "support.parquet", "tests.parquet", "topk.npy", "targets.npy", "cdf.png"):
+    for name in ("summary.json", "support.parquet", "tests.parquet", "topk.npy", "targets.npy",
+                 "cdf.png"):
         assert (run_dir / name).exists(), name
     on_disk = json.loads((run_dir / "summary.json").read_text())
     for key in ("auc", "n_targets", "n_flipped", "max_support", "cdf"):
@@ -73,7 +74,8 @@ def test_same_seed_gives_identical_tables(tiny_run, tmp_path):
         a = pd.read_parquet(base / "run" / name).drop(columns=["seconds"], errors="ignore")
         b = pd.read_parquet(tmp_path / "run" / name).drop(columns=["seconds"], errors="ignore")
         pd.testing.assert_frame_equal(a, b)
-    assert np.array_equal(np.load(base / "run" / "topk.npy"), np.load(tmp_path / "run" / "topk.npy"))
+    assert np.array_equal(np.load(base / "run" / "topk.npy"),
+                          np.load(tmp_path / "run" / "topk.npy"))
 
 
 def test_mislabel_records_flip_class(tiny_run):
@@ -97,14 +99,17 @@ def test_esvm_backends_on_real_moco_embeddings(tiny_run):
     train, test = np.load(emb / "train.npy"), np.load(emb / "test.npy")
     data = load_digits()
     q = np.array([0, 50, 100, 150, 200, 250, 300, 350])
-    ref = rank(ExemplarSVM(backend="sklearn"), train, data.train.labels, test[q], data.test.labels[q], q, 50)
+    ref = rank(ExemplarSVM(backend="sklearn"), train, data.train.labels, test[q],
+               data.test.labels[q], q, 50)
     for t, i in enumerate(q):
         same = np.flatnonzero(data.train.labels == data.test.labels[i])
         x = np.concatenate([test[i][None], train[same]])
         y = np.r_[1, np.zeros(len(same))]
-        clf = LinearSVC(C=0.1, class_weight="balanced", loss="squared_hinge", max_iter=10000, tol=1e-6,
-                        dual=True, random_state=0).fit(x, y)
-        assert np.array_equal(ref[t], same[np.argsort(-clf.decision_function(train[same]), kind="stable")[:50]])
-    fast = rank(ExemplarSVM(backend="torch"), train, data.train.labels, test[q], data.test.labels[q], q, 50)
+        clf = LinearSVC(C=0.1, class_weight="balanced", loss="squared_hinge", max_iter=10000,
+                        tol=1e-6, dual=True, random_state=0).fit(x, y)
+        assert np.array_equal(ref[t], same[np.argsort(-clf.decision_function(train[same]),
+                                                      kind="stable")[:50]])
+    fast = rank(ExemplarSVM(backend="torch"), train, data.train.labels, test[q],
+                data.test.labels[q], q, 50)
     overlap = [len(set(a) & set(b)) / 50 for a, b in zip(ref, fast)]
     assert np.mean(overlap) >= 0.99 and min(overlap) >= 0.96

@@ -15,15 +15,17 @@ from tests.helpers import TINY, run_brittle
 
 
 def _jobs(root: Path) -> dict[str, Path]:
-    return {",".join(sorted(p for p in d.name.split(",") if p.split("=")[0] in ("arch", "scorer"))): d
+    return {",".join(sorted(p for p in d.name.split(",")
+                            if p.split("=")[0] in ("arch", "scorer"))): d
             for d in root.iterdir() if (d / "summary.json").exists()}
 
 
 @pytest.mark.heavy
 def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path):
-    p = run_brittle(["-m", "arch=mlp,cnn", "scorer=esvm,trak", "arch@source_arch=mlp", "task=mislabel",
-                     "trak_sizes.n_models=2", *TINY, "progress=false", f"cache_dir={tmp_path}/cache",
-                     f"hydra.sweep.dir={tmp_path}/sweep"], env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+    p = run_brittle(["-m", "arch=mlp,cnn", "scorer=esvm,trak", "arch@source_arch=mlp",
+                     "task=mislabel", "trak_sizes.n_models=2", *TINY, "progress=false",
+                     f"cache_dir={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/sweep"],
+                    env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     jobs = _jobs(tmp_path / "sweep")
     assert sorted(jobs) == ["arch=cnn,scorer=esvm", "arch=cnn,scorer=trak", "arch=mlp,scorer=esvm",
@@ -37,12 +39,15 @@ def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path
                           np.load(jobs["arch=mlp,scorer=trak"] / "topk.npy"))
     assert len(list((tmp_path / "cache" / "models").glob("*.lock"))) == 1   # trained once, for both
     labels = {k: json.loads((d / "summary.json").read_text())["labels"] for k, d in jobs.items()}
-    assert labels["arch=cnn,scorer=trak"]["source"] == "mlp" and labels["arch=cnn,scorer=trak"]["arch"] == "cnn"
-    assert labels["arch=cnn,scorer=esvm"]["source"] is None   # ESVM uses no models: nothing transferred
+    assert (labels["arch=cnn,scorer=trak"]["source"] == "mlp"
+            and labels["arch=cnn,scorer=trak"]["arch"] == "cnn")
+    # ESVM uses no models: nothing transferred
+    assert labels["arch=cnn,scorer=esvm"]["source"] is None
 
     from brittle.report.aggregate import aggregate
     summary, _ = aggregate([tmp_path / "sweep"])
-    assert sorted(summary.loc[summary["scorer"] == "TRAK d=512", "method"]) == ["TRAK d=512 (2, mlp)"] * 2
+    trak = summary.loc[summary["scorer"] == "TRAK d=512", "method"]
+    assert sorted(trak) == ["TRAK d=512 (2, mlp)"] * 2
 
 
 def test_paper_presets_take_random_targets_from_one_source_arch():

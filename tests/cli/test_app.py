@@ -16,14 +16,16 @@ def _run(*args: str, tmp) -> subprocess.CompletedProcess:
 def test_unknown_group_option_lists_the_valid_ones(tmp_path):
     p = _run("scorer=esvm", "task=remove,nosuch", tmp=tmp_path)
     assert p.returncode == 2
-    assert p.stderr.strip() == "error: task=nosuch is not an option of task; valid: mislabel, remove"
+    assert p.stderr.strip() == ("error: task=nosuch is not an option of task; "
+                                "valid: mislabel, remove")
 
 
 @pytest.mark.parametrize("override,needle", [
     ("search.budget=-3", "search.budget=-3 is out of range"),
     ("device=tpu", "device=tpu is not valid"),
     ("dataset=cifar10", "dataset.root is not set"),
-    ("search.max_support=400", "search.max_support=400 is larger than class 0's 142 training images"),
+    ("search.max_support=400",
+     "search.max_support=400 is larger than class 0's 142 training images"),
 ])
 def test_bad_values_fail_in_one_line_before_any_work(override, needle, tmp_path):
     p = _run(override, tmp=tmp_path)
@@ -35,10 +37,11 @@ def test_bad_values_fail_in_one_line_before_any_work(override, needle, tmp_path)
 
 
 def test_help_lists_groups_options_settings_and_examples():
-    p = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    for needle in ("== Groups", "scorer:", "esvm", "Exemplar SVM", "backbone/method:", "== Common settings",
-                   "targets.n=10", "== Examples", "experiment=paper_cifar10",
+    for needle in ("== Groups", "scorer:", "esvm", "Exemplar SVM", "backbone/method:",
+                   "== Common settings", "targets.n=10", "== Examples", "experiment=paper_cifar10",
                    "logs at most how many models it trains", "cache_dir/timings.json"):
         assert needle in p.stdout, needle
     assert "powered by Hydra" not in p.stdout
@@ -51,14 +54,19 @@ def test_the_command_line_check_and_help_import_no_torch(argv):
     lightly or Lightning import (seconds each), whatever the error."""
     import subprocess
     import sys
-    code = ("import sys\nfrom brittle.cli import app\nsys.argv = ['brittle', *sys.argv[1:]]\napp.register_resolvers()\n"
-            "try:\n    app.main() if '--help' in sys.argv else print(app.check_command_line(sys.argv[1:]))\n"
+    code = ("import sys\nfrom brittle.cli import app\n"
+            "sys.argv = ['brittle', *sys.argv[1:]]\napp.register_resolvers()\n"
+            "try:\n"
+            "    app.main() if '--help' in sys.argv else "
+            "print(app.check_command_line(sys.argv[1:]))\n"
             "finally:\n    heavy = ('torch', 'lightly', 'pytorch_lightning')\n"
             "    print('imported:', sorted(m for m in heavy if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT).stdout
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                         cwd=ROOT).stdout
     assert "imported: []" in out, out
     if argv == ["scorer.C=abc"]:
-        assert "scorer.C='abc' has the wrong type: brittle.scorers.esvm.scorer.ExemplarSVM expects float" in out
+        assert ("scorer.C='abc' has the wrong type: "
+                "brittle.scorers.esvm.scorer.ExemplarSVM expects float") in out
     if argv == ["search.budget=-1"]:
         assert "search.budget=-1 is out of range; use 0..30" in out
     if argv == ["arch.recipe.epochs=abc"]:
@@ -72,7 +80,8 @@ def test_a_closed_pipe_ends_quietly():
             "                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
             "p.stdout.readline(); p.stdout.close()\n"
             "print(p.wait(), repr(p.stderr.read().decode()))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120).stdout
     status, stderr = out.split(" ", 1)
     assert "Traceback" not in stderr and stderr.strip() == "''", stderr
     assert status in ("0", str(128 + 13)), status

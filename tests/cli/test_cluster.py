@@ -13,11 +13,11 @@ from tests.helpers import CONF, ROOT, TINY, run_brittle
 
 
 def _run(args, timeout=600, fresh=False):
-    """`brittle ARGS`, from the test's forkserver, or as a fresh `python run.py` (`fresh`: the joblib
-    launcher's worker processes start from the parent's interpreter, as a user's would)."""
+    """`brittle ARGS`, from the test's forkserver, or as a fresh `python run.py` (`fresh`: the
+    joblib launcher's worker processes start from the parent's interpreter, as a user's would)."""
     if fresh:
-        p = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, capture_output=True,
+                           text=True, timeout=timeout)
     else:
         p = run_brittle(list(args), ROOT, timeout=timeout)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -59,7 +59,8 @@ def test_two_processes_on_an_empty_cache_pretrain_once(tmp_path):
 
     args = [*TINY, "backbone.epochs=3", f"cache_dir={tmp_path}/cache"]
     with ThreadPoolExecutor(2) as pool:   # two processes at once, on one cache
-        procs = list(pool.map(lambda i: run_brittle([*args, f"hydra.run.dir={tmp_path}/r{i}"], ROOT), range(2)))
+        procs = list(pool.map(
+            lambda i: run_brittle([*args, f"hydra.run.dir={tmp_path}/r{i}"], ROOT), range(2)))
     outs = [p.stdout + p.stderr for p in procs]
     assert all(p.returncode == 0 for p in procs), outs[0][-2000:] + outs[1][-2000:]
     assert sum(o.count("computing pretrain") for o in outs) == 1
@@ -83,7 +84,8 @@ def test_slurm_launcher_config_composes_with_its_submission_parameters():
 def test_gpu_round_robin_for_local_sweeps():
     sys.path.insert(0, str(ROOT))
     from run import gpu_for_job
-    assert [gpu_for_job(i, 4) for i in range(6)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
+    assert [gpu_for_job(i, 4) for i in range(6)] == [
+        "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
     assert gpu_for_job(3, 1) == "auto" and gpu_for_job(3, 0) == "auto"
 
 
@@ -91,6 +93,7 @@ def test_gpu_round_robin_for_local_sweeps():
 def test_ray_launcher_local_sweep(tmp_path):
     out = _run(["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
                 "+hydra.launcher.ray.init.include_dashboard=false", "scorer=esvm,random",
-                f"hydra.sweep.dir={tmp_path}/ray", f"cache_dir={tmp_path}/cache", *TINY], timeout=900)
+                f"hydra.sweep.dir={tmp_path}/ray", f"cache_dir={tmp_path}/cache", *TINY],
+               timeout=900)
     summary, _ = aggregate([tmp_path / "ray"])
     assert len(summary) == 2, out[-2000:]

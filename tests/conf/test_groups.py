@@ -7,13 +7,14 @@ from hydra.utils import instantiate
 from tests.helpers import CONF, make_cfg
 
 GROUPS = {str(g.relative_to(CONF)): sorted(p.stem for p in g.glob("*.yaml"))
-          for g in CONF.rglob("*") if g.is_dir() and not str(g.relative_to(CONF)).startswith("hydra")}
+          for g in CONF.rglob("*") if g.is_dir()
+          and not str(g.relative_to(CONF)).startswith("hydra")}
 OPTIONS = [(g, o) for g, opts in sorted(GROUPS.items()) for o in opts]
 
 
 def test_expected_groups_exist():
-    for group in ("dataset", "backbone", "backbone/method", "backbone/net", "scorer", "task", "search",
-                  "arch", "trainer", "eval", "experiment"):
+    for group in ("dataset", "backbone", "backbone/method", "backbone/net", "scorer", "task",
+                  "search", "arch", "trainer", "eval", "experiment"):
         assert GROUPS.get(group), f"config group {group} is missing or empty"
 
 
@@ -24,17 +25,35 @@ def _backbone_for(group: str, option: str) -> list[str]:
     return [f"backbone=moco_{'small' if option == 'small_cnn' else 'r18'}"]
 
 
+def _overrides(group: str, option: str) -> list[str]:
+    """The overrides that choose this option, with the settings it needs besides."""
+    overrides = (_backbone_for(group, option) if group.startswith("backbone/")
+                 else [f"{group}={option}"])
+    if group == "experiment" and option != "digits_compare":
+        overrides.append("dataset.root=/data/cifar10")
+    if (group, option) == ("scorer", "precomputed"):
+        overrides.append("scorer.path=scores.npz")   # required (???): the file to evaluate
+    return overrides
+
+
+def _check_backbone(cfg, group: str, option: str) -> None:
+    """The backbone network and its pretraining method build; a pretrained one downloads nothing."""
+    if cfg.backbone.get("method") is not None:
+        net = instantiate(cfg.backbone.net)
+        assert net.feature_dim > 0
+        extra = {"num_classes": 10} if "num_classes" in cfg.backbone.method else {}
+        method = instantiate(cfg.backbone.method, backbone=net, max_epochs=1, batch_size=8, **extra)
+        assert method.configure_optimizers() is not None
+    if group == "backbone" and option == "pretrained":
+        assert cfg.backbone.checkpoint is None   # a user file: nothing is downloaded
+
+
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_resolves_and_builds_its_object(group, option, tmp_path):
     from omegaconf import OmegaConf
 
     from brittle.scorers.base import Scorer
-    overrides = _backbone_for(group, option) if group.startswith("backbone/") else [f"{group}={option}"]
-    if group == "experiment" and option != "digits_compare":
-        overrides.append("dataset.root=/data/cifar10")
-    if (group, option) == ("scorer", "precomputed"):
-        overrides.append("scorer.path=scores.npz")   # required (???): the file to evaluate
-    cfg = make_cfg(overrides)
+    cfg = make_cfg(_overrides(group, option))
     # resolving every interpolation catches dangling references between groups
     OmegaConf.to_container(cfg, resolve=True)
     shape = [cfg.dataset.channels, cfg.dataset.image_size, cfg.dataset.image_size]
@@ -52,22 +71,17 @@ def test_option_composes_resolves_and_builds_its_object(group, option, tmp_path)
     if group == "dataset":
         from hydra.utils import get_method
         assert callable(get_method(cfg.dataset.loader._target_))
-    if group.startswith("backbone") and cfg.backbone.get("method") is not None:
-        net = instantiate(cfg.backbone.net)
-        assert net.feature_dim > 0
-        extra = {"num_classes": 10} if "num_classes" in cfg.backbone.method else {}
-        method = instantiate(cfg.backbone.method, backbone=net, max_epochs=1, batch_size=8, **extra)
-        assert method.configure_optimizers() is not None
-    if group == "backbone" and option == "pretrained":
-        assert cfg.backbone.checkpoint is None   # a user file: nothing is downloaded
+    if group.startswith("backbone"):
+        _check_backbone(cfg, group, option)
 
 
 def test_loaders_build_datasets(cifar_tgz, cifar_cache):
     from brittle.api import load_data
     digits = load_data(make_cfg([]))
     assert digits.train.images.shape == (1437, 1, 8, 8) and digits.ordering == "official"
-    cifar = load_data(make_cfg(["dataset=cifar10", f"dataset.root={cifar_tgz}", "dataset.train_subset=100",
-                                "dataset.test_subset=20"], cache_dir=cifar_cache))
+    cifar = load_data(make_cfg(["dataset=cifar10", f"dataset.root={cifar_tgz}",
+                                "dataset.train_subset=100", "dataset.test_subset=20"],
+                               cache_dir=cifar_cache))
     assert cifar.train.images.shape == (100, 3, 32, 32) and cifar.ordering == "class-folder"
 
 
@@ -82,4 +96,5 @@ def test_paper_preset_matches_design():
     cfg = make_cfg(["experiment=paper_cifar10"])
     assert cfg.search.max_support == 1280 and cfg.search.budget == 7 and cfg.search.n_test == 5
     assert cfg.targets.n == 100 and cfg.backbone.epochs == 800
-    assert cfg.arch.recipe.epochs == 24 and cfg.arch.recipe.batch_size == 512 and cfg.arch.recipe.lr == 0.5
+    assert (cfg.arch.recipe.epochs == 24 and cfg.arch.recipe.batch_size == 512
+            and cfg.arch.recipe.lr == 0.5)

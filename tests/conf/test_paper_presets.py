@@ -25,14 +25,16 @@ def test_paper_presets_use_the_papers_trak_and_ten_reference_models(preset):
     default = make_cfg(["scorer=trak"])
     assert (default.scorer.n_models, default.scorer.proj_dim) == (5, 512)
     # a user's own size still wins over the preset's
-    own = make_cfg([f"experiment={preset}", "dataset.root=/data/cifar10", "scorer=trak", "scorer.proj_dim=4096"])
+    own = make_cfg([f"experiment={preset}", "dataset.root=/data/cifar10", "scorer=trak",
+                    "scorer.proj_dim=4096"])
     assert own.scorer.proj_dim == 4096
 
 
 def test_trak_labels_carry_the_projection_dimension():
     pytest.importorskip("trak")
     small = instantiate(make_cfg(["scorer=trak"]).scorer)
-    paper = instantiate(make_cfg(["experiment=paper_cifar10", "dataset.root=/data/cifar10", "scorer=trak"]).scorer)
+    paper = instantiate(make_cfg(["experiment=paper_cifar10", "dataset.root=/data/cifar10",
+                                  "scorer=trak"]).scorer)
     assert small.display_label(None) == "TRAK d=512" and paper.display_label(None) == "TRAK d=20480"
 
 
@@ -44,10 +46,12 @@ def test_paper_cifar10_retrains_with_the_reference_codes_details():
     assert recipe.precision == "fp16" and recipe.cutout_inside
     black = -(REF_MEAN / 255) / (REF_STD / 255)
     assert np.allclose(recipe.translate_fill, black, atol=1e-3)
-    assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.translate, recipe.cutout) == (24, 512, 0.5, 2, 8)
+    assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.translate,
+            recipe.cutout) == (24, 512, 0.5, 2, 8)
     # the source ResNet-9s of the transfer study train alike
     transfer = make_cfg(["experiment=paper_transfer", "dataset.root=/data/cifar10"])
-    assert transfer.source_arch.recipe.precision == "fp16" and transfer.source_arch.recipe.cutout_inside
+    assert (transfer.source_arch.recipe.precision == "fp16"
+            and transfer.source_arch.recipe.cutout_inside)
 
 
 def test_translate_pads_with_black_as_ffcv_does_before_normalising():
@@ -76,24 +80,29 @@ def test_ffcv_cutout_lies_inside_the_image_and_brittles_default_is_clipped():
     inside = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, cutout=4, cutout_inside=True),
                      torch.Generator().manual_seed(0))
     assert ((inside == 0).sum(dim=(1, 2, 3)) == 16).all()
-    clipped = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, cutout=4), torch.Generator().manual_seed(0))
+    clipped = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, cutout=4),
+                      torch.Generator().manual_seed(0))
     assert ((clipped == 0).sum(dim=(1, 2, 3)) < 16).any()
 
 
 def test_fp16_on_a_cpu_is_one_clear_error():
     from brittle.retrain.precision import Precision
     from brittle.runtime.errors import BrittleError
-    with pytest.raises(BrittleError, match=r"trainer.recipe.precision=fp16 needs a CUDA device; on a CPU use "
+    with pytest.raises(BrittleError,
+                       match=r"trainer.recipe.precision=fp16 needs a CUDA device; on a CPU use "
                                            r"trainer.recipe.precision=fp32"):
         Precision.of("fp16", torch.device("cpu"))
 
 
 def test_paper_imagenet_composes_with_the_papers_settings():
-    cfg = make_cfg(["experiment=paper_imagenet", "dataset.root=/data/imagenet", "backbone.checkpoint=/w/moco.pth.tar"])
-    assert cfg.dataset.name == "imagefolder" and cfg.backbone.name == "pretrained" and cfg.backbone.arch == "resnet50"
+    cfg = make_cfg(["experiment=paper_imagenet", "dataset.root=/data/imagenet",
+                    "backbone.checkpoint=/w/moco.pth.tar"])
+    assert (cfg.dataset.name == "imagefolder" and cfg.backbone.name == "pretrained"
+            and cfg.backbone.arch == "resnet50")
     assert cfg.arch.model._target_.endswith("arches.resnet18")
     r = cfg.arch.recipe
-    assert (r.epochs, r.batch_size, [list(p) for p in r.resolution]) == (16, 1024, [[0, 160], [11, 192]])
+    assert (r.epochs, r.batch_size, [list(p) for p in r.resolution]) == (
+        16, 1024, [[0, 160], [11, 192]])
     assert (cfg.targets.n, cfg.targets.only_correct, cfg.reference.n_models) == (30, True, 4)
     assert (cfg.search.max_support, cfg.search.n_test, cfg.search.budget) == (1000, 1, 7)
     assert (cfg.trak_sizes.n_models, cfg.trak_sizes.proj_dim) == (4, 4096)
@@ -103,12 +112,15 @@ def test_progressive_resizing_trains_at_each_epochs_resolution():
     from brittle.retrain.augment import resized
     recipe = Recipe(epochs=16, batch_size=1, lr=0.1, resolution=[[0, 160], [11, 192]])
     x = torch.rand(2, 3, 224, 224)
-    assert resized(x, recipe, 0).shape[-2:] == (160, 160) and resized(x, recipe, 10).shape[-1] == 160
-    assert resized(x, recipe, 11).shape[-2:] == (192, 192) and resized(x, recipe, 15).shape[-1] == 192
+    assert (resized(x, recipe, 0).shape[-2:] == (160, 160)
+            and resized(x, recipe, 10).shape[-1] == 160)
+    assert (resized(x, recipe, 11).shape[-2:] == (192, 192)
+            and resized(x, recipe, 15).shape[-1] == 192)
     # bilinear with antialiasing: a constant image stays constant
     assert torch.allclose(resized(torch.full((1, 3, 224, 224), 0.3), recipe, 0), torch.tensor(0.3))
     from brittle.runtime.errors import BrittleError
-    with pytest.raises(BrittleError, match=r"trainer.recipe.resolution=\[\[3, 160\]\] is not valid"):
+    with pytest.raises(BrittleError,
+                       match=r"trainer.recipe.resolution=\[\[3, 160\]\] is not valid"):
         Recipe(epochs=1, batch_size=1, lr=0.1, resolution=[[3, 160]])
 
 
@@ -122,9 +134,10 @@ def test_paper_imagenet_runs_end_to_end_on_a_tiny_image_folder(tmp_path):
     root = image_folder(tmp_path / "tree", n_per_class=16, size=32)
     weights = tmp_path / "r18.pth"
     torch.save(resnet18().state_dict(), weights)
-    cfg = make_cfg(["experiment=paper_imagenet", f"dataset.root={root}", f"backbone.checkpoint={weights}",
-                    "backbone.arch=resnet18", "backbone.resize=32", "dataset.image_size=32",
-                    "arch.recipe.epochs=4", "arch.recipe.batch_size=16", "arch.recipe.lr=0.05",
+    cfg = make_cfg(["experiment=paper_imagenet", f"dataset.root={root}",
+                    f"backbone.checkpoint={weights}", "backbone.arch=resnet18",
+                    "backbone.resize=32", "dataset.image_size=32", "arch.recipe.epochs=4",
+                    "arch.recipe.batch_size=16", "arch.recipe.lr=0.05",
                     "arch.recipe.warmup_fraction=0.25", "arch.recipe.resolution=[[0,24],[2,32]]",
                     "search.max_support=8", "targets.n=3"], cache_dir=tmp_path / "cache")
     summary = run(cfg, tmp_path / "run")

@@ -50,9 +50,10 @@ def test_plan_states_its_parts_and_time_only_when_every_part_was_timed():
     plan.add("reference", 3)
     plan.add("LDS bank", 0, seconds_per_model=1.0)   # cached: not shown, costs nothing
     assert plan.total == 403 and plan.seconds() is None
-    assert plan.describe() == ("at most 403 models to train (search 10 targets x 8 tests x 5 = 400, "
-                               "reference 3); the time shows once the first models are trained "
-                               "(never timed on this device)")
+    assert plan.describe() == ("at most 403 models to train (search 10 targets x 8 "
+                               "tests x 5 = 400, reference 3); the time shows once the first "
+                               "models are trained (never timed on this device)")
     plan.add("reference", 3, seconds_per_model=2.0)
     assert plan.seconds() == 400 * 3.0 + 3 * 2.0
-    assert plan.describe().endswith("; ~ 20 min at the seconds per model measured on this device before")
+    assert plan.describe().endswith("; ~ 20 min at the seconds per model measured on this "
+                                    "device before")

@@ -24,12 +24,14 @@ def test_lockstep_and_target_after_target_train_the_same_models(search, tmp_path
     from brittle.pipeline import run
     found = {}
     for lockstep in ("true", "false"):
-        cfg = make_cfg([*TINY, "targets.n=4", "task=mislabel", f"search={search}", "search.max_support=16",
-                        f"search.lockstep={lockstep}", "search.budget=2", "search.n_test=2"],
+        cfg = make_cfg([*TINY, "targets.n=4", "task=mislabel", f"search={search}",
+                        "search.max_support=16", f"search.lockstep={lockstep}", "search.budget=2",
+                        "search.n_test=2"],
                        cache_dir=tmp_path / "cache")
         summary = run(cfg, tmp_path / lockstep)
         tests = pd.read_parquet(tmp_path / lockstep / "tests.parquet").drop(columns="seconds")
-        found[lockstep] = (pd.read_parquet(tmp_path / lockstep / "support.parquet"), tests, summary.n_rounds)
+        found[lockstep] = (pd.read_parquet(tmp_path / lockstep / "support.parquet"), tests,
+                           summary.n_rounds)
     (support, tests, rounds), (alone_support, alone_tests, alone_rounds) = \
         found["true"], found["false"]
     assert support.equals(alone_support)
@@ -68,7 +70,8 @@ def test_a_round_holds_every_unfinished_targets_next_tests_in_target_order():
         assert alone.support == support
     # a parallel search's probes of one round arrive together
     tester = _Tester(thresholds)
-    search_lockstep(Parallel(width=3, budget=3, n_test=1, max_support=64), tester, searched[:2], lambda i, r: None)
+    search_lockstep(Parallel(width=3, budget=3, n_test=1, max_support=64), tester, searched[:2],
+                    lambda i, r: None)
     assert tester.rounds[1] == [(10, 16), (10, 32), (10, 48), (11, 16), (11, 32), (11, 48)]
 
 
@@ -81,14 +84,16 @@ def test_an_error_in_a_search_or_a_round_ends_the_lockstep_search():
     tester = _Tester({1: 3, 2: 3})
     searched = [SearchTarget(1, np.arange(8), None), SearchTarget(2, np.arange(8), None)]
     with pytest.raises(RuntimeError, match="search broke"):
-        search_lockstep(Failing(budget=2, n_test=1, max_support=8), tester, searched, lambda i, r: None)
+        search_lockstep(Failing(budget=2, n_test=1, max_support=8), tester, searched,
+                        lambda i, r: None)
 
     class Broken(_Tester):
         def accuracies(self, requests):
             raise MemoryError("out of memory")
 
     with pytest.raises(MemoryError):
-        search_lockstep(Bisection(budget=2, n_test=1, max_support=8), Broken({}), searched, lambda i, r: None)
+        search_lockstep(Bisection(budget=2, n_test=1, max_support=8), Broken({}), searched,
+                        lambda i, r: None)
 
 
 def test_stacked_models_of_different_tests_are_the_models_trained_alone():
@@ -108,4 +113,5 @@ def test_stacked_models_of_different_tests_are_the_models_trained_alone():
         for a, b in zip(model.parameters(), alone.parameters()):
             assert torch.allclose(a, b, atol=1e-4)
     with pytest.raises(ValueError, match="equally many images"):
-        train_stacked_jobs(build, recipe, x, [Job(torch.arange(10), y, 1), Job(torch.arange(11), y, 2)])
+        train_stacked_jobs(build, recipe, x, [Job(torch.arange(10), y, 1),
+                                              Job(torch.arange(11), y, 2)])

@@ -45,7 +45,8 @@ def test_flip_class_is_second_most_likely_or_first_when_second_is_true():
 def test_flip_class_is_second_by_average_rank_not_by_mean_softmax():
     """The reference code's rule: mean softmax says class 1 (0.297 vs 0.203), but class 2 ranks
     second in two of three models (average rank 1.33 vs 1.67), so the flip class is 2."""
-    probs = np.array([[[0.50, 0.49, 0.01]], [[0.50, 0.20, 0.30]], [[0.50, 0.20, 0.30]]])  # [R=3, T=1, C=3]
+    probs = np.array([[[0.50, 0.49, 0.01]], [[0.50, 0.20, 0.30]],
+                      [[0.50, 0.20, 0.30]]])  # [R=3, T=1, C=3]
     assert np.argsort(-probs.mean(0), axis=1)[0, 1] == 1
     assert flip_classes(probs, np.array([0])).tolist() == [2]
     # the fallback: the true label ranks second on average -> the first class

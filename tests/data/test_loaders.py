@@ -17,7 +17,8 @@ def test_digits_split_is_fixed_stratified_uint8():
     a, b = load_digits(), load_digits()
     assert a.train.images.dtype == np.uint8 and a.train.images.shape[1:] == (1, 8, 8)
     assert len(a.train) + len(a.test) == 1797 and len(a.test) == 360
-    assert np.array_equal(a.test.labels, b.test.labels) and np.array_equal(a.train.images, b.train.images)
+    assert (np.array_equal(a.test.labels, b.test.labels)
+            and np.array_equal(a.train.images, b.train.images))
     frac = np.bincount(a.test.labels) / np.bincount(np.concatenate([a.train.labels, a.test.labels]))
     assert np.allclose(frac, 0.2, atol=0.01)
     assert a.train.images.max() == 255
@@ -52,7 +53,8 @@ def test_class_tree_and_tarball_give_the_same_arrays(tmp_path):
     a = load_cifar10(str(tree), cache_dir=str(tmp_path / "cache"))
     b = load_cifar10(str(tgz), cache_dir=str(tmp_path / "cache"))
     assert a.train.classes == ["cat", "dog"] and a.train.images.shape == (6, 3, 6, 6)
-    assert np.array_equal(a.train.images, b.train.images) and np.array_equal(a.test.labels, b.test.labels)
+    assert (np.array_equal(a.train.images, b.train.images)
+            and np.array_equal(a.test.labels, b.test.labels))
     png = np.asarray(Image.open(tree / "train" / "dog" / "0001.png"))
     assert np.array_equal(a.train.images[4], png.transpose(2, 0, 1))  # lossless PNG round trip
     # decoded once: a second load reads the cached array
@@ -81,7 +83,8 @@ def test_bad_roots_give_clear_errors(tmp_path):
 
 
 def test_real_cifar10_tarball(cifar_tgz, cifar_cache):
-    data = load_cifar10(str(cifar_tgz), cache_dir=str(cifar_cache), train_subset=1000, test_subset=200)
+    data = load_cifar10(str(cifar_tgz), cache_dir=str(cifar_cache), train_subset=1000,
+                        test_subset=200)
     assert data.train.classes[0] == "airplane" and data.num_classes == 10
     assert data.train.images.shape == (1000, 3, 32, 32) and data.train.images.dtype == np.uint8
     assert np.bincount(data.train.labels).tolist() == [100] * 10

@@ -46,8 +46,9 @@ def _truth(scores: np.ndarray, train_labels: np.ndarray, query_label: int) -> np
     return tau
 
 
-SCORERS = {"esvm": lambda: ExemplarSVM(backend="torch"), "esvm_sklearn": lambda: ExemplarSVM(backend="sklearn"),
-           "l2": lambda: Distance("l2"), "cosine": lambda: Distance("cosine")}
+SCORERS = {"esvm": lambda: ExemplarSVM(backend="torch"),
+           "esvm_sklearn": lambda: ExemplarSVM(backend="sklearn"), "l2": lambda: Distance("l2"),
+           "cosine": lambda: Distance("cosine")}
 
 
 @pytest.mark.parametrize("name", sorted(SCORERS))
@@ -63,7 +64,8 @@ def test_signed_attributions_get_high_lds_where_raw_scores_do_not(name):
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
     q = Queries(np.arange(len(queries)), np.zeros(len(queries), np.int64), queries)
     scores = scorer.scores(q)
-    # other classes' influence in the truth follows l2 nearness (the ESVM's other classes get 0 here)
+    # other classes' influence in the truth follows l2 nearness (the ESVM's other classes
+    # get 0 here)
     nearest = Distance("l2")
     nearest.prepare(TrainSet(labels, train), None, torch.device("cpu"))
     own = labels[None, :] == 0
@@ -115,7 +117,8 @@ def test_esvm_attributions_follow_the_papers_sign_rule_on_every_training_image()
     tau = scorer.attributions(scores, q)
     pool = train[labels == 0]
     for t in range(2):
-        clf = LinearSVC(C=0.1, class_weight="balanced", loss="squared_hinge", max_iter=100000, tol=1e-10)
+        clf = LinearSVC(C=0.1, class_weight="balanced", loss="squared_hinge", max_iter=100000,
+                        tol=1e-10)
         clf.fit(np.concatenate([queries[t:t + 1], pool]), np.r_[1, np.zeros(len(pool), np.int64)])
         expected = 1.0 / np.clip(-clf.decision_function(train.astype(np.float64)), 1e-3, None)
         expected[labels == 1] *= -1.0
@@ -141,13 +144,15 @@ def test_other_classes_zero_is_the_named_alternative(name):
     tau_paper, tau_zero = paper.attributions(a, q), zero.attributions(a, q)
     assert (tau_zero[:, labels == 1] == 0).all()
     assert np.array_equal(tau_zero[:, labels == 0], tau_paper[:, labels == 0])
-    assert zero.display_label("MoCo").endswith("(other classes 0)") and "others" not in paper.display_label("MoCo")
+    assert (zero.display_label("MoCo").endswith("(other classes 0)")
+            and "others" not in paper.display_label("MoCo"))
 
 
 def test_a_bad_sign_rule_is_one_clear_error():
     from brittle.runtime.errors import BrittleError
     with pytest.raises(BrittleError,
-                       match=r"scorer.other_classes=opposite is not valid; use one of \['negative', 'zero'\]"):
+                       match=r"scorer.other_classes=opposite is not valid; use one of "
+                             r"\['negative', 'zero'\]"):
         Distance("l2", other_classes="opposite")
 
 

@@ -15,8 +15,9 @@ from tests.helpers import TINY, run_brittle
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     base = tmp_path_factory.mktemp("sweep")
-    p = run_brittle(["-m", "scorer=esvm,random", "task=remove,mislabel", "eval=lds", "eval.n_models=12",
-                     f"hydra.sweep.dir={base}/multirun", f"cache_dir={base}/cache", *TINY], timeout=600)
+    p = run_brittle(["-m", "scorer=esvm,random", "task=remove,mislabel", "eval=lds",
+                     "eval.n_models=12", f"hydra.sweep.dir={base}/multirun",
+                     f"cache_dir={base}/cache", *TINY], timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert (p.stdout + p.stderr).count("computing pretrain") == 1  # the sweep pretrained once
     return base
@@ -52,7 +53,8 @@ def test_sign_estimation_alone_is_reported_beside_every_lds(sweep):
     rows = [spearmanr(margins[:, t], masks[:, train == test[t]].sum(1)).statistic
             for t in np.load(run / "targets.npy")]
     expected = float(np.mean(np.nan_to_num(rows)))
-    assert json.loads((run / "summary.json").read_text())["lds_sign_alone"] == pytest.approx(expected)
+    record = json.loads((run / "summary.json").read_text())
+    assert record["lds_sign_alone"] == pytest.approx(expected)
     assert summary["lds_sign_alone"].iloc[0] == pytest.approx(expected)
     assert tidy["lds_sign_alone"].notna().all() and tidy["lds"].notna().all()
 
@@ -74,7 +76,8 @@ def test_killed_run_is_named_and_skipped_and_mixed_sweeps_merge(sweep, tmp_path,
 def test_report_and_figures(sweep, tmp_path):
     report = write_report([sweep / "multirun"], tmp_path / "figures", baseline=None)
     text = report.read_text()
-    for name in ("support_cdf", "per_target_comparison", "cost", "topk_images", "lds", "auc_heatmap"):
+    for name in ("support_cdf", "per_target_comparison", "cost", "topk_images", "lds",
+                 "auc_heatmap"):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 5000, name
         assert (tmp_path / "figures" / f"{name}.pdf").exists()
         assert f"({name}.png)" in text

@@ -10,8 +10,9 @@ from brittle.api import build_engine, load_data
 from brittle.retrain.trainer import logits
 from tests.helpers import make_cfg
 
+# the last two: the reference code's networks (reference_arches.py)
 ARCHES = ["mobilenetv2", "vit", "swin_t", "mlpmixer", "convmixer",
-          "mobilenetv2_cifar", "swin_t_cifar"]   # the reference code's networks (reference_arches.py)
+          "mobilenetv2_cifar", "swin_t_cifar"]
 
 
 @pytest.mark.parametrize("arch", ARCHES)

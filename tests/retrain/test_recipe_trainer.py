@@ -28,10 +28,12 @@ def test_translate_shifts_whole_images_and_cutout_zeroes_a_square():
         # every non-padding pixel keeps its neighbour relation: rows of the original appear intact
         nz = shifted[b, 0][shifted[b, 0] != 0]
         assert len(nz) >= 16 and set(nz.tolist()) <= set(x[b, 0].flatten().tolist())
-    cut = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, cutout=2), torch.Generator().manual_seed(1))
+    cut = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, cutout=2),
+                  torch.Generator().manual_seed(1))
     zeros = (cut == 0).sum(dim=(1, 2, 3))
     assert ((zeros >= 1) & (zeros <= 4)).all()
-    flipped = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, flip=True), torch.Generator().manual_seed(2))
+    flipped = augment(x, Recipe(epochs=1, batch_size=1, lr=0.1, flip=True),
+                      torch.Generator().manual_seed(2))
     for b in range(2):
         assert torch.equal(flipped[b], x[b]) or torch.equal(flipped[b], x[b].flip(2))
 
@@ -81,7 +83,8 @@ def test_stacked_mlps_follow_their_solo_trajectories(precision):
 
     x, y, xt, _ = _digits()
     keep = torch.arange(0, len(y), 2)                   # a removal-style subset
-    recipe = Recipe(epochs=3, batch_size=64, lr=0.1, translate=1, nesterov=True, precision=precision)
+    recipe = Recipe(epochs=3, batch_size=64, lr=0.1, translate=1, nesterov=True,
+                    precision=precision)
 
     def build():
         return MLP([1, 8, 8], 10, hidden=[64, 32])
@@ -96,7 +99,8 @@ def test_stacked_mlps_follow_their_solo_trajectories(precision):
         assert torch.allclose(a, b, atol=tol, rtol=tol), (a - b).abs().max()
     assert not torch.allclose(logits(together[0], xt), logits(together[1], xt), atol=5e-2)
     if precision == "bf16":  # and bf16 really trained another model than fp32 would have
-        fp32 = train_one(build, Recipe(**{**recipe.__dict__, "precision": "fp32"}), x, y, keep, seeds[0])
+        fp32 = train_one(build, Recipe(**{**recipe.__dict__, "precision": "fp32"}), x, y, keep,
+                         seeds[0])
         assert (logits(fp32, xt) - logits(together[0], xt, precision="fp32")).abs().max() > 10 * tol
 
 

@@ -15,8 +15,10 @@ from brittle.retrain.recipe_trainer import RecipeTrainer
 from tests.helpers import make_cfg
 
 
-@pytest.mark.parametrize("option,cls,epochs", [("arch_recipe", RecipeTrainer, 20), ("paper", RecipeTrainer, 24),
-                                               ("cpu", RecipeTrainer, 6), ("fast", FastTrainer, 9.9)])
+@pytest.mark.parametrize("option,cls,epochs", [("arch_recipe", RecipeTrainer, 20),
+                                               ("paper", RecipeTrainer, 24),
+                                               ("cpu", RecipeTrainer, 6),
+                                               ("fast", FastTrainer, 9.9)])
 def test_every_trainer_option_instantiates(option, cls, epochs):
     trainer = instantiate(make_cfg([f"trainer={option}"]).trainer)
     assert isinstance(trainer, cls)
@@ -27,17 +29,20 @@ def test_paper_trainer_is_the_design_recipe():
     r = instantiate(make_cfg(["trainer=paper", "arch=resnet9"]).trainer).recipe
     recipe = (r.epochs, r.batch_size, r.lr, r.momentum, r.weight_decay, r.label_smoothing)
     assert recipe == (24, 512, 0.5, 0.9, 5e-4, 0.1)
-    assert (r.flip, r.translate, r.cutout) == (True, 2, 8) and abs(r.warmup_fraction * 24 - 5) < 1e-6
+    assert ((r.flip, r.translate, r.cutout) == (True, 2, 8)
+            and abs(r.warmup_fraction * 24 - 5) < 1e-6)
 
 
 def test_whitening_init_whitens_the_patches():
     rng = np.random.default_rng(0)
     mix = rng.normal(size=(3, 3))
-    images = torch.tensor(np.einsum("ij,njhw->nihw", mix, rng.normal(size=(400, 3, 12, 12))), dtype=torch.float32)
+    images = torch.tensor(np.einsum("ij,njhw->nihw", mix, rng.normal(size=(400, 3, 12, 12))),
+                          dtype=torch.float32)
     net = AirNet([3, 12, 12], 10, width=8)
     net.init_whitening(images, eps=0.0)
     with torch.no_grad():
-        out = torch.nn.functional.conv2d(images, net.whiten.weight)[:, :12]   # the +eigenvector half
+        # the +eigenvector half
+        out = torch.nn.functional.conv2d(images, net.whiten.weight)[:, :12]
     flat = out.permute(0, 2, 3, 1).reshape(-1, 12).numpy().astype(np.float64)
     cov = flat.T @ flat / len(flat)            # uncentred, as the patch covariance is
     assert np.allclose(cov, np.eye(12), atol=0.05)

@@ -43,9 +43,11 @@ def test_devices_always_carry_an_index(two_gpus):
     torch.cuda.set_device(1)
     assert execution.resolve_device("auto") == torch.device("cuda:1")
     assert execution.resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(BrittleError, match=r"device=cuda:2 but 2 GPUs are visible; use cuda:0 \.\. cuda:1"):
+    with pytest.raises(BrittleError, match=r"device=cuda:2 but 2 GPUs are visible; use "
+                                           r"cuda:0 \.\. cuda:1"):
         execution.resolve_device("cuda:2")
-    with pytest.raises(BrittleError, match=r"device=cudax is not valid; use auto, cpu, cuda or cuda:N"):
+    with pytest.raises(BrittleError,
+                       match=r"device=cudax is not valid; use auto, cpu, cuda or cuda:N"):
         execution.resolve_device("cudax")
 
 
@@ -58,7 +60,8 @@ def test_the_run_device_becomes_the_current_device(two_gpus, monkeypatch, caplog
     index = 1 if want == "cuda:1" else 0
     assert ("set_device", index) in two_gpus.calls and torch.cuda.current_device() == index
     assert torch.backends.cudnn.benchmark
-    assert f"device cuda:{index} (Fake GPU {index})" in caplog.text and f"CUDA {torch.version.cuda}" in caplog.text
+    assert (f"device cuda:{index} (Fake GPU {index})" in caplog.text
+            and f"CUDA {torch.version.cuda}" in caplog.text)
 
 
 @pytest.mark.parametrize("device,index", [("auto", 0), ("cuda", 0), ("cuda:1", 1)])
@@ -66,10 +69,12 @@ def test_the_command_line_reaches_its_first_stage_on_a_gpu(device, index, tmp_pa
     """The default job's whole command line on a (fake) two-GPU machine: the check, Hydra, the
     pipeline's start-up (device, activate, run directory), up to the first stage."""
     from tests.helpers import run_brittle
-    p = run_brittle([f"device={device}", f"hydra.run.dir={tmp_path}/run", f"cache_dir={tmp_path}/cache"],
+    p = run_brittle([f"device={device}", f"hydra.run.dir={tmp_path}/run",
+                     f"cache_dir={tmp_path}/cache"],
                     setup="tests.fake_cuda:two_gpus_to_first_stage", timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert f"first stage: device=cuda:{index} current={index}" in p.stdout, p.stdout + p.stderr[-3000:]
+    assert f"first stage: device=cuda:{index} current={index}" in p.stdout, \
+        p.stdout + p.stderr[-3000:]
     assert f"('set_device', {index})" in p.stdout and "Traceback" not in p.stderr
 
 
@@ -82,7 +87,8 @@ def test_python_run_py_reaches_its_first_stage_on_a_gpu(tmp_path):
     code = ("import runpy, sys\nfrom tests.fake_cuda import two_gpus_to_first_stage\n"
             "two_gpus_to_first_stage()\nsys.argv = ['run.py', *sys.argv[1:]]\n"
             "runpy.run_path('run.py', run_name='__main__')\n")
-    p = subprocess.run([sys.executable, "-c", code, f"hydra.run.dir={tmp_path}/run", f"cache_dir={tmp_path}/cache"],
+    p = subprocess.run([sys.executable, "-c", code, f"hydra.run.dir={tmp_path}/run",
+                        f"cache_dir={tmp_path}/cache"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "first stage: device=cuda:0 current=0" in p.stdout, p.stdout + p.stderr[-3000:]
@@ -99,7 +105,8 @@ def test_unusable_nvidia_gpus_are_a_warning(monkeypatch, caplog):
     monkeypatch.setattr(execution, "nvidia_gpus_present", lambda: True)
     with caplog.at_level(logging.WARNING, logger="brittle.runtime.execution"):
         assert execution.resolve_device("auto") == torch.device("cpu")
-    assert "NVIDIA GPUs are present but this torch" in caplog.text and "runs on the CPU" in caplog.text
+    assert ("NVIDIA GPUs are present but this torch" in caplog.text
+            and "runs on the CPU" in caplog.text)
     caplog.clear()
     monkeypatch.setattr(execution, "nvidia_gpus_present", lambda: False)
     with caplog.at_level(logging.WARNING, logger="brittle.runtime.execution"):
@@ -145,8 +152,9 @@ class _FakeCuLinearSVC:
     def fit(self, x, y):
         from sklearn.svm import LinearSVC
         self.inputs = (x, y)
-        ref = LinearSVC(C=self.kwargs["C"], class_weight="balanced", loss="squared_hinge", tol=1e-10,
-                        max_iter=100_000, random_state=0).fit(np.asarray(x, np.float64), np.asarray(y))
+        ref = LinearSVC(C=self.kwargs["C"], class_weight="balanced", loss="squared_hinge",
+                        tol=1e-10, max_iter=100_000,
+                        random_state=0).fit(np.asarray(x, np.float64), np.asarray(y))
         self.coef_ = (self.scale * ref.coef_).astype(np.float32)
         self.intercept_ = (self.scale * ref.intercept_).astype(np.float32)
         return self
@@ -202,10 +210,12 @@ def test_cuml_fits_short_of_the_optimum_count_as_not_converged(fake_cuml):
     assert svm.not_converged == len(queries)
     # the rule itself: 1 at w = 0 by definition, ~0 at liblinear's tight optimum
     q, n = torch.as_tensor(queries[:1]), torch.as_tensor(pool)
-    assert float(relative_gradient(torch.zeros(1, 17, dtype=torch.float64), q, n, 0.1)[0]) == pytest.approx(1.0)
+    assert float(relative_gradient(torch.zeros(1, 17, dtype=torch.float64), q, n,
+                                   0.1)[0]) == pytest.approx(1.0)
     from sklearn.svm import LinearSVC
     x = np.concatenate([queries[:1], pool])
     y = np.r_[1, np.zeros(len(pool), dtype=int)]
-    ref = LinearSVC(C=0.1, class_weight="balanced", tol=1e-12, max_iter=1_000_000, random_state=0).fit(x, y)
+    ref = LinearSVC(C=0.1, class_weight="balanced", tol=1e-12, max_iter=1_000_000,
+                    random_state=0).fit(x, y)
     w = torch.as_tensor(np.r_[ref.coef_[0], ref.intercept_])[None, :]
     assert float(relative_gradient(w, q, n, 0.1)[0]) < 1e-4

@@ -29,7 +29,8 @@ NAMESPACE = ["unshare", "--user", "--map-root-user", "--mount"]
 
 
 def _command(cache: Path, run_dir: Path, extra: tuple[str, ...] = ()) -> list[str]:
-    return [sys.executable, "run.py", *ARGS, *extra, f"cache_dir={cache}", f"hydra.run.dir={run_dir}"]
+    return [sys.executable, "run.py", *ARGS, *extra, f"cache_dir={cache}",
+            f"hydra.run.dir={run_dir}"]
 
 
 def _tables(run_dir: Path) -> dict[str, pd.DataFrame]:
@@ -66,10 +67,12 @@ def namespaces(tmp_path_factory) -> None:
     made = subprocess.run([*NAMESPACE, "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {probe}"],
                           capture_output=True, timeout=60)
     if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs in a user namespace here ({made.stderr.decode().strip()[:100]})")
+        pytest.skip("cannot mount a tmpfs in a user namespace here "
+                    f"({made.stderr.decode().strip()[:100]})")
 
 
-def _faulted_then_lifted(tmp_path: Path, mount: str, lift: str, cache: Path, run_dir: Path) -> list[str]:
+def _faulted_then_lifted(tmp_path: Path, mount: str, lift: str, cache: Path,
+                         run_dir: Path) -> list[str]:
     """Run the command on a fresh tmpfs at tmp_path/m (mount options `mount`), remount it with
     `lift`, run the same command again; the tables are copied out before the namespace ends.
     Returns the stderr of both runs, and their exit statuses as the last line of each."""
@@ -81,9 +84,11 @@ def _faulted_then_lifted(tmp_path: Path, mount: str, lift: str, cache: Path, run
         {cmd} > {tmp_path}/out1 2> {tmp_path}/err1; echo $? > {tmp_path}/rc1
         mount -o remount,{lift} {m} || exit 91
         {cmd} > {tmp_path}/out2 2> {tmp_path}/err2; echo $? > {tmp_path}/rc2
-        mkdir -p {tmp_path}/tables && cp {run_dir}/support.parquet {run_dir}/tests.parquet {tmp_path}/tables/
+        mkdir -p {tmp_path}/tables &&
+            cp {run_dir}/support.parquet {run_dir}/tests.parquet {tmp_path}/tables/
     """
-    done = subprocess.run([*NAMESPACE, "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*NAMESPACE, "sh", "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     return [(tmp_path / f"err{i}").read_text() + (tmp_path / f"rc{i}").read_text() for i in (1, 2)]
 
@@ -109,8 +114,10 @@ def test_cache_filling_up_while_written(tmp_path, namespaces, undisturbed):
     """Enough room for the start-up checks, too little once pretraining has written its entry:
     the reservation of the embeddings' file fails (never a SIGBUS from a memory map)."""
     m = tmp_path / "m"
-    outcome = _faulted_then_lifted(tmp_path, "size=1100k", "size=64m", m / "cache", tmp_path / "run")
-    _check(tmp_path, outcome, undisturbed, "no space left on the device writing", "cache_dir", "resume")
+    outcome = _faulted_then_lifted(tmp_path, "size=1100k", "size=64m", m / "cache",
+                                   tmp_path / "run")
+    _check(tmp_path, outcome, undisturbed, "no space left on the device writing", "cache_dir",
+           "resume")
 
 
 def test_a_short_write_is_named_as_a_full_disk(tmp_path, namespaces):
@@ -139,16 +146,20 @@ except OSError as exc:
 left = [p.name for p in Path("{m}").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
 print("left", left)
 """
-    script = f"mount -t tmpfs -o size=400k tmpfs {m} && {shlex.quote(sys.executable)} -c {shlex.quote(code)}"
-    done = subprocess.run([*NAMESPACE, "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    script = (f"mount -t tmpfs -o size=400k tmpfs {m} && "
+              f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}")
+    done = subprocess.run([*NAMESPACE, "sh", "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[:4] == ["torch ENOSPC", "numpy ENOSPC", "save_npy ENOSPC", "left []"]
+    assert done.stdout.split("\n")[:4] == ["torch ENOSPC", "numpy ENOSPC", "save_npy ENOSPC",
+                                           "left []"]
 
 
 def test_run_directory_on_a_full_disk(tmp_path, namespaces, undisturbed):
     m = tmp_path / "m"
     outcome = _faulted_then_lifted(tmp_path, "size=48k", "size=64m", tmp_path / "cache", m / "run")
-    _check(tmp_path, outcome, undisturbed, "no space left on the device writing", "hydra.run.dir", "resume")
+    _check(tmp_path, outcome, undisturbed, "no space left on the device writing", "hydra.run.dir",
+           "resume")
 
 
 def test_read_only_cache(tmp_path, namespaces, undisturbed):
@@ -185,7 +196,8 @@ def test_cache_where_file_locks_fail(tmp_path, undisturbed):
 
 def _terminate_when(cmd: list[str], ready, timeout: float = 300) -> subprocess.CompletedProcess:
     """Start `cmd`, send it SIGTERM once `ready()` holds, and return what it printed."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.02)
@@ -233,10 +245,11 @@ def test_sigterm_in_pretraining_then_resume(tmp_path, tmp_path_factory):
     assert len(left) == 1 and left[0].endswith(".partial")  # no half backbone, no temp dir
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert re.search(r"pretraining resumes after epoch (5|10|15|20) of 25", done.stdout + done.stderr)
+    assert re.search(r"pretraining resumes after epoch (5|10|15|20) of 25",
+                     done.stdout + done.stderr)
     assert not any(pre.glob("*.partial"))  # progress removed once the backbone is cached
     clean = tmp_path_factory.mktemp("clean")
-    ref = subprocess.run(_command(clean / "cache", clean / "run", extra), cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+    ref = subprocess.run(_command(clean / "cache", clean / "run", extra), cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
     _assert_same_tables(_tables(tmp_path / "run"), _tables(clean / "run"))

@@ -36,8 +36,10 @@ def test_every_brittle_target_of_conf_is_registered():
 
 
 def test_a_reexport_has_the_key_of_the_class_it_reexports():
-    """An alias module (the package `brittle.scorers.esvm` re-exports ExemplarSVM) is the same code."""
-    assert stable_name("brittle.scorers.esvm.ExemplarSVM") == stable_name("brittle.scorers.esvm.scorer.ExemplarSVM")
+    """An alias module (the package `brittle.scorers.esvm` re-exports ExemplarSVM) is the same
+    code."""
+    assert (stable_name("brittle.scorers.esvm.ExemplarSVM")
+            == stable_name("brittle.scorers.esvm.scorer.ExemplarSVM"))
     assert stable_name("brittle.scorers.esvm.ExemplarSVM") == "brittle:scorer/esvm"
     # other packages' targets are their import path, never imported to compute a key
     assert stable_name("lightly.transforms.MoCoV2Transform") == "lightly.transforms.MoCoV2Transform"
@@ -54,13 +56,15 @@ def test_moving_a_class_keeps_every_cache_key(tmp_path, monkeypatch):
     (tmp_path / "relocated.py").write_text("from brittle.ssl.methods import MoCo\n"
                                            "from brittle.retrain.arches import MLP\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    moved_cfg = make_cfg(["backbone.method._target_=relocated.MoCo", "arch.model._target_=relocated.MLP"])
+    moved_cfg = make_cfg(["backbone.method._target_=relocated.MoCo",
+                          "arch.model._target_=relocated.MLP"])
     import brittle.runtime.names as names
     monkeypatch.setitem(names._BY_PATH, "relocated.MoCo", "brittle:ssl/moco")
     monkeypatch.setitem(names._BY_PATH, "relocated.MLP", "brittle:arch/mlp")
     after = {"pretrain": pretrain.key(select(moved_cfg, pretrain.DEPENDS_ON, pretrain.EXCLUDES)),
              "embed": embed.key(select(moved_cfg, embed.DEPENDS_ON)),
-             "reference": key_of(select(moved_cfg, reference.DEPENDS_ON)), "run": run_identity(moved_cfg)}
+             "reference": key_of(select(moved_cfg, reference.DEPENDS_ON)),
+             "run": run_identity(moved_cfg)}
     assert after == before
     # and the stage is still handed the real import path, which it instantiates
     assert select(moved_cfg, reference.DEPENDS_ON).arch.model._target_ == "relocated.MLP"
@@ -76,8 +80,9 @@ def test_keys_carry_no_import_path_of_brittle():
 def test_only_display_labels_are_dropped_from_keys():
     """`arch.label` is a display name; a setting called `label` elsewhere is part of the key."""
     cfg = make_cfg([])
-    assert key_of(select(cfg, reference.DEPENDS_ON)) == key_of(select(make_cfg(["arch.label=other"]),
-                                                                       reference.DEPENDS_ON))
+    relabelled = make_cfg(["arch.label=other"])
+    assert (key_of(select(cfg, reference.DEPENDS_ON))
+            == key_of(select(relabelled, reference.DEPENDS_ON)))
     spec = with_stable_names({"arch": {"model": {"_target_": "x.Y", "label": 3}}})
     assert spec["arch"]["model"]["label"] == 3
     extra = make_cfg(["+arch.model.label=3"])
@@ -100,13 +105,15 @@ def test_a_run_directory_of_the_release_before_the_renames_resumes(tmp_path):
     import shutil
 
     from brittle.runtime.files import check_run_dir
-    shutil.copy(CONF.parent / "tests" / "fixtures" / "run_spec_f273656_scorer=trak.json", tmp_path / "run_spec.json")
+    shutil.copy(CONF.parent / "tests" / "fixtures" / "run_spec_f273656_scorer=trak.json",
+                tmp_path / "run_spec.json")
     check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak"])))   # no error: the same run
     with pytest.raises(Exception, match="holds results of a different config"):
         check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak", "trak_sizes.n_models=6"])))
     # a view setting that differs from lightly's default is another run, written out or not
     with pytest.raises(Exception, match="holds results of a different config"):
-        check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak", "dataset.ssl_transform.cj_hue=0.2"])))
+        check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak",
+                                                       "dataset.ssl_transform.cj_hue=0.2"])))
 
 
 def test_a_library_default_written_out_is_the_same_run():

@@ -48,7 +48,8 @@ def test_unknown_backend():
 @pytest.mark.parametrize("override,needle", [
     ("targets.n=0", "targets.n=0 is out of range; use 1.."),
     ("targets.n=100000", "targets.n=100000 is out of range"),
-    ("targets.indices=[3,360]", "targets.indices contains 360, outside the test set; valid indices are 0..359"),
+    ("targets.indices=[3,360]", "targets.indices contains 360, outside the test set; valid "
+                                "indices are 0..359"),
 ])
 def test_target_settings_out_of_range(override, needle):
     cfg = make_cfg([override])
@@ -59,7 +60,8 @@ def test_target_settings_out_of_range(override, needle):
 
 
 def _test_only(labels: np.ndarray) -> Dataset:
-    images = ImageSet(np.zeros((len(labels), 1, 2, 2), np.uint8), labels, [str(c) for c in range(10)])
+    images = ImageSet(np.zeros((len(labels), 1, 2, 2), np.uint8), labels,
+                      [str(c) for c in range(10)])
     return Dataset("synthetic", images, images)
 
 
@@ -97,8 +99,8 @@ def test_disk_full_while_writing_keeps_previous_state(tmp_path, monkeypatch):
 
 
 def _cli(tmp_path, name):
-    return [sys.executable, "run.py", f"hydra.run.dir={tmp_path}/{name}", f"cache_dir={tmp_path}/cache",
-            *TINY, "arch.recipe.epochs=15", "targets.n=3"]
+    return [sys.executable, "run.py", f"hydra.run.dir={tmp_path}/{name}",
+            f"cache_dir={tmp_path}/cache", *TINY, "arch.recipe.epochs=15", "targets.n=3"]
 
 
 @pytest.mark.heavy
@@ -116,7 +118,8 @@ def test_kill_9_mid_search_then_rerun_retrains_nothing_finished(tmp_path):
     proc.wait()
     before = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert 5 <= len(before) < 18  # 3 targets x 3 tests x 2 models when uninterrupted
-    done = run_brittle(_cli(tmp_path, "run")[2:], ROOT)   # the same command again, as its own process
+    # the same command again, as its own process
+    done = run_brittle(_cli(tmp_path, "run")[2:], ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     after = [json.loads(line) for line in log.read_text().splitlines()]
     keys = [(r["target"], r["k"], r["rep"]) for r in after]
@@ -133,7 +136,8 @@ def test_kill_9_mid_search_then_rerun_retrains_nothing_finished(tmp_path):
 
 def test_kill_9_during_pretraining_leaves_no_half_artifact(tmp_path):
     proc = subprocess.Popen(_cli(tmp_path, "run")[:-3] + ["backbone.epochs=30"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     pre = tmp_path / "cache" / "pretrain"
     deadline = time.time() + 120
     while time.time() < deadline and not (pre.exists() and any(pre.glob(".*"))):
@@ -141,7 +145,8 @@ def test_kill_9_during_pretraining_leaves_no_half_artifact(tmp_path):
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not [p for p in pre.iterdir() if not p.name.startswith(".") and not p.name.endswith(".lock")]
+    assert not [p for p in pre.iterdir() if not p.name.startswith(".")
+                and not p.name.endswith(".lock")]
     cfg = make_cfg(TINY, cache_dir=tmp_path / "cache")  # the next run recomputes and cleans up
     run(cfg, tmp_path / "again")
     assert not list(pre.glob(".*"))
@@ -150,7 +155,8 @@ def test_kill_9_during_pretraining_leaves_no_half_artifact(tmp_path):
 def test_trak_without_traker_installed(monkeypatch):
     from brittle.scorers.trak import Trak
     monkeypatch.setitem(sys.modules, "trak", None)  # import trak -> ImportError
-    with pytest.raises(BrittleError, match=r"scorer=trak needs the traker package, brittle's trak extra: "
+    with pytest.raises(BrittleError,
+                       match=r"scorer=trak needs the traker package, brittle's trak extra: "
                                            r"pip install 'brittle\[trak\]'"):
         Trak()
 
@@ -158,5 +164,6 @@ def test_trak_without_traker_installed(monkeypatch):
 def test_bad_shard_settings():
     cfg = make_cfg(["targets.shard=3", "targets.num_shards=2"])
     labels = np.repeat(np.arange(10), 36)
-    with pytest.raises(BrittleError, match="targets.shard=3 with targets.num_shards=2 is out of range"):
+    with pytest.raises(BrittleError,
+                       match="targets.shard=3 with targets.num_shards=2 is out of range"):
         select_targets(cfg.targets, _test_only(labels), np.eye(10)[labels])

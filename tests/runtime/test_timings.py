@@ -24,14 +24,16 @@ def test_a_clock_remembers_seconds_per_model_for_its_engine_and_device(tmp_path,
     record = json.loads((tmp_path / "timings.json").read_text())
     assert record["engineA@cpu"]["models"] == 4
     assert record["engineA@cpu"]["seconds_per_model"] == pytest.approx(0.1, abs=0.03)
-    assert ModelClock(tmp_path, "engineA", torch.device("cpu")).known == pytest.approx(0.1, abs=0.03)
+    assert ModelClock(tmp_path, "engineA",
+                      torch.device("cpu")).known == pytest.approx(0.1, abs=0.03)
     assert ModelClock(tmp_path, "engineB", torch.device("cpu")).known is None   # another engine
     # a second engine's record joins the first's, it does not replace it
     other = ModelClock(tmp_path, "engineB", torch.device("cpu"))
     with other.timing(1):
         pass
     other.save()
-    assert set(json.loads((tmp_path / "timings.json").read_text())) == {"engineA@cpu", "engineB@cpu"}
+    saved = json.loads((tmp_path / "timings.json").read_text())
+    assert set(saved) == {"engineA@cpu", "engineB@cpu"}
 
 
 def test_a_clock_that_timed_nothing_writes_nothing(tmp_path):

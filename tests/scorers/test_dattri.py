@@ -37,7 +37,8 @@ def test_every_supported_method_scores_digits(ctx, method):
     assert scores.shape == (len(QUERIES), len(ctx.data.train)) and np.isfinite(scores).all()
     assert scores.std(axis=1).min() > 0   # not a constant
     # the search's ranking of these scores (the public rank() path: test_rank_ranks_dattri_scores)
-    topk = rank_from_scores(scorer.pool_scores(scores, Queries(QUERIES, ctx.data.test.labels[QUERIES])), 20)
+    topk = rank_from_scores(scorer.pool_scores(scores, Queries(QUERIES,
+                                                               ctx.data.test.labels[QUERIES])), 20)
     assert topk.shape == (len(QUERIES), 20) and all(len(set(r)) == 20 for r in topk)
     # a proponent of a digit is mostly a training image of the same digit
     labels = ctx.data.test.labels[QUERIES]
@@ -48,8 +49,9 @@ def test_every_supported_method_scores_digits(ctx, method):
 def test_rank_ranks_dattri_scores_highest_first(ctx):
     """brittle.api.rank on a dattri scorer: the top-k of its scores within each target's pool."""
     scores = _scores_of(ctx, Dattri(method="grad-dot", n_models=2, proj_dim=256))
-    topk = rank(Dattri(method="grad-dot", n_models=2, proj_dim=256), None, ctx.data.train.labels, None,
-                ctx.data.test.labels[QUERIES], QUERIES, 20, models=ctx.models_for(Dattri(method="grad-dot")))
+    topk = rank(Dattri(method="grad-dot", n_models=2, proj_dim=256), None, ctx.data.train.labels,
+                None, ctx.data.test.labels[QUERIES], QUERIES, 20,
+                models=ctx.models_for(Dattri(method="grad-dot")))
     labels = ctx.data.test.labels[QUERIES]
     for row, top, label in zip(scores, topk, labels):
         pool = np.flatnonzero(ctx.data.train.labels == label)
@@ -59,7 +61,8 @@ def test_rank_ranks_dattri_scores_highest_first(ctx):
 
 @pytest.mark.parametrize("method", sorted(UNSUPPORTED))
 def test_unsupported_methods_are_refused_with_the_reason(method):
-    with pytest.raises(BrittleError, match=f"scorer.method={method} is not supported: .+; use one of"):
+    with pytest.raises(BrittleError,
+                       match=f"scorer.method={method} is not supported: .+; use one of"):
         Dattri(method=method)
 
 
@@ -78,10 +81,12 @@ def test_removing_top_ranked_images_lowers_the_margin_more_than_random(ctx, meth
     top, rand = [], []
     for row, target in zip(scores, QUERIES):
         top.append(_margin_after_removing(ctx, target, np.argsort(-row)[:REMOVED]))
-        rand.append(_margin_after_removing(ctx, target, rng.choice(len(row), REMOVED, replace=False)))
+        rand.append(_margin_after_removing(ctx, target,
+                                           rng.choice(len(row), REMOVED, replace=False)))
     assert np.mean(top) < np.mean(rand) - 0.5, (method, np.mean(top), np.mean(rand))
     # and the opposite end of the ranking (opponents) hurts less than the proponents
-    low = [_margin_after_removing(ctx, t, np.argsort(row)[:REMOVED]) for row, t in zip(scores[:3], QUERIES[:3])]
+    low = [_margin_after_removing(ctx, t, np.argsort(row)[:REMOVED]) for row,
+           t in zip(scores[:3], QUERIES[:3])]
     assert np.mean(low) > np.mean(top[:3])
 
 

@@ -115,18 +115,22 @@ def test_chunks_are_sized_from_the_memory_budget(monkeypatch):
     from brittle.scorers.esvm import newton
     queries, neg = _hard_chunk()
     per = newton.bytes_per_target(96, queries.shape[1] + 1, len(neg))
-    tight = NewtonSettings(working_set=8, grow=8, max_working_set=96, memory_budget=3 * per + per // 2)
+    tight = NewtonSettings(working_set=8, grow=8, max_working_set=96,
+                           memory_budget=3 * per + per // 2)
     assert newton.chunk_size(tight, queries.shape[1] + 1, len(neg), torch.device("cpu")) == 3
     assert newton.chunk_size(NewtonSettings(memory_budget=1), 65, 100, torch.device("cpu")) == 1
-    assert newton.chunk_size(NewtonSettings(memory_budget=1 << 50), 65, 100, torch.device("cpu")) == 64
+    assert newton.chunk_size(NewtonSettings(memory_budget=1 << 50), 65, 100,
+                             torch.device("cpu")) == 64
     seen: list[int] = []
     real = newton.refine
-    monkeypatch.setattr(newton, "refine", lambda chunk, *a, **k: seen.append(len(chunk)) or real(chunk, *a, **k))
+    monkeypatch.setattr(newton, "refine",
+                        lambda chunk, *a, **k: seen.append(len(chunk)) or real(chunk, *a, **k))
     budgeted = exemplar_svm_decisions(torch.tensor(queries), torch.tensor(neg), 0.1, tight).numpy()
     assert seen and max(seen) <= 3
     monkeypatch.undo()
     whole = exemplar_svm_decisions(torch.tensor(queries), torch.tensor(neg), 0.1,
-                                   NewtonSettings(working_set=8, grow=8, max_working_set=96, chunk=12)).numpy()
+                                   NewtonSettings(working_set=8, grow=8, max_working_set=96,
+                                                  chunk=12)).numpy()
     np.testing.assert_allclose(budgeted, whole, rtol=1e-6, atol=1e-6 * np.abs(whole).max())
 
 

@@ -1,4 +1,5 @@
-"""Scorers on real digits features: valid top-k matrices, and agreement with independent references."""
+"""Scorers on real digits features: valid top-k matrices, and agreement with independent
+references."""
 from __future__ import annotations
 
 import numpy as np
@@ -72,7 +73,8 @@ def test_esvm_is_not_just_nearest_neighbours(digits_features):
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_distance_matches_scipy(metric, digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    ours = rank(Distance("l2" if metric == "euclidean" else metric), train, train_y, queries, query_y, qid, K)
+    ours = rank(Distance("l2" if metric == "euclidean" else metric), train, train_y, queries,
+                query_y, qid, K)
     for t, (q, label) in enumerate(zip(queries, query_y)):
         same = np.where(train_y == label)[0]
         d = cdist(q[None].astype(np.float64), train[same].astype(np.float64), metric=metric)[0]
@@ -83,7 +85,8 @@ def test_distance_matches_scipy(metric, digits_features):
 
 def test_unconditioned_ranks_all_classes(digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    topk = rank(Distance("l2", label_conditioning=False), train, train_y, queries, query_y, qid, 300)
+    topk = rank(Distance("l2", label_conditioning=False), train, train_y, queries, query_y, qid,
+                300)
     assert any((train_y[row] != label).any() for row, label in zip(topk, query_y))
 
 
@@ -118,7 +121,8 @@ def test_torch_backend_agrees_with_sklearn_reference(digits_features):
 
 def test_torch_backend_unconditioned(digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    topk = rank(ExemplarSVM(backend="torch", label_conditioning=False), train, train_y, queries, query_y, qid, K)
+    topk = rank(ExemplarSVM(backend="torch", label_conditioning=False), train, train_y, queries,
+                query_y, qid, K)
     assert topk.shape == (len(queries), K)
     # the exemplar's own class dominates its top ranks even when all classes compete
     assert np.mean([(train_y[row[:10]] == label).mean() for row, label in zip(topk, query_y)]) > 0.8

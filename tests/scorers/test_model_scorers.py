@@ -40,7 +40,8 @@ def _valid(topk, ctx, conditioned=True):
 
 def _rank(scorer, ctx):
     d = ctx.data
-    return rank(scorer, None, d.train.labels, None, d.test.labels[QUERIES], QUERIES, K, models=ctx.models_for(scorer))
+    return rank(scorer, None, d.train.labels, None, d.test.labels[QUERIES], QUERIES, K,
+                models=ctx.models_for(scorer))
 
 
 def _scores_of(scorer, ctx):
@@ -50,7 +51,8 @@ def _scores_of(scorer, ctx):
 
 
 def test_bank_shapes_and_alpha(bank, ctx):
-    assert bank.masks.shape == (60, len(ctx.data.train)) and bank.margins.shape == (60, len(ctx.data.test))
+    assert (bank.masks.shape == (60, len(ctx.data.train))
+            and bank.margins.shape == (60, len(ctx.data.test)))
     assert np.allclose(bank.masks.mean(1), 0.5, atol=0.01)
     assert (bank.margins > 0).mean() > 0.85  # half-data MLPs still get most digits right
 
@@ -77,9 +79,11 @@ def test_gradcos_holds_only_the_targets_its_memory_budget_fits(ctx, monkeypatch)
     scorer.memory_budget = 2 * 64 * row + 2 * 2 * row + 1
     rows: list[int] = []
     real = gradcos.per_sample_grads
-    monkeypatch.setattr(gradcos, "per_sample_grads", lambda m, x, y: rows.append(len(x)) or real(m, x, y))
+    monkeypatch.setattr(gradcos, "per_sample_grads",
+                        lambda m, x, y: rows.append(len(x)) or real(m, x, y))
     budgeted = scorer.scores(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
-    query_calls = rows[::1 + -(-len(ctx.data.train) // 64)]   # each sub-batch: targets, then the train batches
+    # each sub-batch: targets, then the train batches
+    query_calls = rows[::1 + -(-len(ctx.data.train) // 64)]
     assert query_calls == [2] * (len(QUERIES) // 2)
     np.testing.assert_allclose(budgeted, whole, rtol=1e-5, atol=1e-6)
 
@@ -88,7 +92,8 @@ def test_trak_beats_random_on_lds(ctx, bank):
     trak = Trak(n_models=3, proj_dim=256, label_conditioning=True)
     _valid(_rank(trak, ctx), ctx)
     trak_scores = _scores_of(Trak(n_models=3, proj_dim=256), ctx)
-    rand_scores = np.stack([np.random.default_rng(q).standard_normal(len(ctx.data.train)) for q in QUERIES])
+    rand_scores = np.stack([np.random.default_rng(q).standard_normal(len(ctx.data.train))
+                            for q in QUERIES])
     margins = bank.margins[:, QUERIES]
     lds_trak = lds(bank.masks, margins, trak_scores)
     lds_rand = lds(bank.masks, margins, rand_scores)
@@ -130,11 +135,12 @@ def test_released_weights_are_loaded_and_checked(ctx, tmp_path):
     with pytest.raises(BrittleError, match="has weight of shape"):
         bad = Datamodels(weights=str(tmp_path / "bad.pt"))
         bad.prepare(TrainSet(ctx.data.train.labels), ctx.models_for(bad), torch.device("cpu"))
-    with pytest.raises(BrittleError, match="in the official dataset order, but the dataset was loaded in "
+    with pytest.raises(BrittleError,
+                       match="in the official dataset order, but the dataset was loaded in "
                                            "the class-folder order"):
         other = Datamodels(weights=str(tmp_path / "dm.pt"))
-        other.prepare(TrainSet(ctx.data.train.labels, ordering="class-folder"), ctx.models_for(other),
-                      torch.device("cpu"))
+        other.prepare(TrainSet(ctx.data.train.labels, ordering="class-folder"),
+                      ctx.models_for(other), torch.device("cpu"))
 
 
 def test_lds_known_answers():
@@ -146,7 +152,8 @@ def test_lds_known_answers():
     assert np.allclose(lds(masks, margins, -tau), -1.0)
     rand = RandomOrder(0)
     rand.prepare(TrainSet(np.zeros(30, np.int64)), None, torch.device("cpu"))
-    assert abs(lds(masks, margins, rand.scores(Queries(np.arange(3), np.zeros(3, np.int64)))).mean()) < 0.3
+    assert abs(lds(masks, margins, rand.scores(Queries(np.arange(3),
+                                                       np.zeros(3, np.int64)))).mean()) < 0.3
 
 
 def test_sparsify_keeps_top_fraction_by_magnitude():

@@ -32,7 +32,8 @@ def esvm(tmp_path_factory):
 
 
 def _same_search(a, b) -> None:
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "support.parquet"), pd.read_parquet(b / "support.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "support.parquet"),
+                                  pd.read_parquet(b / "support.parquet"))
     pd.testing.assert_frame_equal(pd.read_parquet(a / "tests.parquet").drop(columns="seconds"),
                                   pd.read_parquet(b / "tests.parquet").drop(columns="seconds"))
 
@@ -41,9 +42,11 @@ def test_an_esvm_run_evaluated_again_from_its_files(esvm):
     run = esvm / "esvm"
     targets, topk = np.load(run / "targets.npy"), np.load(run / "topk.npy")
     ranked = np.zeros((len(targets), N_TRAIN))
-    ranked[np.arange(len(targets))[:, None], topk] = K - np.arange(K)   # K minus the position, 0 elsewhere
+    # K minus the position, 0 elsewhere
+    ranked[np.arange(len(targets))[:, None], topk] = K - np.arange(K)
     np.savez(esvm / "topk.npz", targets=targets, topk=topk)
-    np.savez(esvm / "scores.npz", targets=targets[::-1], scores=ranked[::-1], ordering="official")  # any row order
+    np.savez(esvm / "scores.npz", targets=targets[::-1], scores=ranked[::-1],
+             ordering="official")  # any row order
     sources = {"dir": run, "topk": esvm / "topk.npz", "scores": esvm / "scores.npz"}
     for name, source in sources.items():
         extra = (*LDS, "scorer.lds_sparsity=0.05") if name == "dir" else ()
@@ -52,7 +55,8 @@ def test_an_esvm_run_evaluated_again_from_its_files(esvm):
         assert np.array_equal(np.load(esvm / name / "targets.npy"), targets)
         _same_search(run, esvm / name)
     # the run directory's saved attributions give the ESVM run's LDS, target by target
-    pd.testing.assert_frame_equal(pd.read_parquet(run / "lds.parquet"), pd.read_parquet(esvm / "dir" / "lds.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "lds.parquet"),
+                                  pd.read_parquet(esvm / "dir" / "lds.parquet"))
 
 
 def _bad(tmp, **arrays) -> str:
@@ -70,16 +74,23 @@ def _text(path) -> str:
 
 
 @pytest.mark.parametrize("make,needle", [
-    (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, 100))), "scores has shape [3, 100], expected [3, 1437]"),
-    (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, N_TRAIN, 1))), "scores must be a float [T, N_train]"),
-    (lambda t: _bad(t, targets=np.array([3, 400]), scores=np.zeros((2, N_TRAIN))), "target 400 is outside"),
-    (lambda t: _bad(t, targets=np.array([3, 3, 5]), scores=np.zeros((3, N_TRAIN))), "target 3 appears 2 times"),
+    (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, 100))),
+     "scores has shape [3, 100], expected [3, 1437]"),
+    (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, N_TRAIN, 1))),
+     "scores must be a float [T, N_train]"),
+    (lambda t: _bad(t, targets=np.array([3, 400]), scores=np.zeros((2, N_TRAIN))),
+     "target 400 is outside"),
+    (lambda t: _bad(t, targets=np.array([3, 3, 5]), scores=np.zeros((3, N_TRAIN))),
+     "target 3 appears 2 times"),
     (lambda t: _bad(t, targets=OK3, scores=np.full((3, N_TRAIN), np.nan)), "NaN or inf in 3 rows"),
     (lambda t: _bad(t, targets=OK3, scores=np.zeros((3, N_TRAIN)), ordering="class-folder"),
      "its indices are in the class-folder order but the dataset was loaded in the official order"),
-    (lambda t: _bad(t, targets=OK3, topk=np.tile(np.arange(8), (3, 1))), "topk ranks 8 images per target"),
-    (lambda t: _bad(t, targets=OK3, topk=np.tile(np.arange(K) + N_TRAIN, (3, 1))), "topk holds training index 1437"),
-    (lambda t: _bad(t, targets=OK3, topk=np.zeros((3, K), dtype=int)), "topk row 0 names a training image twice"),
+    (lambda t: _bad(t, targets=OK3, topk=np.tile(np.arange(8), (3, 1))),
+     "topk ranks 8 images per target"),
+    (lambda t: _bad(t, targets=OK3, topk=np.tile(np.arange(K) + N_TRAIN, (3, 1))),
+     "topk holds training index 1437"),
+    (lambda t: _bad(t, targets=OK3, topk=np.zeros((3, K), dtype=int)),
+     "topk row 0 names a training image twice"),
     (lambda t: _bad(t, targets=OK3), "holds neither `scores`"),
     (lambda t: _bad(t, scores=np.zeros((3, N_TRAIN))), "has no `targets`"),
     (lambda t: _text(t / "not.npz"), "is not a readable .npz archive"),
@@ -96,7 +107,8 @@ def test_a_bad_score_file_is_one_error_line(make, needle, tmp_path):
 def test_lds_needs_scores_not_only_a_ranking(tmp_path):
     path = _bad(tmp_path, targets=OK3, topk=np.tile(np.arange(K), (3, 1)))
     done = _brittle(tmp_path, "run", "scorer=precomputed", f"scorer.path={path}", *LDS)
-    assert done.returncode == 2 and "holds a ranking (topk) but no scores" in done.stderr, done.stderr[-2000:]
+    assert (done.returncode == 2
+            and "holds a ranking (topk) but no scores" in done.stderr), done.stderr[-2000:]
 
 
 def test_scores_are_ranked_within_the_pool_a_ranking_as_given(tmp_path):
@@ -123,4 +135,5 @@ def test_scores_are_ranked_within_the_pool_a_ranking_as_given(tmp_path):
 def test_a_missing_path_is_one_line(tmp_path):
     done = _brittle(tmp_path, "run", "scorer=precomputed")
     assert done.returncode == 2 and done.stderr.strip() == \
-        "error: scorer.path is required (???) and not set; give scorer.path=...", done.stderr[-2000:]
+        "error: scorer.path is required (???) and not set; give scorer.path=...", \
+        done.stderr[-2000:]

@@ -26,13 +26,15 @@ from tests.helpers import make_cfg, run_brittle
 
 SMALL = ["moco_small", "byol_small", "simclr_small", "dino_small", "supervised_small",
          # the reference code's other methods (lightly's CIFAR-10 benchmark set)
-         "barlowtwins_small", "simsiam_small", "swav_small", "nnclr_small", "dcl_small", "dclw_small", "smog_small"]
+         "barlowtwins_small", "simsiam_small", "swav_small", "nnclr_small", "dcl_small",
+         "dclw_small", "smog_small"]
 
 
 @pytest.mark.parametrize("backbone", SMALL)
 def test_every_method_pretrains_and_embeds(backbone, tmp_path):
     # SMoG re-clusters its groups every reset_every steps: 2 here, so its k-means reset runs too
-    extra = ["backbone.method.reset_every=2", "backbone.method.n_groups=8", "backbone.method.memory_bank=64"] \
+    extra = ["backbone.method.reset_every=2", "backbone.method.n_groups=8",
+             "backbone.method.memory_bank=64"] \
         if backbone == "smog_small" else []
     cfg = make_cfg([f"backbone={backbone}", "dataset.train_subset=300", "backbone.epochs=2",
                     "backbone.knn_every=1", "backbone.batch_size=64", *extra], cache_dir=tmp_path)
@@ -57,9 +59,11 @@ def test_imagefolder_embed_and_score(tmp_path):
     emb = embed(cfg, data, pretrain(cfg, data))
     q = np.arange(len(data.test))
     for scorer in (ExemplarSVM(backend="torch"), Distance("l2")):
-        topk = rank(scorer, np.asarray(emb.train), data.train.labels, np.asarray(emb.test), data.test.labels, q, 5)
+        topk = rank(scorer, np.asarray(emb.train), data.train.labels, np.asarray(emb.test),
+                    data.test.labels, q, 5)
         assert topk.shape == (6, 5)
-        assert all((data.train.labels[row] == data.test.labels[t]).all() for t, row in enumerate(topk))
+        assert all((data.train.labels[row] == data.test.labels[t]).all() for t,
+                   row in enumerate(topk))
 
 
 def test_imagefolder_errors(tmp_path):
@@ -73,7 +77,8 @@ def test_imagefolder_errors(tmp_path):
 
 
 def test_embedding_memory_stays_flat_as_the_folder_grows(tmp_path):
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten())
     files = []
     img = np.zeros((128, 128, 3), np.uint8)
     img[::7] = 255
@@ -85,7 +90,8 @@ def test_embedding_memory_stays_flat_as_the_folder_grows(tmp_path):
     for n in (200, 1600):  # 1600 images = 300 MB as float32 if held at once
         images = LazyImages((files * 40)[:n], 128)
         with Meter(interval=0.002) as meter:
-            features_to(tmp_path / f"f{n}.npy", net, images, [0.5] * 3, [0.5] * 3, torch.device("cpu"), batch_size=50)
+            features_to(tmp_path / f"f{n}.npy", net, images, [0.5] * 3, [0.5] * 3,
+                        torch.device("cpu"), batch_size=50)
         peaks[n] = meter.peak_bytes
         assert np.load(tmp_path / f"f{n}.npy", mmap_mode="r").shape == (n, 8)
     assert peaks[1600] < peaks[200] + 40e6, peaks
@@ -102,19 +108,22 @@ def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
     out = pretrain(cfg, data)
     emb = embed(cfg, data, out)
     assert emb.train.shape == (100, 512)
-    # a MoCo v2 release: {'state_dict': {'module.encoder_q.<key>': ..., 'module.encoder_q.fc.0.weight': ...}}
+    # a MoCo v2 release: {'state_dict': {'module.encoder_q.<key>': ...,
+    # 'module.encoder_q.fc.0.weight': ...}}
     sd = resnet18().state_dict()
     moco = {f"module.encoder_q.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
     moco.update({"module.encoder_q.fc.0.weight": torch.zeros(2048, 512),
                  "module.encoder_k.conv1.weight": sd["conv1.weight"]})
     torch.save({"state_dict": moco, "epoch": 800, "arch": "resnet18"}, tmp_path / "moco.pth.tar")
-    cfg2 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'moco.pth.tar'}"], cache_dir=tmp_path / "c")
+    cfg2 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'moco.pth.tar'}"],
+                    cache_dir=tmp_path / "c")
     assert (pretrain(cfg2, data) / "backbone.pt").exists()
     # DINO release: {'teacher': {'backbone.<key>': ..., 'head.mlp.0.weight': ...}}
     dino = {"teacher": {**{f"backbone.{k}": v for k, v in sd.items() if not k.startswith("fc.")},
                         "head.mlp.0.weight": torch.zeros(3, 3)}}
     torch.save(dino, tmp_path / "dino.pth")
-    cfg3 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'dino.pth'}"], cache_dir=tmp_path / "c")
+    cfg3 = make_cfg([*over, f"backbone.checkpoint={tmp_path / 'dino.pth'}"],
+                    cache_dir=tmp_path / "c")
     assert (pretrain(cfg3, data) / "backbone.pt").exists()
     # full training checkpoints: DINO's and MoCo v3's keep their arguments as an argparse.Namespace
     # and MoCo v3 its optimizer and gradient-scaler states
@@ -125,10 +134,12 @@ def test_pretrained_torchvision_state_dict_and_release_checkpoints(tmp_path):
           "optimizer": {"state": {}, "param_groups": [{"lr": 0.3, "params": [0, 1]}]},
           "scaler": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0}}
     torch.save(v3, tmp_path / "mocov3.pth.tar")
-    torch.save({**dino, "student": dino["teacher"], "args": args, "epoch": 100}, tmp_path / "dino_full.pth")
+    torch.save({**dino, "student": dino["teacher"], "args": args, "epoch": 100},
+               tmp_path / "dino_full.pth")
     for name in ("mocov3.pth.tar", "dino_full.pth"):
         cfg4 = make_cfg([*over, f"backbone.checkpoint={tmp_path / name}"], cache_dir=tmp_path / "c")
-        net = load_backbone_weights(instantiate(cfg4.backbone.net), pretrain(cfg4, data) / "backbone.pt")
+        net = load_backbone_weights(instantiate(cfg4.backbone.net), pretrain(cfg4, data)
+                                    / "backbone.pt")
         assert torch.equal(net.state_dict()["conv1.weight"], sd["conv1.weight"])
 
 
@@ -147,14 +158,16 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     made = tmp_path / "made-by-the-checkpoint"
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": resnet18().state_dict(), "extra": _Payload(made)}, evil)
-    over = ["backbone=pretrained", "backbone.arch=resnet18", "backbone.resize=32", f"backbone.checkpoint={evil}",
-            "dataset.train_subset=100", "dataset.test_subset=20", "search.max_support=8",
+    over = ["backbone=pretrained", "backbone.arch=resnet18", "backbone.resize=32",
+            f"backbone.checkpoint={evil}", "dataset.train_subset=100", "dataset.test_subset=20",
+            "search.max_support=8",
             # the stages before pretraining as small as they go: the checkpoint is what is tested
             "reference.n_models=1", "arch.recipe.epochs=1", "targets.n=1",
             f"cache_dir={tmp_path / 'c'}", f"hydra.run.dir={tmp_path / 'run'}"]
     done = run_brittle(over)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert (done.returncode == 2 and len(errors) == 1
+            and "Traceback" not in done.stderr), done.stderr[-2000:]
     assert f"backbone.checkpoint={evil} holds" in errors[0] and "pathlib" in errors[0]
     assert "backbone.trust_checkpoint=true" in errors[0]
     assert not made.exists()
@@ -169,7 +182,8 @@ def test_pretrained_checkpoint_that_does_not_fit(tmp_path):
     torch.save(resnet50().state_dict(), path)
     cfg = make_cfg(["backbone=pretrained", "backbone.arch=resnet18", f"backbone.checkpoint={path}",
                     "dataset.train_subset=100"], cache_dir=tmp_path / "c")
-    with pytest.raises(BrittleError, match=r"does not fit backbone ResNet: .*unexpected keys .*shape mismatches"):
+    with pytest.raises(BrittleError, match=r"does not fit backbone ResNet: .*unexpected keys "
+                                           r".*shape mismatches"):
         pretrain(cfg, load_data(cfg))
     assert not list((tmp_path / "c" / "pretrain").glob("[0-9a-f]*[0-9a-f]"))
 
@@ -242,9 +256,10 @@ def test_pretraining_runs_on_the_gpu_it_is_given(monkeypatch, tmp_path):
     cfg = make_cfg(["backbone=moco_small", "dataset.train_subset=100", "backbone.epochs=1"])
     data = load_data(cfg)
     with pytest.raises(Recorded):
-        fit.fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize, data.train, 0,
-                         torch.device("cuda:1"), False)
-    assert seen["accelerator"] == "gpu" and seen["devices"] == [1] and seen["deterministic"] is False
+        fit.fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize, data.train,
+                         0, torch.device("cuda:1"), False)
+    assert (seen["accelerator"] == "gpu" and seen["devices"] == [1]
+            and seen["deterministic"] is False)
     assert fit.lightning_device(torch.device("cuda")) == {"accelerator": "gpu", "devices": [0]}
     assert fit.lightning_device(torch.device("cpu")) == {"accelerator": "cpu", "devices": 1}
 
@@ -281,8 +296,9 @@ def test_a_killed_pretraining_resumes_to_the_same_weights(monkeypatch, tmp_path)
     data = load_data(cfg)
 
     def run(resume, every=2):
-        return fit.fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize, data.train,
-                                0, torch.device("cpu"), False, resume=resume, save_every=every)
+        return fit.fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize,
+                                data.train, 0, torch.device("cpu"), False, resume=resume,
+                                save_every=every)
 
     whole = run(None)
 
@@ -295,7 +311,8 @@ def test_a_killed_pretraining_resumes_to_the_same_weights(monkeypatch, tmp_path)
                 raise Killed
 
     real = pl.Trainer
-    monkeypatch.setattr(pl, "Trainer", lambda **kw: real(**{**kw, "callbacks": [*kw["callbacks"], KillInEpoch3()]}))
+    monkeypatch.setattr(pl, "Trainer", lambda **kw: real(**{**kw, "callbacks": [*kw["callbacks"],
+                                                                                KillInEpoch3()]}))
     with pytest.raises(Killed):
         run(tmp_path)
     monkeypatch.setattr(pl, "Trainer", real)
@@ -325,7 +342,8 @@ def test_a_pretraining_log_holds_brittles_lines_and_real_warnings_only(tmp_path,
     assert "pretrained MoCo for 1 epochs" in caplog.text
     messages = [str(w.message) for w in caught]
     assert not [m for m in messages if "LeafSpec" in m] and "a real warning" in messages
-    assert logging.getLogger("pytorch_lightning.utilities.rank_zero").level == logging.NOTSET  # restored
+    # restored
+    assert logging.getLogger("pytorch_lightning.utilities.rank_zero").level == logging.NOTSET
 
 
 def test_the_papers_backbone_is_lightlys_resnet18_with_split_batch_norm():
@@ -334,7 +352,8 @@ def test_the_papers_backbone_is_lightlys_resnet18_with_split_batch_norm():
     from lightly.models import ResNetGenerator
     from lightly.models.batchnorm import SplitBatchNorm
 
-    net = instantiate(make_cfg(["backbone=moco_r18", "dataset=cifar10", "dataset.root=/data/cifar10"]).backbone.net)
+    net = instantiate(make_cfg(["backbone=moco_r18", "dataset=cifar10",
+                                "dataset.root=/data/cifar10"]).backbone.net)
     norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert norms and all(isinstance(m, SplitBatchNorm) and m.num_splits == 8 for m in norms)
     torch.manual_seed(0)
@@ -343,19 +362,23 @@ def test_the_papers_backbone_is_lightlys_resnet18_with_split_batch_norm():
     x = torch.randn(16, 3, 32, 32)
     net.eval(), reference.eval()
     with torch.no_grad():
-        expected = torch.nn.Sequential(*list(reference.children())[:-1], torch.nn.AdaptiveAvgPool2d(1))(x).flatten(1)
+        expected = torch.nn.Sequential(*list(reference.children())[:-1],
+                                       torch.nn.AdaptiveAvgPool2d(1))(x).flatten(1)
         assert torch.allclose(net(x), expected, atol=1e-5)
     # a batch that is not a multiple of the splits is one clear error before any training
-    cfg = make_cfg(["backbone=moco_small", "backbone/net=resnet18_lightly", "backbone.net.num_splits=8",
-                    "backbone.batch_size=60", "dataset.train_subset=100", "backbone.memory_format=contiguous"])
-    with pytest.raises(BrittleError, match=r"backbone.batch_size=60 .* is not a multiple of backbone.net.num_splits=8"):
+    cfg = make_cfg(["backbone=moco_small", "backbone/net=resnet18_lightly",
+                    "backbone.net.num_splits=8", "backbone.batch_size=60",
+                    "dataset.train_subset=100", "backbone.memory_format=contiguous"])
+    with pytest.raises(BrittleError, match=r"backbone.batch_size=60 .* is not a multiple of "
+                                           r"backbone.net.num_splits=8"):
         pretrain(cfg, load_data(cfg))
 
 
 def test_the_papers_moco_backbone_pretrains_a_step(tmp_path):
     """moco_r18 as configured (split batch norm, contiguous layout) trains and embeds."""
-    cfg = make_cfg(["backbone=moco_r18", "dataset.train_subset=64", "dataset.test_subset=16", "backbone.epochs=1",
-                    "backbone.batch_size=32", "backbone.memory_bank=64", "backbone.knn_every=0"], cache_dir=tmp_path)
+    cfg = make_cfg(["backbone=moco_r18", "dataset.train_subset=64", "dataset.test_subset=16",
+                    "backbone.epochs=1", "backbone.batch_size=32", "backbone.memory_bank=64",
+                    "backbone.knn_every=0"], cache_dir=tmp_path)
     data = load_data(cfg)
     emb = embed(cfg, data, pretrain(cfg, data))
     assert emb.train.shape == (64, 512) and np.isfinite(np.asarray(emb.train)).all()

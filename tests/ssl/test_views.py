@@ -32,7 +32,8 @@ def _stats(views: list[np.ndarray]) -> dict[str, np.ndarray]:
 def _lightly_views(transform: dict, image: np.ndarray, view: int) -> list[np.ndarray]:
     from hydra.utils import instantiate
     t = instantiate(transform)
-    pil = Image.fromarray(image[0]) if image.shape[0] == 1 else Image.fromarray(image.transpose(1, 2, 0))
+    pil = (Image.fromarray(image[0]) if image.shape[0] == 1
+           else Image.fromarray(image.transpose(1, 2, 0)))
     torch.manual_seed(0)
     return [t(pil)[view].numpy() for _ in range(N)]
 
@@ -45,12 +46,13 @@ def _device_views(transform: dict, image: np.ndarray, view: int) -> list[np.ndar
 
 
 CASES = {
-    "cifar_moco": {"_target_": "lightly.transforms.MoCoV2Transform", "input_size": 32, "cj_strength": 0.5,
-                   "gaussian_blur": 0.5, "hf_prob": 0.5, "normalize": None},
-    "digits_moco": {"_target_": "lightly.transforms.MoCoV2Transform", "input_size": 8, "min_scale": 0.5,
-                    "cj_prob": 0.8, "cj_strength": 0.5, "random_gray_scale": 0.0, "gaussian_blur": 0.0,
-                    "hf_prob": 0.0, "normalize": None},
-    "cifar_simclr": {"_target_": "lightly.transforms.SimCLRTransform", "input_size": 32, "normalize": None},
+    "cifar_moco": {"_target_": "lightly.transforms.MoCoV2Transform", "input_size": 32,
+                   "cj_strength": 0.5, "gaussian_blur": 0.5, "hf_prob": 0.5, "normalize": None},
+    "digits_moco": {"_target_": "lightly.transforms.MoCoV2Transform", "input_size": 8,
+                    "min_scale": 0.5, "cj_prob": 0.8, "cj_strength": 0.5, "random_gray_scale": 0.0,
+                    "gaussian_blur": 0.0, "hf_prob": 0.0, "normalize": None},
+    "cifar_simclr": {"_target_": "lightly.transforms.SimCLRTransform", "input_size": 32,
+                     "normalize": None},
 }
 
 
@@ -59,7 +61,8 @@ def test_view_statistics_match_lightly(case):
     transform = CASES[case]
     channels = 1 if case.startswith("digits") else 3
     image = _image(channels, int(transform["input_size"]))
-    ours, theirs = _stats(_device_views(transform, image, 0)), _stats(_lightly_views(transform, image, 0))
+    ours, theirs = _stats(_device_views(transform, image, 0)), _stats(_lightly_views(transform,
+                                                                                     image, 0))
     for name in ours:
         if channels == 1 and name == "channel_spread":
             continue
@@ -73,19 +76,20 @@ def test_crop_parameters_follow_torchvision():
     from torchvision.transforms import RandomResizedCrop
     torch.manual_seed(0)
     img = torch.zeros(3, 24, 32)
-    ref = np.array([RandomResizedCrop.get_params(img, (0.2, 1.0), (3 / 4, 4 / 3)) for _ in range(4000)], float)
+    ref = np.array([RandomResizedCrop.get_params(img, (0.2, 1.0), (3 / 4, 4 / 3))
+                    for _ in range(4000)], float)
     ours = crop_boxes(4000, 24, 32, (0.2, 1.0), (3 / 4, 4 / 3), torch.device("cpu")).numpy()
     for a, b in ((ref, ours),):
-        for fn in (lambda z: z[:, 2] * z[:, 3] / (24 * 32), lambda z: z[:, 3] / z[:, 2], lambda z: z[:, 0],
-                   lambda z: z[:, 1]):
+        for fn in (lambda z: z[:, 2] * z[:, 3] / (24 * 32), lambda z: z[:, 3] / z[:, 2],
+                   lambda z: z[:, 0], lambda z: z[:, 1]):
             assert ks_2samp(fn(a), fn(b)).statistic < 0.05
     assert (ours[:, 0] + ours[:, 2] <= 24).all() and (ours[:, 1] + ours[:, 3] <= 32).all()
 
 
 def test_dino_views_match_lightlys_shapes_and_count():
     from hydra.utils import instantiate
-    dino = {"_target_": "lightly.transforms.DINOTransform", "global_crop_size": 32, "local_crop_size": 16,
-            "n_local_views": 3, "normalize": None}
+    dino = {"_target_": "lightly.transforms.DINOTransform", "global_crop_size": 32,
+            "local_crop_size": 16, "n_local_views": 3, "normalize": None}
     image = _image(3, 32)
     theirs = instantiate(dino)(Image.fromarray(image.transpose(1, 2, 0)))
     ours = DeviceViews(view_specs(dino), 3)(torch.from_numpy(image[None]).repeat(4, 1, 1, 1))
