@@ -45,8 +45,8 @@ def cfg_for(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarray, query_y: np.ndarray,
-            record: Record, depth: int = TOP, repeats: int = 1
+def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarray,
+            query_y: np.ndarray, record: Record, depth: int = TOP, repeats: int = 1
             ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Speedup of torch over sklearn, the per-query top-100 overlap, and both rankings int64
     [Q, depth] (sklearn's, torch's); each backend's seconds per query go to `record`. With
@@ -60,7 +60,8 @@ def compare(name: str, train: np.ndarray, train_y: np.ndarray, queries: np.ndarr
     for _ in range(repeats):
         for backend in times:
             start = time.perf_counter()
-            ranks[backend] = rank(ExemplarSVM(backend=backend), train, train_y, queries, query_y, ids, depth)
+            ranks[backend] = rank(ExemplarSVM(backend=backend), train, train_y, queries, query_y,
+                                  ids, depth)
             times[backend].append((time.perf_counter() - start) / len(queries))
     t_ref, t_fast = min(times["sklearn"]), min(times["torch"])
     a, b = ranks["sklearn"], ranks["torch"]
@@ -127,13 +128,15 @@ def cifar_features(n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
     out = cache.get_or_compute("bench-cifar-embed-all", {"ckpt": str(ckpt)}, compute)
     q = pick(data.test.labels, n_queries)
-    return np.load(out / "train.npy"), data.train.labels, np.load(out / "test.npy")[q], data.test.labels[q]
+    return (np.load(out / "train.npy"), data.train.labels, np.load(out / "test.npy")[q],
+            data.test.labels[q])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=100, help="test queries per case (balanced)")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating passes of the digits and 5k cases")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="alternating passes of the digits and 5k cases")
     add_arguments(parser)
     args = parser.parse_args()
     record = Record("esvm", args)
@@ -157,8 +160,9 @@ def main() -> None:
                                      record, depth=K)
     prefixes = report_prefixes(a, b)
     record.add(esvm_speedup=speedup, esvm_speedup_5k=speedup_5k, **prefixes)
-    print(f"esvm_speedup={speedup:.1f} esvm_speedup_5k={speedup_5k:.1f} top100_overlap_mean={overlap.mean():.4f} "
-          f"top100_overlap_min={overlap.min():.4f} " + " ".join(f"{k}={v:.4f}" for k, v in prefixes.items()))
+    print(f"esvm_speedup={speedup:.1f} esvm_speedup_5k={speedup_5k:.1f} "
+          f"top100_overlap_mean={overlap.mean():.4f} top100_overlap_min={overlap.min():.4f} "
+          + " ".join(f"{k}={v:.4f}" for k, v in prefixes.items()))
     record.done()
 
 

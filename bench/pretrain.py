@@ -127,8 +127,9 @@ def epoch_seconds(size: Size) -> tuple[dict[str, float], list[float]]:
 def cold_default_run() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "run.py", f"cache_dir={tmp}/cache", f"hydra.run.dir={tmp}/run",
-                        "progress=false"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run([sys.executable, "run.py", f"cache_dir={tmp}/cache",
+                        f"hydra.run.dir={tmp}/run", "progress=false"], cwd=ROOT, check=True,
+                       capture_output=True)
         return time.perf_counter() - start
 
 
@@ -158,7 +159,8 @@ def main() -> None:
     size, record = SMOKE if args.smoke else FULL, Record("pretrain", args)
     cfg = cfg_for(list(size.extra))
     images = load_data(cfg).train.images[:size.view_images]
-    batched, per_image = views_per_second(images, OmegaConf.to_container(cfg.dataset.ssl_transform, resolve=True))
+    transform = OmegaConf.to_container(cfg.dataset.ssl_transform, resolve=True)
+    batched, per_image = views_per_second(images, transform)
     print(f"views/s, digits MoCo v2 transform: batched {batched:,.0f}  per-image {per_image:,.0f}  "
           f"({batched / per_image:.1f}x)", flush=True)
     record.add(views_per_s_batched=batched, views_per_s_per_image=per_image,
@@ -180,8 +182,9 @@ def main() -> None:
         cold = cold_default_run()
         print(f"cold default run (python run.py, empty cache): {cold:.1f} s", flush=True)
         record.add(cold_default_run_seconds=cold)
-    print(f"pretrain_views_speedup={batched / per_image:.1f} pretrain_epoch_speedup={img_epoch / dev_epoch:.2f} "
-          f"knn_batched={knn_dev:.3f} knn_per_image={knn_img:.3f}")
+    print(f"pretrain_views_speedup={batched / per_image:.1f} "
+          f"pretrain_epoch_speedup={img_epoch / dev_epoch:.2f} knn_batched={knn_dev:.3f} "
+          f"knn_per_image={knn_img:.3f}")
     record.done()
 
 

@@ -41,7 +41,8 @@ SMALL = {
     "convmixer": ["+arch.model.dim=128", "+arch.model.depth=4"],
 }
 # transformers from scratch on 1,437 images need more epochs and a higher lr than the rest
-LONGER = {"vit": ["trainer.epochs=40", "arch.recipe.lr=3e-3"], "swin_t": ["trainer.epochs=40", "arch.recipe.lr=3e-3"]}
+LONGER = {"vit": ["trainer.epochs=40", "arch.recipe.lr=3e-3"],
+          "swin_t": ["trainer.epochs=40", "arch.recipe.lr=3e-3"]}
 DIGITS = [("mlp", []), ("cnn", [])] \
     + [(a, ["trainer=cpu", "trainer.batch_size=64"] + LONGER.get(a, ["trainer.epochs=15"]) + o)
        for a, o in SMALL.items()] \
@@ -51,7 +52,8 @@ CIFAR_SMALLER = {"mobilenetv2": ["+arch.model.width_mult=0.25"]}
 # 2,000 images: batches of 64 give the short runs enough steps
 CIFAR = [(a, ["trainer=cpu", "trainer.epochs=6", "trainer.batch_size=64"] + CIFAR_SMALLER.get(a, o))
          for a, o in SMALL.items()] \
-    + [("airnet", ["trainer=fast", "trainer.batch_size=128", "trainer.epochs=6", "arch.model.width=32"])]
+    + [("airnet", ["trainer=fast", "trainer.batch_size=128", "trainer.epochs=6",
+                   "arch.model.width=32"])]
 
 
 def cfg_for(overrides: list[str]):
@@ -67,11 +69,12 @@ def accuracy_row(name: str, overrides: list[str], base: list[str], record: Recor
     start = time.perf_counter()
     model = engine.train(engine.full_keep(), engine.train_y, seed=0)
     seconds = time.perf_counter() - start
-    acc = float((engine.logits(model, engine.test_x).argmax(1).cpu().numpy() == engine.test_y).mean())
+    predicted = engine.logits(model, engine.test_x).argmax(1).cpu().numpy()
+    acc = float((predicted == engine.test_y).mean())
     trainer = next((o.split("=")[1] for o in overrides if o.startswith("trainer=")), "arch_recipe")
     settings = " ".join(o for o in overrides if not o.startswith("trainer="))
-    print(f"  {name:<12} trainer={trainer:<5} {len(engine.train_y):>6} imgs  {seconds:7.1f} s/model  "
-          f"test acc {acc:.3f}   {settings}", flush=True)
+    print(f"  {name:<12} trainer={trainer:<5} {len(engine.train_y):>6} imgs  "
+          f"{seconds:7.1f} s/model  test acc {acc:.3f}   {settings}", flush=True)
     key = f"{where}_{name}_{trainer}"
     record.add(**{f"{key}_seconds_per_model": seconds, f"{key}_test_accuracy": acc,
                   f"{key}_settings": " ".join(overrides)})
@@ -91,8 +94,9 @@ def together_vs_loop(extra: list[str]) -> dict[str, float]:
             start = time.perf_counter()
             tester.accuracy(0, ranking, 64, None)
             timings[mode] = time.perf_counter() - start
-    print(f"counterfactual test, digits default (MLP, 5 models): one by one {timings['loop']:.2f} s, "
-          f"stacked {timings['auto']:.2f} s ({timings['loop'] / timings['auto']:.1f}x)")
+    print("counterfactual test, digits default (MLP, 5 models): one by one "
+          f"{timings['loop']:.2f} s, stacked {timings['auto']:.2f} s "
+          f"({timings['loop'] / timings['auto']:.1f}x)")
     return {"cf_test_seconds": timings["auto"], "cf_test_seconds_one_by_one": timings["loop"]}
 
 
@@ -113,7 +117,8 @@ def main() -> None:
         print(f"CIFAR-10 subset skipped ({f'{tgz} not found' if not tgz.exists() else 'asked'})")
     else:
         print(f"CIFAR-10 subset ({args.cifar_train:,} train / {args.cifar_test:,} test), CPU:")
-        base = ["dataset=cifar10", f"dataset.root={tgz}", f"dataset.train_subset={args.cifar_train}",
+        base = ["dataset=cifar10", f"dataset.root={tgz}",
+                f"dataset.train_subset={args.cifar_train}",
                 f"dataset.test_subset={args.cifar_test}"]
         for name, overrides in CIFAR:
             accuracy_row(name, overrides, base, record, "cifar10")

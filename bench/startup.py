@@ -52,9 +52,11 @@ def wall(argv: list[str], cwd: Path) -> float:
 
 
 def startup(work: Path) -> float:
-    """Seconds from spawning `python run.py` to its device line (the pipeline's first), stopped there."""
+    """Seconds from spawning `python run.py` to its device line (the pipeline's first), stopped
+    there."""
     out = work / "out"
-    argv = [PY, str(ROOT / "run.py"), f"hydra.run.dir={out}", f"cache_dir={work / 'cache'}", "progress=false"]
+    argv = [PY, str(ROOT / "run.py"), f"hydra.run.dir={out}", f"cache_dir={work / 'cache'}",
+            "progress=false"]
     spawned = datetime.now()
     proc = subprocess.Popen(argv, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -65,7 +67,8 @@ def startup(work: Path) -> float:
                 stamp = datetime.strptime(first[1:24], "%Y-%m-%d %H:%M:%S,%f")
                 return (stamp - spawned).total_seconds()
             time.sleep(0.01)
-        raise RuntimeError(f"python run.py ended without its device line (status {proc.returncode})")
+        raise RuntimeError("python run.py ended without its device line "
+                           f"(status {proc.returncode})")
     finally:
         proc.kill()
         proc.wait()
@@ -99,7 +102,8 @@ def main() -> None:
     ratios = {name: median[name] / median["hydra_help"] for name in ("help", "error", "startup")}
     floor = median["torch"] / median["hydra_help"]
     above = median["startup"] - median["torch"]
-    print(f"startup_ratio={max(ratios.values()):.2f} " + " ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items())
+    print(f"startup_ratio={max(ratios.values()):.2f} "
+          + " ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items())
           + f" torch_floor_ratio={floor:.2f} startup_above_torch={above:.2f}")
     record.add(**{f"{name}_seconds": t for name, t in median.items()}, runs=times,
                largest_ratio=max(ratios.values()), **{f"{k}_ratio": v for k, v in ratios.items()},
