@@ -23,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist load
 
-# ruff (style, imports, bugbear, pyupgrade) on everything; mypy on the package (pyproject.toml)
+# ruff (style at 100 characters, imports, bugbear, pyupgrade, complexity) on everything; mypy on the package (pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check brittle tests bench run.py
 	$(VENV)/bin/mypy

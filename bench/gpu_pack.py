@@ -33,9 +33,9 @@ MISSING_THERE = ("hydra-core", "omegaconf", "antlr4-python3-runtime", "lightly")
 # the check's own needs, not brittle's (pyproject's `bench` extra): built from their sources
 CHECK_ONLY = ("airbench==0.1.8",)
 # what the GPU machine has, for the --verify environment (torch: this machine's build)
-THERE = ("torch==2.14.1", "torchvision==0.29.1", "pytorch-lightning==2.6.6", "numpy", "pandas", "pyarrow",
-         "scikit-learn", "scipy", "seaborn", "matplotlib", "timm", "pillow", "filelock", "tabulate",
-         "pyyaml", "tqdm", "packaging")
+THERE = ("torch==2.14.1", "torchvision==0.29.1", "pytorch-lightning==2.6.6", "numpy", "pandas",
+         "pyarrow", "scikit-learn", "scipy", "seaborn", "matplotlib", "timm", "pillow", "filelock",
+         "tabulate", "pyyaml", "tqdm", "packaging")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 
@@ -46,8 +46,9 @@ def download(pip: list[str]) -> list[Path]:
     WHEELS.mkdir()
     for name in MISSING_THERE:
         pin = f"{name}=={md.version(name)}"
-        fetched = subprocess.run([*pip, "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-                                  "--implementation", "cp", *[f"--platform={p}" for p in PLATFORMS],
+        fetched = subprocess.run([*pip, "download", "--no-deps", "--only-binary=:all:",
+                                  "--python-version", "3.12", "--implementation", "cp",
+                                  *[f"--platform={p}" for p in PLATFORMS],
                                   "-d", str(WHEELS), "-q", pin], capture_output=True, text=True)
         if fetched.returncode != 0:  # no wheel published (ANTLR's runtime): build a pure-Python one
             subprocess.run([*pip, "wheel", "--no-deps", "-w", str(WHEELS), "-q", pin], check=True)
@@ -65,7 +66,8 @@ def download(pip: list[str]) -> list[Path]:
 
 def copy_data(tarball: Path) -> Path:
     if not tarball.is_file():
-        sys.exit(f"error: CIFAR-10 not found at {tarball}; set BRITTLE_CIFAR10 to the class-folder tarball")
+        sys.exit(f"error: CIFAR-10 not found at {tarball}; "
+                 "set BRITTLE_CIFAR10 to the class-folder tarball")
     DATA.mkdir(exist_ok=True)
     target = DATA / tarball.name
     if not target.exists() or target.stat().st_size != tarball.stat().st_size:
@@ -76,9 +78,9 @@ def copy_data(tarball: Path) -> Path:
 def command(data: Path, python: str = "python3", smoke: bool = False) -> str:
     """The one command to run in the checkout's root on the GPU machine (results under $OUT)."""
     rel = data.relative_to(ROOT)
-    return (f"{python} -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
-            f"--target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site BRITTLE_CIFAR10=$PWD/{rel} "
-            f"BRITTLE_CACHE=/tmp/brittle-cache PYTHONUNBUFFERED=1 && "
+    return (f"{python} -m pip install -q --no-index --no-deps --no-compile --no-cache-dir "
+            f"--upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site "
+            f"BRITTLE_CIFAR10=$PWD/{rel} BRITTLE_CACHE=/tmp/brittle-cache PYTHONUNBUFFERED=1 && "
             f"{python} bench/gpu_check.py{' --smoke --seeds 1' if smoke else ''}")
 
 
@@ -111,9 +113,11 @@ def verify(data: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verify", action="store_true",
-                        help="run the packed check here at --smoke size, in a venv of the GPU machine's packages")
+                        help="run the packed check here at --smoke size, in a venv of the "
+                             "GPU machine's packages")
     args = parser.parse_args()
-    tarball = Path(os.environ.get("BRITTLE_CIFAR10", str(ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")))
+    default = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+    tarball = Path(os.environ.get("BRITTLE_CIFAR10", str(default)))
     wheels = download([sys.executable, "-m", "pip"])
     data = copy_data(tarball)
     size = sum(p.stat().st_size for p in [*wheels, data]) / 2 ** 20
