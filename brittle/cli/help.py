@@ -30,7 +30,7 @@ COMMON = [
 # one example a string; the long ones in two pieces, the command and its comment
 EXAMPLES = [
     "brittle                                               "
-    "# the default job on digits (CPU, ~1 min)",
+    "# the default job on digits (CPU, minutes)",
     "brittle -m scorer=esvm,l2,random task=remove,mislabel && python -m brittle.report",
     "brittle experiment=paper_cifar10 dataset.root=/path/to/cifar10   # the paper's protocol (GPU)",
     "brittle --config-dir ~/my-configs scorer=mine         "
