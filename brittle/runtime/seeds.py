@@ -21,6 +21,11 @@ class Stream(IntEnum):
     TRAK = 11_000_003          # TRAK's own models
     GRADCOS = 13_000_001       # Grad-Cos's model
     DATTRI = 15_000_011        # the models dattri's attributors read
+    # the one seeded run of MAGIC's single-model setting: MAGIC's first model, and the seed of
+    # every model of the same-order LDS bank (brittle/retrain/weighted.py)
+    SINGLE_RUN = 17_000_023
+    MAGIC = 17_000_041         # MAGIC's further models (its second seed on)
+    LDS_SAME_ORDER = 9_000_041  # the same-order LDS bank's subsets (never the 'lds' bank's)
 
 
 def stream(purpose: str) -> Stream:
