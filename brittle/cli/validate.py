@@ -141,7 +141,7 @@ def check_job(overrides: list[str], extra: list[str], multirun: bool, first: boo
         return f"{key} is required (???) and not set; give {key}=..."
     # a user's config directory may hold any target: then every node is checked
     touched = None if extra else [o.lstrip("+~").partition("=")[0] for o in overrides]
-    return check_targets(cfg, touched) or check_values(cfg)
+    return check_targets(cfg, touched) or check_values(cfg) or check_normalize(cfg)
 
 
 # groups whose objects judge their own values and build without torch (tests/cli/test_app.py
@@ -196,4 +196,19 @@ def check_command_line(argv: list[str]) -> str | None:
         problem = check_job(overrides, extra, line.multirun, first=i == 0)
         if problem:
             return problem
+    return None
+
+
+def check_normalize(cfg: DictConfig) -> str | None:
+    """A `dataset.normalize` mean or std without one value a channel (a grayscale
+    `dataset=huggingface` left with RGB statistics would broadcast its images to three
+    channels), as one line."""
+    data = cfg.get("dataset")
+    if data is None or data.get("channels") is None or data.get("normalize") is None:
+        return None
+    for part in ("mean", "std"):
+        values = data.normalize.get(part)
+        if values is not None and len(values) != data.channels:
+            return (f"dataset.normalize.{part}={list(values)} has {len(values)} values, but "
+                    f"dataset.channels={data.channels}; give one value per channel")
     return None

@@ -18,6 +18,7 @@ REGISTERED: dict[str, str] = {
     "data/digits": "brittle.data.datasets.load_digits",
     "data/cifar10": "brittle.data.cifar10.load_cifar10",
     "data/imagefolder": "brittle.data.imagefolder.load_imagefolder",
+    "data/huggingface": "brittle.data.huggingface.load_huggingface",
     "net/small_cnn": "brittle.ssl.networks.small_cnn",
     "net/resnet18_cifar": "brittle.ssl.networks.resnet18_cifar",
     "net/pretrained": "brittle.ssl.networks.pretrained_net",

@@ -89,6 +89,8 @@ CASES = [
      "cannot decode train/cat/9999.jpg (1 image of train/ cannot be decoded)"),
     ("image folder with a corrupt image", ["dataset=imagefolder", "dataset.root={tree}", "dataset.image_size=8"],
      "cannot decode train/b/2.png in dataset.root="),
+    ("grayscale with RGB statistics", ["dataset=huggingface", "dataset.path=/nonexistent", "dataset.channels=1"],
+     "dataset.normalize.mean=[0.485, 0.456, 0.406] has 3 values, but dataset.channels=1; give one value per channel"),
     ("pretrained without a checkpoint", ["backbone=pretrained"], "backbone=pretrained has no pretraining method"),
     ("checkpoint missing", ["backbone=pretrained", "backbone.checkpoint=/nonexistent.pth"],
      "backbone.checkpoint=/nonexistent.pth does not exist"),
