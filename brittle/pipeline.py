@@ -56,6 +56,8 @@ def _on(cfg: DictConfig, stage: Any) -> DictConfig:
 def run(cfg: DictConfig, run_dir: Path,
         choices: dict[str, str] | None = None) -> summarize.RunSummary:
     """Run (or resume) every stage; returns the record also written to summary.json."""
+    # a file of targets.indices becomes its indices: the run's identity holds what was read
+    cfg, indices_named = targets.with_indices_read(cfg)
     ex = execution_of(cfg, run_dir)  # a bad device fails now, not after pretraining
     activate(ex.device)
     scorer: Scorer = instantiate(cfg.scorer)
@@ -66,6 +68,7 @@ def run(cfg: DictConfig, run_dir: Path,
     check_writable(ex.run_dir, "hydra.run.dir")
     check_run_dir(ex.run_dir, run_identity(cfg))
     dataset = data.run(_on(cfg, data), ex)
+    targets.check_indices(cfg.targets, dataset, indices_named)   # before any model trains
     check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support,
                      scorer.label_conditioning)
     engine = Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)

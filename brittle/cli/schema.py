@@ -17,7 +17,7 @@ class TargetsSchema:
     n: int = MISSING
     only_correct: bool = MISSING
     seed: int = MISSING
-    indices: list[int] | None = MISSING
+    indices: Any = MISSING   # a list of test indices, the path of a file of them, or None
     indices_ordering: str = MISSING
     shard: int = MISSING
     num_shards: int = MISSING

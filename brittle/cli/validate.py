@@ -8,7 +8,7 @@
    loader, transform) is checked against the signature of what it builds
    (brittle/cli/signatures.py): its keys must be parameters, its values of the annotated types.
 4. The values of the groups that judge their own values cheaply (search, task, eval) are checked
-   by building those objects.
+   by building those objects, and `targets.indices` (a list, or a file of them) is read.
 5. The cache directory and the run directory's location must be writable (and the cache's file
    locks must work) before Hydra creates anything.
 A sweep (`-m key=a,b`) is checked for each value (brittle/cli/commandline.py expands it).
@@ -141,7 +141,8 @@ def check_job(overrides: list[str], extra: list[str], multirun: bool, first: boo
         return f"{key} is required (???) and not set; give {key}=..."
     # a user's config directory may hold any target: then every node is checked
     touched = None if extra else [o.lstrip("+~").partition("=")[0] for o in overrides]
-    return check_targets(cfg, touched) or check_values(cfg) or check_normalize(cfg)
+    return (check_targets(cfg, touched) or check_values(cfg) or check_target_indices(cfg)
+            or check_normalize(cfg))
 
 
 # groups whose objects judge their own values and build without torch (tests/cli/test_app.py
@@ -168,6 +169,23 @@ def check_values(cfg: DictConfig) -> str | None:
             if cause is not None:
                 return str(cause)
             # anything else is the run's to report, with its context
+    return None
+
+
+def check_target_indices(cfg: DictConfig) -> str | None:
+    """`targets.indices` that are not integer indices, each once, or a file of them that is
+    missing or unreadable, as one line (the test set's range is checked once the dataset is
+    loaded, before any model trains)."""
+    from brittle.data.indices import read_indices
+    from brittle.runtime.errors import BrittleError
+
+    value = OmegaConf.select(cfg, "targets.indices")
+    if value is None:
+        return None
+    try:
+        read_indices(value)
+    except BrittleError as exc:
+        return str(exc)
     return None
 
 

@@ -1,6 +1,16 @@
 """A training recipe: the settings of one supervised training run (epochs, batch, optimiser,
 schedule, augmentation, precision), its learning-rate schedule (the paper's: linear warm-up to the
 peak, then linear decay to 0) and its optimiser. RecipeTrainer (recipe_trainer.py) trains with it.
+
+`schedule` says which steps the schedule spans. `actual` (the default): the steps the model takes,
+so every model warms up and decays to 0 over its own training, whatever was removed. `reference`:
+the paper's reference code (train_utils.py `train()`: `iters_per_epoch = 50000 // batch_size` and
+`np.interp` over `[0, 5, epochs]` epochs of them, through a LambdaLR), which spans the steps of the
+whole training set whatever was removed, and starts from lr 0. A model trained without some images
+takes fewer steps (its loader drops the incomplete batch of the kept images) and stops before the
+decay reaches 0: at batch 512 with 1,280 of 50,000 removed, 95 of 97 steps an epoch. A named rule
+rather than a step count (97): it follows the batch size and the training set's size
+(`dataset.train_subset`), and it carries the first step's lr 0, which a count cannot say.
 """
 from __future__ import annotations
 
@@ -9,7 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
+from brittle.retrain.loop import step_count
 from brittle.runtime.errors import BrittleError
+
+SCHEDULES = ("actual", "reference")
 
 
 @dataclass(frozen=True)
@@ -35,8 +48,14 @@ class Recipe:
     # progressive resizing: [[epoch, size], ...], training images resized to `size` px from `epoch`
     # on (the paper's ImageNet recipe: [[0, 160], [11, 192]]); None trains at the stored size
     resolution: tuple[tuple[int, int], ...] | None = None
+    # the steps the lr schedule spans (module docstring): actual (the model's) | reference (the
+    # whole training set's, lr 0 at the first step: the reference code's train())
+    schedule: str = "actual"
 
     def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise BrittleError(f"trainer.recipe.schedule={self.schedule} is not valid; use one of "
+                               f"{', '.join(SCHEDULES)}")
         # lists from the config: hashable and read-only
         if self.translate_fill is not None:
             object.__setattr__(self, "translate_fill", tuple(float(v) for v in self.translate_fill))
@@ -49,10 +68,23 @@ class Recipe:
             object.__setattr__(self, "resolution", pairs)
 
 
+def schedule_steps(recipe: Recipe, n_kept: int, n_train: int) -> int:
+    """The number of steps the lr schedule spans for a model trained on n_kept of the run's
+    n_train training images: the steps it takes (`actual`), or those all n_train would give
+    (`reference`)."""
+    n = n_train if recipe.schedule == "reference" else n_kept
+    return step_count(n, recipe.batch_size, recipe.epochs)[1]
+
+
 def lr_at(step: int, total: int, recipe: Recipe) -> float:
+    """The lr of step `step` (from 0) of a schedule spanning `total` steps: a linear warm-up over
+    the first round(warmup_fraction x total) steps to `recipe.lr`, then a linear decay reaching 0
+    at `total`. `actual` counts the current step into the warm-up (the first step trains at
+    lr / warm-up steps); `reference` ramps from 0 as np.interp does (the first step at lr 0)."""
     warm = max(1, int(round(recipe.warmup_fraction * total)))
     if step < warm:
-        return recipe.lr * (step + 1) / warm
+        ramp = step if recipe.schedule == "reference" else step + 1
+        return recipe.lr * ramp / warm
     return recipe.lr * max(0.0, (total - step) / max(1, total - warm))
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from brittle.retrain.augment import augment, resized
 from brittle.retrain.loop import Autocast, Fit, Pending, batches, run, seeded
 from brittle.retrain.precision import PRECISIONS, Precision
-from brittle.retrain.recipe import Recipe, lr_at, optimizer_for
+from brittle.retrain.recipe import Recipe, lr_at, optimizer_for, schedule_steps
 from brittle.retrain.stacked import stackable, train_stacked, train_stacked_jobs
 from brittle.retrain.together import StepTrainer
 from brittle.retrain.trainer import Job, Trainer, logits
@@ -137,13 +137,14 @@ def fit_steps(model: nn.Module, recipe: Recipe, x: torch.Tensor, labels: torch.T
         model.to(memory_format=torch.channels_last)  # the tensor-core layout of convolutions
     model.train()
     loss = functools.partial(F.cross_entropy, label_smoothing=recipe.label_smoothing)
+    span = schedule_steps(recipe, int(keep.shape[0]), int(x.shape[0]))
     for step in batches(int(keep.shape[0]), recipe.batch_size, recipe.epochs, [gen]):
         idx = keep[step.positions[0]]
         xb = augment(resized(x[idx], recipe, step.epoch), recipe, gen)
         if cuda and xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step.step, step.total, recipe)
+            group["lr"] = lr_at(step.step, span, recipe)
         opt.zero_grad(set_to_none=True)
         yield Pending(xb, labels[idx], loss, scaler.scale)
         scaler.step(opt)

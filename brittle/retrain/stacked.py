@@ -21,7 +21,7 @@ from brittle.retrain.augment import augment
 from brittle.retrain.loop import batches, build_seeded
 from brittle.retrain.precision import Precision
 from brittle.retrain.precision import step as precision_step
-from brittle.retrain.recipe import Recipe, lr_at, optimizer_for
+from brittle.retrain.recipe import Recipe, lr_at, optimizer_for, schedule_steps
 from brittle.retrain.trainer import Job
 
 
@@ -82,7 +82,9 @@ def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.
               else torch.stack([j.labels for j in jobs]))
     # augmentation draws from each copy's generator
     augments = recipe.flip or recipe.translate > 0 or recipe.cutout > 0
-    for step in batches(sizes.pop(), recipe.batch_size, recipe.epochs, gens):
+    n_kept = sizes.pop()
+    span = schedule_steps(recipe, n_kept, int(x.shape[0]))
+    for step in batches(n_kept, recipe.batch_size, recipe.epochs, gens):
         idx = keeps.gather(1, torch.stack(step.positions))   # [J, B]
         if augments:
             xb = torch.stack([augment(x[i], recipe, g).flatten(1) for i, g in zip(idx, gens)])
@@ -90,7 +92,7 @@ def train_stacked_jobs(build: Callable[[], nn.Module], recipe: Recipe, x: torch.
             xb = x[idx].flatten(2)                           # [J, B, features]
         yb = labels.gather(1, idx)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step.step, step.total, recipe)
+            group["lr"] = lr_at(step.step, span, recipe)
         with precision.autocast():
             out = _forward(layers, xb)
             # sum over copies of each copy's mean loss: every copy gets its own gradient

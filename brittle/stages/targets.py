@@ -9,9 +9,17 @@ whatever the attribution method: it says nothing about the method, so by default
 mean reference softmax puts its maximum on the true label). The recorded files are the run's
 truth: a resumed run (or one whose reference models were rebuilt) reads them back and refuses to
 continue when recomputation disagrees, since its ranking and logged tests belong to them.
+
+`targets.indices` names the targets instead: a list, or a .npy/.txt/.csv file of test indices
+(brittle/data/indices.py), e.g. the reference code's `test_100.npy`. The pipeline reads a file
+into the composed config before the run directory is bound (`with_indices_read`), so the run's
+identity (run_spec.json) holds the indices themselves: a file whose content changed is another
+run, and the same indices as a list or from any file are the same run. It checks them against
+the test set as soon as the dataset is loaded (`explicit_indices`), before any model trains.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +27,7 @@ from omegaconf import DictConfig
 
 from brittle.counterfactual.tasks import flip_classes
 from brittle.data.datasets import Dataset
+from brittle.data.indices import read_indices, shown, source_of
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import load_npy, save_npy
@@ -69,19 +78,40 @@ def select_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray,
     return chosen[shard::num]
 
 
-def _explicit(tcfg: DictConfig, data: Dataset) -> np.ndarray:
-    """`targets.indices`, checked against the test set and the dataset's ordering."""
+def with_indices_read(cfg: DictConfig) -> tuple[DictConfig, str]:
+    """(cfg with a file of `targets.indices` replaced by its indices, checked as
+    brittle/data/indices.py says; how error lines name them: the setting, and the file)."""
+    value = cfg.targets.indices
+    if not isinstance(value, str):
+        return cfg, source_of(value)
+    ids = read_indices(value)
+    out = copy.deepcopy(cfg)
+    out.targets.indices = ids.tolist()
+    return out, source_of(value)
+
+
+def check_indices(tcfg: DictConfig, data: Dataset, where: str | None = None) -> None:
+    """Explicit `targets.indices`, if any, against the test set: the pipeline's early check."""
+    if tcfg.indices is not None:
+        explicit_indices(tcfg, data, where)
+
+
+def explicit_indices(tcfg: DictConfig, data: Dataset, where: str | None = None) -> np.ndarray:
+    """`targets.indices` int64 [T] in their given order, checked against the test set and the
+    dataset's ordering; `where` names them in an error line (default: the setting, and the file
+    when `indices` is one)."""
+    where = where or source_of(tcfg.indices)
     n_test = len(data.test)
     if tcfg.indices_ordering != data.ordering:
         raise BrittleError(
-            f"targets.indices are in the {tcfg.indices_ordering} order, but dataset {data.name} "
+            f"{where} are in the {tcfg.indices_ordering} order, but dataset {data.name} "
             f"was loaded in the {data.ordering} order; load the dataset in that order (CIFAR-10: "
             f"the python batches as dataset.root) or set targets.indices_ordering={data.ordering} "
             f"if the indices refer to this order")
-    idx = np.asarray(list(tcfg.indices), dtype=np.int64)
+    idx = read_indices(tcfg.indices)
     bad = idx[(idx < 0) | (idx >= n_test)]
     if len(bad):
-        raise BrittleError(f"targets.indices contains {int(bad[0])}, outside the test set; "
+        raise BrittleError(f"{where} contains {shown(bad)}, outside the test set; "
                            f"valid indices are 0..{n_test - 1}")
     return idx
 
@@ -92,7 +122,7 @@ def _of_file(tcfg: DictConfig, data: Dataset, given: np.ndarray) -> np.ndarray:
     ids = np.sort(np.asarray(given, dtype=np.int64))
     if tcfg.indices is None:
         return ids
-    wanted = _explicit(tcfg, data)
+    wanted = explicit_indices(tcfg, data)
     missing = np.setdiff1d(wanted, ids)
     if len(missing):
         raise BrittleError(f"targets.indices names test index {int(missing[0])}, which the score "
@@ -105,7 +135,7 @@ def _all_targets(tcfg: DictConfig, data: Dataset, mean_probs: np.ndarray) -> np.
     """Sorted test indices int64 [T]: `targets.indices` if given, else `targets.n` balanced
     picks."""
     if tcfg.indices is not None:
-        return _explicit(tcfg, data)
+        return explicit_indices(tcfg, data)
     test_labels = data.test.labels
     eligible = np.ones(len(test_labels), dtype=bool)
     if tcfg.only_correct:

@@ -53,6 +53,13 @@ def _files(base: Path) -> dict[str, Path]:
         bad.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
         tar.add(bad, arcname="train/cat/9999.jpg")
     out["tarball"] = tarball
+    # files of target indices (targets.indices=<file>): a fraction, one out of range, a repeat
+    out["index_fractions"] = base / "index_fractions.npy"
+    np.save(out["index_fractions"], np.array([3.0, 4.5]))
+    out["index_range"] = base / "index_range.csv"
+    out["index_range"].write_text("index\n3\n360\n")
+    out["index_repeat"] = base / "index_repeat.txt"
+    out["index_repeat"].write_text("5 9 5\n")
     return out
 
 
@@ -75,6 +82,10 @@ CASES = [
     ("cuda without a GPU", ["device=cuda"], "device=cuda but no CUDA GPU is visible"),
     ("no targets", ["targets.n=0"], "targets.n=0 is out of range"),
     ("index outside the test set", ["targets.indices=[3,360]"], "targets.indices contains 360, outside the test set"),
+    ("targets file missing", ["targets.indices=/nonexistent/test_100.npy"], "targets.indices=/nonexistent/test_100.npy does not exist; give a list"),
+    ("targets file of fractions", ["targets.indices={index_fractions}"], "index_fractions.npy holds 4.5, not integer test indices"),
+    ("targets file out of range", ["targets.indices={index_range}"], "index_range.csv contains 360, outside the test set; valid indices are 0..359"),
+    ("targets file with a repeat", ["targets.indices={index_repeat}"], "index_repeat.txt repeats test index 5; give each index once"),
     ("support larger than a class", ["search.max_support=100000"], "search.max_support=100000 is larger than class"),
     ("bad shard", ["targets.shard=3", "targets.num_shards=2"], "targets.shard=3 with targets.num_shards=2"),
     ("bad sparsity", ["eval=lds", "eval.sparsify_top=2"], "eval.sparsify_top=2 is out of range"),
