@@ -33,13 +33,13 @@ from brittle import api  # noqa: E402
 from brittle.eval.lds import lds, sign_alone, sparsify_top  # noqa: E402
 from brittle.eval.stats import bootstrap_ci  # noqa: E402
 from brittle.runtime.execution import execution_of  # noqa: E402
-from brittle.scorers.base import Queries, TrainSet  # noqa: E402
+from brittle.scorers.base import TargetSet, TrainSet  # noqa: E402
 from brittle.scorers.distance import Distance  # noqa: E402
 from brittle.scorers.esvm.scorer import ExemplarSVM  # noqa: E402
 from brittle.scorers.magnitude import CLIP, MAGNITUDES, PAPER  # noqa: E402
 from brittle.scorers.random import RandomOrder  # noqa: E402
 from brittle.stages import reference  # noqa: E402
-from brittle.stages.subset import select  # noqa: E402
+from brittle.stages.keys import select  # noqa: E402
 from brittle.stages.targets import select_targets  # noqa: E402
 
 SMOKE = ["backbone.epochs=1", "reference.n_models=1", "arch.recipe.epochs=2"]
@@ -69,7 +69,7 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, np.ndarray]
     ids = select_targets(cfg.targets, data, probs.mean(0))
     bank = api.bank(cfg, engine, args.n_models, 0.5, "lds")
     masks, margins = bank.masks, bank.margins[:, ids]
-    q = Queries(ids, data.test.labels[ids], feats.test[ids])
+    q = TargetSet(ids, data.test.labels[ids], feats.test[ids])
     esvm = ExemplarSVM()
     esvm.prepare(TrainSet(data.train.labels, feats.train), None, esvm.device)
     scores = esvm.scores(q)

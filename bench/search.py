@@ -48,7 +48,7 @@ from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON  # noqa: E402
 from brittle.retrain.engine import Engine  # noqa: E402
 from brittle.runtime.execution import execution_of  # noqa: E402
 from brittle.stages import data, search  # noqa: E402
-from brittle.stages.subset import select  # noqa: E402
+from brittle.stages.keys import select  # noqa: E402
 from brittle.stages.targets import Targets  # noqa: E402
 
 CASES = {"mlp remove": [], "mlp mislabel": ["task=mislabel"],
@@ -72,7 +72,7 @@ def search_once(cfg, prepared: Path, lockstep: bool, work: Path, calls: list | N
     run_dir = Path(tempfile.mkdtemp(dir=work))
     ex = execution_of(cfg, run_dir)
     dataset = data.run(select(cfg, data.DEPENDS_ON), ex)
-    engine = Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
+    engine = Engine.from_slice(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
     if calls is not None:
         engine.train_jobs = recording(engine, calls)  # type: ignore[method-assign]
     chosen = Targets(np.load(prepared / "targets.npy"), np.load(prepared / "flips.npy"))

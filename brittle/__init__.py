@@ -4,4 +4,5 @@ __version__ = "0.1.0"
 
 # Bumped whenever a cached artifact's format or the code producing it changes meaning;
 # it is part of every cache key, so stale artifacts are never reused.
-CACHE_SCHEMA = 3  # 3: code named by stable names (brittle/runtime/names.py), not import paths
+# 4: one word per concept (pool, names, slices; docs/design.md), every setting written in its YAML
+CACHE_SCHEMA = 4

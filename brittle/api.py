@@ -2,10 +2,10 @@
 
     from brittle.api import rank
     from brittle.scorers.esvm.scorer import ExemplarSVM
-    topk = rank(ExemplarSVM(), train_feats, train_labels, query_feats, query_labels, k=100)
+    topk = rank(ExemplarSVM(), train_feats, train_labels, target_feats, target_labels, k=100)
 
 The stage helpers take a composed config (Hydra's `compose`, see tests/helpers.py) and run one
-stage with that config's subset and execution settings, exactly as `python run.py` does.
+stage with that config's slice and execution settings, exactly as `python run.py` does.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
 from brittle.runtime.execution import execution_of, resolve_device
 from brittle.scorers.base import (
-    Queries,
     Scorer,
     ScorerModels,
+    TargetSet,
     TrainSet,
     rank_from_scores,
     validate_features,
@@ -32,31 +32,32 @@ from brittle.stages import data as data_stage
 from brittle.stages import embed as embed_stage
 from brittle.stages import pretrain as pretrain_stage
 from brittle.stages.embed import Embeddings
-from brittle.stages.subset import select
+from brittle.stages.keys import select
 
 
 def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray,
-         queries: np.ndarray | None, query_labels: np.ndarray, query_ids: np.ndarray | None = None,
+         targets: np.ndarray | None, target_labels: np.ndarray,
+         target_ids: np.ndarray | None = None,
          k: int = 100, models: ScorerModels | None = None,
          device: torch.device | str | None = None) -> np.ndarray:
-    """Top-k matrix int64 [T, k] of training indices per query, most influential first.
+    """Top-k matrix int64 [T, k] of training indices per target, most influential first.
 
-    train float [N, D] and queries float [T, D] are features (ignored by scorers that need
-    none); labels are int [N] and [T]; query_ids (test indices, default 0..T-1) seed the random
+    train float [N, D] and targets float [T, D] are features (ignored by scorers that need
+    none); labels are int [N] and [T]; target_ids (test indices, default 0..T-1) seed the random
     scorer and select test images for model-based scorers, which also need `models`. The scorer
     runs on `device` (default: the models' device, else the CPU; `auto`, `cpu`, `cuda`, `cuda:N`
     as the `device` setting): `device="cuda"` scores ESVM on the current GPU."""
-    labels = np.asarray(query_labels)
-    ids = np.arange(len(labels)) if query_ids is None else np.asarray(query_ids)
+    labels = np.asarray(target_labels)
+    ids = np.arange(len(labels)) if target_ids is None else np.asarray(target_ids)
     feats = scorer.needs_features
     if feats:
         validate_features("train", np.asarray(train))
-        validate_features("query", np.asarray(queries))
+        validate_features("target", np.asarray(targets))
     if device is None:
         device = models.engine.train_x.device if models is not None else torch.device("cpu")
     scorer.prepare(TrainSet(np.asarray(train_labels), np.asarray(train) if feats else None), models,
                    resolve_device(str(device)))
-    q = Queries(ids, labels, np.asarray(queries) if feats else None)
+    q = TargetSet(ids, labels, np.asarray(targets) if feats else None)
     return rank_from_scores(scorer.pool_scores(scorer.scores(q), q), k)
 
 
@@ -67,14 +68,14 @@ def load_data(cfg: DictConfig, run_dir: Path | str = ".") -> Dataset:
 
 def build_engine(cfg: DictConfig, data: Dataset) -> Engine:
     """The retraining engine of `cfg.arch` and `cfg.trainer` on `data`, on `cfg.device`."""
-    return Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), data,
+    return Engine.from_slice(select(cfg, ENGINE_DEPENDS_ON), data,
                               execution_of(cfg, Path(".")).device)
 
 
 def pretrain(cfg: DictConfig, data: Dataset) -> Path:
     """The cache directory of the pretrained backbone of `cfg.backbone` (trained if missing)."""
-    subset = select(cfg, pretrain_stage.DEPENDS_ON, pretrain_stage.EXCLUDES)
-    return pretrain_stage.run(subset, execution_of(cfg, Path(".")), data)
+    part = select(cfg, pretrain_stage.DEPENDS_ON, pretrain_stage.EXCLUDES)
+    return pretrain_stage.run(part, execution_of(cfg, Path(".")), data)
 
 
 def embed(cfg: DictConfig, data: Dataset, backbone_dir: Path) -> Embeddings:

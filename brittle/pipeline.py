@@ -1,13 +1,13 @@
 """A brittleness run: the one orchestrator. It builds the run's objects once (scorer, task,
 search, evaluation, retraining engine), calls every stage of brittle/stages/ in order, each
-handed only its declared config subset, and passes each stage's output to the next.
+handed only its declared slice of the config, and passes each stage's output to the next.
 
 data -> reference (cache) -> targets -> pretrain (cache) -> embed (cache), or the scorer's
 models / bank (cache) -> score -> LDS bank (cache) -> lds -> search -> summarize. The reference
 models and the scorer's models are trained on `source_arch` when one is chosen (the same for every
 retraining arch of a sweep); a scorer that brings its own targets (scores from a file) sets them.
 Cheap stages and checks come first, so bad settings fail before pretraining. Cached stages live in
-`cache_dir`, keyed by their subset; the others write into the run directory, which is bound to
+`cache_dir`, keyed by their slice; the others write into the run directory, which is bound to
 the run's identity (`run_spec.json`) so a rerun resumes it.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from brittle.runtime.execution import Execution, activate, execution_of, run_ide
 from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
 from brittle.runtime.timings import ModelClock
-from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, check_pool_sizes
+from brittle.scorers.base import Scorer, ScorerModels, TargetSet, TrainSet, check_pool_sizes
 from brittle.stages import (
     bank,
     data,
@@ -43,13 +43,13 @@ from brittle.stages import (
     summarize,
     targets,
 )
-from brittle.stages.subset import key_digest, key_of, select, with_source_arch
+from brittle.stages.keys import key_digest, key_of, select, with_source_arch
 
 log = logging.getLogger(__name__)
 
 
 def _on(cfg: DictConfig, stage: Any) -> DictConfig:
-    """The subset of cfg that `stage` declared (its DEPENDS_ON minus its EXCLUDES)."""
+    """The slice of cfg that `stage` declared (its DEPENDS_ON minus its EXCLUDES)."""
     return select(cfg, stage.DEPENDS_ON, getattr(stage, "EXCLUDES", ()))
 
 
@@ -66,18 +66,19 @@ def run(cfg: DictConfig, run_dir: Path,
     evaluation: Evaluation = instantiate(cfg.eval)
     check_writable(ex.cache.root, "cache_dir", locks=True)
     check_writable(ex.run_dir, "hydra.run.dir")
+    ex.cache.warn_earlier_schema()
     check_run_dir(ex.run_dir, run_identity(cfg))
     dataset = data.run(_on(cfg, data), ex)
     targets.check_indices(cfg.targets, dataset, indices_named)   # before any model trains
     check_pool_sizes(dataset.train.labels, dataset.test.labels, search_obj.max_support,
-                     scorer.label_conditioning)
-    engine = Engine.from_subset(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
+                     scorer.pool)
+    engine = Engine.from_slice(select(cfg, ENGINE_DEPENDS_ON), dataset, ex.device)
     source = with_source_arch(cfg)   # reference and scorer models: on `source_arch` when chosen
-    source_engine = engine if source is cfg else Engine.from_subset(
+    source_engine = engine if source is cfg else Engine.from_slice(
         select(source, ENGINE_DEPENDS_ON), dataset, ex.device)
     given = scorer.given_targets(len(dataset.train), len(dataset.test), dataset.ordering,
                                  dataset.name, search_obj.max_support)
-    plan_trainings(cfg, source, ex, engine, source_engine, (scorer, search_obj, evaluation), given)
+    plan_models(cfg, source, ex, engine, source_engine, (scorer, search_obj, evaluation), given)
     probs = reference.run(_on(source, reference), ex, source_engine)
     chosen = targets.run(_on(cfg, targets), ex, dataset, probs, given)
     features, models_given = None, None
@@ -90,18 +91,19 @@ def run(cfg: DictConfig, run_dir: Path,
         models_given = scorer_models(source, ex, source_engine, scorer)
     train = TrainSet(dataset.train.labels, None if features is None else features.train,
                      dataset.ordering)
-    queries = Queries(chosen.ids, dataset.test.labels[chosen.ids],
+    target_set = TargetSet(chosen.ids, dataset.test.labels[chosen.ids],
                       None if features is None else features.test[chosen.ids])
-    scored = score.run(_on(cfg, score), ex, scorer, train, queries, models_given, features,
+    scored = score.run(_on(cfg, score), ex, scorer, train, target_set, models_given, features,
                        evaluation.needs_attributions)
     lds_result = _evaluate(cfg, ex, engine, evaluation, chosen.ids, scored, scorer.lds_sparsity)
     searched = search.run(_on(cfg, search), ex, engine, task, search_obj, chosen, scored.topk)
-    labels = _labels(cfg, scorer, task.name)
+    names = _names(cfg, scorer, task.name)
     details = summarize.RunDetails(
-        task=task.name, labels=labels, method=labels.method, choices=choices or {},
+        task=task.name, names=names, method=names.method, choices=choices or {},
         reference_accuracy=float((probs.mean(0).argmax(1) == dataset.test.labels).mean()),
         knn_accuracy=None if features is None else features.knn_accuracy, score_cost=scored.cost,
-        n_trainings=int(searched.support["n_trainings"].sum()), trained_this_run=searched.trained,
+        search_models=int(searched.support["n_models"].sum()),
+        models_trained_this_run=searched.trained,
         n_rounds=searched.rounds, search=key_of(select(cfg, ("search",))).get("search", {}),
         lds=None if lds_result is None else lds_result.mean,
         lds_ci=None if lds_result is None else list(lds_result.ci),
@@ -114,7 +116,7 @@ def run(cfg: DictConfig, run_dir: Path,
     return summary
 
 
-def plan_trainings(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engine,
+def plan_models(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engine,
                    source_engine: Engine, built: tuple[Scorer, Search, Evaluation],
                    given: Any) -> TrainingPlan:
     """Log at most how many models the run trains (and, when timed here before, for how long),
@@ -187,14 +189,14 @@ def _shown(path: Path) -> Path:
         return Path(path)
 
 
-def _labels(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunLabels:
+def _names(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunNames:
     """The names this run gives itself in tables: from the objects it built and the groups'
     labels."""
-    backbone = cfg.backbone.get("label") if scorer.needs_features else None
+    backbone = cfg.backbone.get("name") if scorer.needs_features else None
     # where a model-based scorer's models came from
-    source = (cfg.source_arch.get("label")
+    source = (cfg.source_arch.get("name")
               if cfg.get("source_arch") is not None and scorer.models_needed() is not None
               else None)
-    return summarize.RunLabels(method=scorer.display_label(backbone), backbone=backbone, task=task,
-                               source=source, arch=cfg.arch.get("label"),
-                               trainer=cfg.trainer.get("label"), dataset=cfg.dataset.name)
+    return summarize.RunNames(method=scorer.display_name(backbone), backbone=backbone, task=task,
+                               source=source, arch=cfg.arch.get("name"),
+                               trainer=cfg.trainer.get("name"), dataset=cfg.dataset.name)

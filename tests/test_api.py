@@ -8,7 +8,7 @@ import numpy as np
 
 from brittle.api import rank
 from brittle.pipeline import run
-from brittle.scorers.base import Cost, Queries, Scorer
+from brittle.scorers.base import Cost, Scorer, TargetSet, check_pool
 from brittle.scorers.esvm.scorer import ExemplarSVM
 from tests.helpers import TINY, make_cfg
 
@@ -18,14 +18,14 @@ class FarthestFirst(Scorer):
 
     method = "Farthest"
 
-    def __init__(self, seed: int = 0, label_conditioning: bool = True, lds_sparsity: float = 0.05,
+    def __init__(self, seed: int = 0, pool: str = "same_class", lds_sparsity: float = 0.05,
                  other_classes: str = "negative"):
-        self.label_conditioning, self.lds_sparsity = label_conditioning, lds_sparsity
+        self.pool, self.lds_sparsity = check_pool(pool), lds_sparsity
         self.other_classes = other_classes
 
-    def scores(self, queries: Queries) -> np.ndarray:
+    def scores(self, targets: TargetSet) -> np.ndarray:
         x = np.asarray(self.train.features, np.float64)
-        return ((np.asarray(queries.features)[:, None, :] - x[None]) ** 2).sum(-1)
+        return ((np.asarray(targets.features)[:, None, :] - x[None]) ** 2).sum(-1)
 
     def cost(self) -> Cost:
         return Cost(n_models=1)
@@ -35,7 +35,7 @@ def test_a_scorer_from_outside_runs_through_the_pipeline(tmp_path):
     cfg = make_cfg([*TINY, "scorer=random", "scorer._target_=tests.test_api.FarthestFirst",
                     "eval=lds", "eval.n_models=6"], cache_dir=tmp_path / "cache")
     summary = run(cfg, tmp_path / "run")
-    assert summary.labels.method == "Farthest MoCo"
+    assert summary.names.method == "Farthest MoCo"
     topk = np.load(tmp_path / "run" / "topk.npy")
     scores = np.load(tmp_path / "run" / "scores.npy")
     assert topk.shape == (2, 16) and scores.shape[0] == 2
@@ -69,5 +69,5 @@ def test_readme_python_api_example_runs():
     scope: dict = {}
     exec(compile(code, "README.md (Python API)", "exec"), scope)
     assert scope["topk"].shape == (4, 20)
-    labels, query_labels = scope["labels"], scope["query_labels"]
-    assert all((labels[row] == c).all() for row, c in zip(scope["topk"], query_labels))
+    labels, target_labels = scope["labels"], scope["target_labels"]
+    assert all((labels[row] == c).all() for row, c in zip(scope["topk"], target_labels))

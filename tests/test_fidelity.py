@@ -16,23 +16,23 @@ from brittle.eval.stats import bootstrap_ci, paired_sign_test
 from brittle.pipeline import run
 from brittle.retrain.arches import ResNet9FFCV
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Queries, TrainSet
+from brittle.scorers.base import TargetSet, TrainSet
 from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.stages.targets import select_targets
 from tests.helpers import TINY, make_cfg
 
 
 @pytest.mark.parametrize("scorer,label", [("trak", "TRAK d=512"), ("datamodels", "Datamodels")])
-def test_baselines_default_to_the_papers_unconditioned_protocol(scorer, label):
+def test_baselines_default_to_the_papers_pool_of_all_images(scorer, label):
     pytest.importorskip("trak")
     default = instantiate(make_cfg([f"scorer={scorer}"]).scorer)
-    assert default.label_conditioning is False and default.display_label("MoCo") == label
-    cond = instantiate(make_cfg([f"scorer={scorer}", "scorer.label_conditioning=true"]).scorer)
-    assert cond.display_label("MoCo") == f"{label} class-cond."
+    assert default.pool == "all" and default.display_name("MoCo") == label
+    same = instantiate(make_cfg([f"scorer={scorer}", "scorer.pool=same_class"]).scorer)
+    assert same.display_name("MoCo") == f"{label} (pool same_class)"
     esvm = instantiate(make_cfg([]).scorer)
-    assert esvm.display_label("MoCo") == "ESVM MoCo"
-    all_classes = instantiate(make_cfg(["scorer.label_conditioning=false"]).scorer)
-    assert all_classes.display_label("MoCo") == "ESVM MoCo all-classes"
+    assert esvm.display_name("MoCo") == "ESVM MoCo"
+    all_classes = instantiate(make_cfg(["scorer.pool=all"]).scorer)
+    assert all_classes.display_name("MoCo") == "ESVM MoCo (pool all)"
 
 
 def _conv_bn_params(cin: int, cout: int, k: int) -> int:
@@ -85,7 +85,7 @@ def test_rerun_on_another_device_reuses_the_run(tiny_run):
     base, _, first = tiny_run
     again = run(make_cfg([*TINY, "device=cpu", "progress=true"], cache_dir=base / "cache"),
                 base / "run")
-    assert again.trained_this_run == 0 and again.auc == first.auc
+    assert again.models_trained_this_run == 0 and again.auc == first.auc
 
 
 def test_recorded_targets_are_read_back_and_a_disagreement_refused(tiny_run, tmp_path):
@@ -94,7 +94,7 @@ def test_recorded_targets_are_read_back_and_a_disagreement_refused(tiny_run, tmp
     copy = tmp_path / "copy"
     shutil.copytree(base / "run", copy)
     shutil.rmtree(base / "cache" / "reference")  # rebuilt deterministically on a CPU
-    assert run(cfg, copy).trained_this_run == 0
+    assert run(cfg, copy).models_trained_this_run == 0
     ids = np.load(copy / "targets.npy")
     np.save(copy / "targets.npy", ids[::-1].copy() + 1)
     with pytest.raises(BrittleError,
@@ -105,9 +105,9 @@ def test_recorded_targets_are_read_back_and_a_disagreement_refused(tiny_run, tmp
 def test_summary_reports_median_over_all_targets_and_intervals(tiny_run):
     base, _, summary = tiny_run
     record = json.loads((base / "run" / "summary.json").read_text())
-    for key in ("auc_ci", "fraction_flipped", "fraction_flipped_ci", "median_support", "labels"):
+    for key in ("auc_ci", "fraction_flipped", "fraction_flipped_ci", "median_support", "names"):
         assert key in record, key
-    assert record["labels"] == {"method": "ESVM MoCo", "backbone": "MoCo", "task": "remove",
+    assert record["names"] == {"method": "ESVM MoCo", "backbone": "MoCo", "task": "remove",
                                 "arch": "mlp", "trainer": "arch_recipe", "dataset": "digits",
                                 "source": None}
     assert record["score_cost"]["not_converged"] == 0
@@ -147,7 +147,7 @@ def test_unconverged_torch_solve_is_redone_exactly(monkeypatch):
     rng = np.random.default_rng(0)
     train = rng.normal(size=(120, 8)).astype(np.float32)
     labels = np.zeros(120, np.int64)
-    q = Queries(np.arange(2), np.zeros(2, np.int64), rng.normal(size=(2, 8)).astype(np.float32))
+    q = TargetSet(np.arange(2), np.zeros(2, np.int64), rng.normal(size=(2, 8)).astype(np.float32))
     real = et.exemplar_svm_weights
 
     def first_fails(*args, **kwargs):

@@ -80,7 +80,7 @@ def test_modules_are_small():
 
 def test_only_the_pipeline_calls_stages():
     """No stage runs another stage: each `run` is called from brittle/pipeline.py (or the API).
-    A stage may reuse another's declared subset (DEPENDS_ON) or key, never its run()."""
+    A stage may reuse another's declared slice (DEPENDS_ON) or key, never its run()."""
     stages = sorted((PACKAGE / "stages").glob("*.py"))
     calls = [f"{path.name} calls {other.stem}.run" for path in stages for other in stages
              if other != path and any(f"{other.stem}{alias}.run(" in path.read_text()

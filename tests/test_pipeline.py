@@ -23,11 +23,11 @@ def test_contract_files(tiny_run):
     topk, targets = np.load(run_dir / "topk.npy"), np.load(run_dir / "targets.npy")
     assert topk.dtype == np.int64 and topk.shape == (2, 16) and targets.shape == (2,)
     support = pd.read_parquet(run_dir / "support.parquet")
-    assert list(support.columns) == ["target", "label", "support", "n_trainings"]
+    assert list(support.columns) == ["target", "label", "support", "n_models"]
     assert support["target"].tolist() == targets.tolist()
     tests = pd.read_parquet(run_dir / "tests.parquet")
     assert {"target", "k", "seed", "correct", "margin"} <= set(tests.columns)
-    assert len(tests) == support["n_trainings"].sum()
+    assert len(tests) == support["n_models"].sum()
     # a flipped test means the majority of its models misclassify: margins agree with `correct`
     assert ((tests["margin"] > 0) == tests["correct"]).all()
     # found supports are consistent with the logged tests of that target
@@ -41,7 +41,7 @@ def test_second_run_hits_every_cache_and_retrains_nothing(tiny_run, caplog):
     base, cfg, summary = tiny_run
     caplog.set_level("INFO")
     again = run(cfg, base / "run")
-    assert again.trained_this_run == 0
+    assert again.models_trained_this_run == 0
     assert "computing" not in caplog.text and "cache hit: pretrain" in caplog.text
     assert again.auc == summary.auc
     # a new run directory with a different scorer reuses pretraining, embedding and references
@@ -62,7 +62,7 @@ def test_a_run_states_its_most_models_and_their_time_before_training(tiny_run, c
     plan = next(r.getMessage() for r in caplog.records if "models to train" in r.getMessage())
     assert plan.startswith("at most 12 models to train (search 2 targets x 3 tests x 2 = 12); ~ ")
     assert plan.endswith(" at the seconds per model measured on this device before")
-    assert 0 < summary.trained_this_run <= 12
+    assert 0 < summary.models_trained_this_run <= 12
     assert "first " in caplog.text and "models ~ " in caplog.text   # refined by the first models
 
 

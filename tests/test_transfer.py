@@ -38,7 +38,7 @@ def test_a_sweep_over_archs_shares_targets_flips_and_transferred_scores(tmp_path
     assert np.array_equal(np.load(jobs["arch=cnn,scorer=trak"] / "topk.npy"),
                           np.load(jobs["arch=mlp,scorer=trak"] / "topk.npy"))
     assert len(list((tmp_path / "cache" / "models").glob("*.lock"))) == 1   # trained once, for both
-    labels = {k: json.loads((d / "summary.json").read_text())["labels"] for k, d in jobs.items()}
+    labels = {k: json.loads((d / "summary.json").read_text())["names"] for k, d in jobs.items()}
     assert (labels["arch=cnn,scorer=trak"]["source"] == "mlp"
             and labels["arch=cnn,scorer=trak"]["arch"] == "cnn")
     # ESVM uses no models: nothing transferred
@@ -58,4 +58,4 @@ def test_paper_presets_take_random_targets_from_one_source_arch():
         for arch in ("resnet9_ffcv", "mobilenetv2"):
             cfg = make_cfg([f"experiment={preset}", "dataset.root=/data/cifar10", f"arch={arch}"])
             assert cfg.targets.only_correct is False and cfg.targets.n == 100
-            assert cfg.source_arch.label == "resnet9_ffcv" and cfg.arch.label == arch
+            assert cfg.source_arch.name == "resnet9_ffcv" and cfg.arch.name == arch

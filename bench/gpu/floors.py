@@ -6,7 +6,7 @@ probes (brittle/retrain/probe.py, brittle/ssl/probe.py):
 - together_paper, together_fast: models a second of trainer.together loop | streams | vmap on the
   same jobs (compare_together): 8 FFCV ResNet-9s of 2 epochs 8 at a time, 8 airnets 4 at a time;
 - moco_probe: one MoCo ResNet-18 step's images/s (views made on the device) and its fraction of
-  the card's bf16 rate, bf16-mixed against 16-mixed, torch.compile off and on.
+  the card's bf16 rate, bf16 against fp16, torch.compile off and on.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def moco_probe(ctx: Context) -> tuple[dict, str]:
     # inductor's C++ build alone takes minutes on a 2-core CPU: the smoke size leaves compile out
     compiles = (False, True) if cuda() or not ctx.smoke else (False,)
     out: dict[str, Any] = {}
-    for precision in ("bf16-mixed", "16-mixed"):
+    for precision in ("bf16", "fp16"):
         for compile_on in compiles:
             key = f"{precision}_compile_{'on' if compile_on else 'off'}"
             try:

@@ -55,7 +55,7 @@ PARTS: tuple[Part, ...] = (
     Part("together_fast", "bench.gpu.floors:together_fast", 120, 40, 300, ("cifar",),
          "trainer.together modes: 8 airnets, 4 at a time"),
     Part("moco_probe", "bench.gpu.floors:moco_probe", 200, 20, 420, (),
-         "MoCo ResNet-18 step: bf16-mixed / 16-mixed, compile off / on"),
+         "MoCo ResNet-18 step: bf16 / fp16, compile off / on"),
     Part("fast_recipe", "bench.gpu.recipes:fast_recipe", 40, 20, 180, ("cifar",),
          "trainer=fast arch=airnet: seconds and TTA accuracy over --seeds"),
     Part("paper_esvm", "bench.gpu.recipes:paper_esvm", 120, 20, 360, ("cifar",),

@@ -132,7 +132,7 @@ def pretrain_views(ctx: Context) -> tuple[dict, str]:
                     f"backbone.augment_on={where}", f"backbone.num_workers={workers}",
                     "progress=false", f"cache_dir={cache}", *sizes]
             if torch.cuda.is_available():
-                over.append("backbone.precision=16-mixed")
+                over.append("backbone.precision=fp16")
             seconds = float(StageCache.meta(pretrain(compose_cfg(over), data))["seconds"])
         out[f"{where}_images_per_second"] = len(data.train) / seconds
     out["speedup"] = out["device_images_per_second"] / out["dataloader_images_per_second"]

@@ -67,8 +67,8 @@ def run_figures(run_dir: Path) -> dict[str, Any]:
     summary = json.loads((Path(run_dir) / "summary.json").read_text())
     return {"stage_seconds": stage_seconds(run_dir), "device": device_used(run_dir),
             "auc": summary["auc"], "auc_ci": summary["auc_ci"], "n_targets": summary["n_targets"],
-            "n_flipped": summary["n_flipped"], "n_trainings": summary["n_trainings"],
-            "method": summary["labels"]["method"]}
+            "n_flipped": summary["n_flipped"], "search_models": summary["search_models"],
+            "method": summary["names"]["method"]}
 
 
 def supports(run_dir: Path) -> tuple[np.ndarray, np.ndarray, int]:

@@ -17,8 +17,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from brittle.runtime.names import moved
-
 
 def check_targets(cfg: DictConfig, touched: list[str] | None = None) -> str | None:
     """The first `_target_` node whose keys or value types do not fit what it builds. With
@@ -146,15 +144,12 @@ def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str,
 
 
 def _check_node(path: str, node: dict) -> str | None:
-    new = moved(str(node["_target_"]))
-    if new is not None:
-        return f"{path}_target_={node['_target_']} has moved; use {path}_target_={new}"
     try:
         params, hints, open_kwargs = _signature(node["_target_"])
     except Exception:
         return f"{path}_target_={node['_target_']} cannot be imported; check the option's YAML file"
     for key, value in node.items():
-        if key.startswith("_") or key == "label":
+        if key.startswith("_") or key == "name":
             continue
         if key not in params and not open_kwargs:
             valid = ", ".join(p for p in params if p not in ("self", "args", "kwargs"))

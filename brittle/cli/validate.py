@@ -31,7 +31,6 @@ from brittle.cli.commandline import (
 )
 from brittle.cli.configs import groups
 from brittle.cli.signatures import check_targets
-from brittle.runtime.names import RENAMED_OPTIONS
 
 
 def check_choices(overrides: list[str], extra_dirs: list[str]) -> str | None:
@@ -50,9 +49,6 @@ def check_choices(overrides: list[str], extra_dirs: list[str]) -> str | None:
         if not sep or key not in options or value == "null":
             continue
         if value not in options[key]:
-            renamed = RENAMED_OPTIONS.get(f"{key}={value}")
-            if renamed:
-                return f"{key}={value} was renamed {renamed}; valid: {', '.join(options[key])}"
             return f"{key}={value} is not an option of {key}; valid: {', '.join(options[key])}"
     return None
 

@@ -69,7 +69,7 @@ def _decode_to(source: Path, out: Path) -> dict:
     np.savez(out / "data.npz", classes=np.array(classes), ordering=np.array(ordering),
              train_x=splits["train"][0], train_y=splits["train"][1],
              test_x=splits["test"][0], test_y=splits["test"][1])
-    return {"n_train": len(splits["train"][1]), "n_test": len(splits["test"][1]),
+    return {"n_train": len(splits["train"][1]), "n_test_images": len(splits["test"][1]),
             "ordering": ordering}
 
 

@@ -2,7 +2,7 @@
 
     python -m brittle.report.aggregate [PATHS ...] [--out figures]
 
-Reads what the runs stored (summary.json with the labels each run computed, support.parquet,
+Reads what the runs stored (summary.json with the names each run computed, support.parquet,
 lds.parquet, score costs) through `RunSummary.read`; recomputes nothing but merged shards'
 headline numbers and LDS (each shard scored its own targets). A
 directory without a finished summary is named in a warning and skipped.
@@ -39,8 +39,8 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def method_label(method: str, n_models: int, source: str | None = None) -> str:
-    """The run's own method label with the number of models it used and, when they were not of
+def method_name(method: str, n_models: int, source: str | None = None) -> str:
+    """The run's own method name with the number of models it used and, when they were not of
     the retraining arch, theirs: 'TRAK d=512 (5)', 'TRAK d=512 (5, resnet9)'."""
     return f"{method} ({n_models}{f', {source}' if source else ''})"
 
@@ -65,19 +65,19 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
                     run_dir, exc)
         return None
     spec = json.loads((run_dir / "run_spec.json").read_text())
-    labels, cost = summary.labels, summary.score_cost or {}
-    n_models = int(cost.get("n_models", 0))
+    names, cost = summary.names, summary.score_cost or {}
+    scorer_models = int(cost.get("n_models", 0))
     row = {
-        "run": str(run_dir), "method": method_label(labels.method, n_models, labels.source),
-        "scorer": labels.method, "backbone": labels.backbone, "task": labels.task,
-        "arch": labels.arch, "trainer": labels.trainer, "dataset": labels.dataset,
+        "run": str(run_dir), "method": method_name(names.method, scorer_models, names.source),
+        "scorer": names.method, "backbone": names.backbone, "task": names.task,
+        "arch": names.arch, "trainer": names.trainer, "dataset": names.dataset,
         "search": search_name(summary.search), "seed": spec.get("seed"),
         "auc": summary.auc, "auc_lo": summary.auc_ci[0], "auc_hi": summary.auc_ci[1],
         "n_targets": summary.n_targets, "n_flipped": summary.n_flipped,
         "fraction_flipped": summary.fraction_flipped, "median_support": str(summary.median_support),
-        "max_support": summary.max_support, "n_trainings": summary.n_trainings,
+        "max_support": summary.max_support, "search_models": summary.search_models,
         "lds": summary.lds, "lds_lo": summary.lds_ci[0] if summary.lds_ci else None,
-        "lds_hi": summary.lds_ci[1] if summary.lds_ci else None, "n_models": n_models,
+        "lds_hi": summary.lds_ci[1] if summary.lds_ci else None, "scorer_models": scorer_models,
         "lds_sign_alone": summary.lds_sign_alone,
         "lds_sign_alone_lo": summary.lds_sign_alone_ci[0] if summary.lds_sign_alone_ci else None,
         "lds_sign_alone_hi": summary.lds_sign_alone_ci[1] if summary.lds_sign_alone_ci else None,
@@ -139,7 +139,7 @@ def aggregate(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def one_configuration_per_cell(summary: pd.DataFrame, key: list[str]) -> None:
-    """Refuse (SystemExit with one error line) two runs of different configurations whose labels
+    """Refuse (SystemExit with one error line) two runs of different configurations whose names
     `key` coincide: a table cell or a figure's line would silently show one of them."""
     for _, group in summary.groupby(key, sort=False):
         distinct = group.drop_duplicates("logical_run")
@@ -150,8 +150,8 @@ def one_configuration_per_cell(summary: pd.DataFrame, key: list[str]) -> None:
         diff = "; ".join(_differences(spec_a, spec_b)[:3])
         cell = ", ".join(str(group[k].iloc[0]) for k in key)
         raise SystemExit(f"error: runs {a} and {b} would share one table cell ({cell}) but their "
-                         f"configs differ ({diff}); give them distinct labels (scorer.label, "
-                         "arch.label, trainer.label) or report them separately")
+                         f"configs differ ({diff}); give them distinct names (scorer.name, "
+                         "arch.name, trainer.name) or report them separately")
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -195,7 +195,7 @@ def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFram
                    auc_lo=merged["auc_ci"][0], auc_hi=merged["auc_ci"][1],
                    fraction_flipped=merged["fraction_flipped"],
                    median_support=str(merged["median_support"]),
-                   n_trainings=int(first["n_trainings"].sum()), shards_missing=len(missing),
+                   search_models=int(first["search_models"].sum()), shards_missing=len(missing),
                    **merged_lds(supports))
         merged_rows.append(row)
         keep_runs += list(first["run"])

@@ -60,7 +60,7 @@ def write_report(paths: list[Path], out: Path, baseline: str | None) -> Path:
     figs["AUC heatmap (paper Table 2)"] = heat
     cols = ["method", "task", "arch", "dataset", "auc", "auc_lo", "auc_hi", "n_flipped",
             "n_targets", "median_support", "lds", "lds_lo", "lds_hi", "lds_sign_alone",
-            "n_trainings", "score_seconds", "bytes_stored"]
+            "search_models", "score_seconds", "bytes_stored"]
     lines = ["# brittle report", "",
              f"{len(summary)} runs from {', '.join(str(p) for p in paths)}.", "",
              "## AUC (Table 2 layout)", "", auc_md,

@@ -38,14 +38,14 @@ class Engine:
     clock: ModelClock | None = None   # times every model (brittle/runtime/timings.py)
 
     @classmethod
-    def from_subset(cls, subset: DictConfig, data: Dataset, device: torch.device) -> Engine:
-        """The engine of a `DEPENDS_ON` subset: the arch's model as a partial built once, the
+    def from_slice(cls, cfg: DictConfig, data: Dataset, device: torch.device) -> Engine:
+        """The engine of a `DEPENDS_ON` slice: the arch's model as a partial built once, the
         trainer, and the normalised images on `device`."""
-        mean, std = list(subset.dataset.normalize.mean), list(subset.dataset.normalize.std)
+        mean, std = list(cfg.dataset.normalize.mean), list(cfg.dataset.normalize.std)
         in_shape = [int(s) for s in data.train.images.shape[1:]]
-        build = instantiate(subset.arch.model, _partial_=True, in_shape=in_shape,
+        build = instantiate(cfg.arch.model, _partial_=True, in_shape=in_shape,
                             num_classes=data.num_classes)
-        return cls(build, instantiate(subset.trainer),
+        return cls(build, instantiate(cfg.trainer),
                    normalized(data.train.images, mean, std).to(device),
                    torch.as_tensor(data.train.labels, device=device),
                    normalized(data.test.images, mean, std).to(device),

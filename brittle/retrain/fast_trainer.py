@@ -36,8 +36,8 @@ class FastTrainer(StepTrainer):
                  ema_start_epochs: int = 3, ema_decay_base: float = 0.95,
                  ema_decay_pow: float = 3.0, ema_every: int = 5, flip: bool = True,
                  translate: int = 2, tta_level: int = 2, whiten_images: int = 5000,
-                 label: str = "fast", together: str = "loop", concurrent: int = 8):
-        self.label = label  # display name in tables
+                 name: str = "fast", together: str = "loop", concurrent: int = 8):
+        self.name = name  # display name in tables
         self._set_together(together, concurrent, _TOGETHER)
         self.epochs, self.batch_size = float(epochs), int(batch_size)
         self.momentum = float(momentum)

@@ -27,9 +27,9 @@ from torch import nn
 
 from brittle.retrain.engine import Engine
 from brittle.retrain.loop import step_count
-from brittle.retrain.precision import Precision
 from brittle.retrain.together import CONCURRENT, StepTrainer
 from brittle.retrain.trainer import Job
+from brittle.runtime.precision import Precision
 
 
 @contextlib.contextmanager

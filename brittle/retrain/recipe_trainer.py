@@ -19,13 +19,13 @@ from torch import nn
 
 from brittle.retrain.augment import augment, resized
 from brittle.retrain.loop import Autocast, Fit, Pending, batches, run, seeded
-from brittle.retrain.precision import PRECISIONS, Precision
 from brittle.retrain.recipe import Recipe, lr_at, optimizer_for, schedule_steps
 from brittle.retrain.stacked import stackable, train_stacked, train_stacked_jobs
 from brittle.retrain.together import StepTrainer
 from brittle.retrain.trainer import Job, Trainer, logits
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
+from brittle.runtime.precision import PRECISIONS, Precision
 
 _TOGETHER = ("auto", "stacked", "loop", "streams", "vmap")
 
@@ -49,8 +49,8 @@ class RecipeTrainer(StepTrainer):
 
     def __init__(self, recipe: Recipe | Mapping[str, Any], together: str = "auto",
                  epochs: int | None = None, batch_size: int | None = None,
-                 label: str = "arch_recipe", max_stack: int = 256, concurrent: int = 8):
-        self.label = label  # display name in tables
+                 name: str = "arch_recipe", max_stack: int = 256, concurrent: int = 8):
+        self.name = name  # display name in tables
         self.max_stack = max(1, int(max_stack))  # copies in one stacked network (bounds its memory)
         self._set_together(together, concurrent, _TOGETHER)
         self.recipe = recipe_from(recipe, epochs=epochs, batch_size=batch_size)

@@ -19,10 +19,10 @@ from torch import nn
 
 from brittle.retrain.augment import augment
 from brittle.retrain.loop import batches, build_seeded
-from brittle.retrain.precision import Precision
-from brittle.retrain.precision import step as precision_step
 from brittle.retrain.recipe import Recipe, lr_at, optimizer_for, schedule_steps
 from brittle.retrain.trainer import Job
+from brittle.runtime.precision import Precision
+from brittle.runtime.precision import step as precision_step
 
 
 def stackable(model: nn.Module) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from brittle.retrain.precision import Precision
+from brittle.runtime.precision import Precision
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Job:
 class Trainer(ABC):
     """A `trainer=` option: trains models from scratch and reads them out."""
 
-    label: str = "?"
+    name: str = "?"   # display name in tables
 
     @abstractmethod
     def train(self, build: Callable[[], nn.Module], x: torch.Tensor, labels: torch.Tensor,

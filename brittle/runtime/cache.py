@@ -2,7 +2,7 @@
 config.
 
 Expensive stage outputs (decoded datasets, backbone checkpoints, embeddings, reference and
-scorer models, subset banks) are keyed by the hash of the config subset they depend on (with
+scorer models, subset banks) are keyed by the hash of the config slice they depend on (with
 stable names for code, brittle/runtime/names.py). A directory is written under a file lock into a
 temp directory and renamed into place with its `meta.json`; a cached directory whose recorded
 config differs from the one asked for is an error, a damaged one is recomputed.
@@ -118,6 +118,26 @@ class StageCache:
                     shutil.rmtree(tmp, ignore_errors=True)
         return final
 
+    def earlier_schema(self) -> int:
+        """How many finished entries were written under an earlier cache schema: their keys
+        can never match again, so they only take disk space."""
+        stale = 0
+        for meta_file in self.root.glob("*/*/meta.json"):
+            try:
+                stale += json.loads(meta_file.read_text()).get("schema") != CACHE_SCHEMA
+            except (OSError, ValueError):
+                continue
+        return stale
+
+    def warn_earlier_schema(self) -> None:
+        """One warning line when the cache holds entries of an earlier schema."""
+        stale = self.earlier_schema()
+        if stale:
+            log.warning("cache_dir %s holds %d entries of an earlier cache schema (this brittle "
+                        "writes schema %d); they are never reused: delete them to free the disk "
+                        "(make clean-cache removes the default cache)", self.root, stale,
+                        CACHE_SCHEMA)
+
     @staticmethod
     def meta(directory: Path) -> dict:
         return json.loads((Path(directory) / "meta.json").read_text())
@@ -129,7 +149,8 @@ def _fill(tmp: Path, final: Path, stage: str, material: dict,
     an OSError naming the entry (checked before the temp directory is removed)."""
     try:
         extra = compute(tmp) or {}
-        meta = {"stage": stage, "spec": material, "brittle_version": __version__,
+        meta = {"stage": stage, "schema": CACHE_SCHEMA, "spec": material,
+                "brittle_version": __version__,
                 "libraries": library_versions(), **extra}
         save_json(tmp / "meta.json", meta)
     except Exception as exc:

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download",
                   "backbone.trust_checkpoint", "pretrain_save_every", "search.lockstep")
 # Display names of options (tables, figures): never part of what a stage computes. Exact paths:
-# a setting called `label` anywhere else is a setting like any other.
-DISPLAY_KEYS = ("arch.label", "trainer.label", "backbone.label")
+# a setting called `name` anywhere else (dataset.name: which dataset) is a setting like any other.
+DISPLAY_KEYS = ("arch.name", "trainer.name", "backbone.name")
 
 
 def command_line_keys() -> list[str]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.faults import as_disk_fault
-from brittle.runtime.names import upgraded_identity, without_library_defaults
+from brittle.runtime.names import without_library_defaults
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def json_default(obj: Any) -> Any:
 
 
 def canonical(spec: Any) -> str:
-    """Canonical JSON of a config subset: the same config always gives the same string."""
+    """Canonical JSON of a config slice: the same config always gives the same string."""
     return json.dumps(spec, sort_keys=True, separators=(",", ":"), default=json_default)
 
 
@@ -157,11 +157,25 @@ def _not_torch_file(path: Path, setting: str, expected: str, exc: object) -> Bri
                         f"give {expected}")
 
 
+# run_spec.json's record of the cache schema the run was written under (brittle.CACHE_SCHEMA)
+SCHEMA_FIELD = "brittle_schema"
+
+
 def check_run_dir(run_dir: Path, run_spec: dict) -> None:
-    """Bind a run directory to one config: reuse it to resume, refuse it for another config."""
+    """Bind a run directory to one config: reuse it to resume, refuse it for another config or
+    one recorded under an earlier cache schema (whose files may mean something else)."""
+    from brittle import CACHE_SCHEMA
+
     record = Path(run_dir) / "run_spec.json"
     if record.exists():
-        recorded = without_library_defaults(upgraded_identity(json.loads(record.read_text())))
+        recorded = json.loads(record.read_text())
+        schema = recorded.pop(SCHEMA_FIELD, None)
+        if schema != CACHE_SCHEMA:
+            raise BrittleError(
+                f"run directory {run_dir} predates brittle's schema {CACHE_SCHEMA} (it was "
+                f"written under {schema or 'an earlier one'}) and cannot resume; delete it or "
+                f"choose another hydra.run.dir")
+        recorded = without_library_defaults(recorded)
         wanted = without_library_defaults(json.loads(canonical(run_spec)))
         if canonical(recorded) != canonical(wanted):
             raise BrittleError(
@@ -169,4 +183,4 @@ def check_run_dir(run_dir: Path, run_spec: dict) -> None:
                 f"choose another hydra.run.dir or delete it to start over"
             )
         return
-    save_json(record, run_spec)
+    save_json(record, {SCHEMA_FIELD: CACHE_SCHEMA, **run_spec})

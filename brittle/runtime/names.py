@@ -5,8 +5,11 @@ A `_target_` of brittle's own code enters cache keys and run identities as its r
 (`brittle:search/bisection`), never as its import path: moving a class to another module
 changes one line of `REGISTERED`, not every cached backbone. A re-export (an alias module) of a
 registered class resolves to the same name. Targets outside brittle (a library's class, a user's
-own scorer) keep their import path: that is their identity. `MOVED` lists the import paths of
-earlier releases, which the command line refuses with the new path.
+own scorer) keep their import path: that is their identity.
+
+Why stable names and not import paths in keys: a cached pretraining is GPU hours; with import
+paths, moving a class between modules would orphan every cache entry that names it, and a key
+would carry the package's layout. One table line a target is the whole cost.
 """
 from __future__ import annotations
 
@@ -62,74 +65,12 @@ REGISTERED: dict[str, str] = {
     "scorer/datamodels": "brittle.scorers.datamodels.Datamodels",
     "scorer/precomputed": "brittle.scorers.precomputed.Precomputed",
     "scorer/dattri": "brittle.scorers.attributors.Dattri",
+    "scorer/magic": "brittle.scorers.magic.Magic",
     "eval/lds": "brittle.eval.lds.LinearDatamodelingScore",
     "eval/none": "brittle.eval.lds.NoEvaluation",
 }
 PREFIX = "brittle:"
 _BY_PATH = {path: PREFIX + name for name, path in REGISTERED.items()}
-
-# import paths of earlier releases (0.1: a flat package; then brittle.support and
-# airbench.py) -> today's
-MOVED: dict[str, str] = {
-    "brittle.data.load_digits": "brittle.data.datasets.load_digits",
-    "brittle.data.load_cifar10": "brittle.data.cifar10.load_cifar10",
-    "brittle.imagefolder.load_imagefolder": "brittle.data.imagefolder.load_imagefolder",
-    **{f"brittle.backbones.{n}": f"brittle.ssl.networks.{n}"
-       for n in ("small_cnn", "resnet18_cifar", "pretrained_net")},
-    **{f"brittle.methods.{n}": f"brittle.ssl.methods.{n}"
-       for n in ("MoCo", "BYOL", "SimCLR", "DINO", "Supervised")},
-    "brittle.retrain.trainers.RecipeTrainer": "brittle.retrain.recipe_trainer.RecipeTrainer",
-    "brittle.retrain.perturb.Remove": "brittle.counterfactual.tasks.Remove",
-    "brittle.retrain.perturb.Mislabel": "brittle.counterfactual.tasks.Mislabel",
-    **{f"brittle.search.{n}": f"brittle.counterfactual.searches.{n}"
-       for n in ("Bisection", "Grid", "Parallel")},
-    "brittle.stages.lds.LinearDatamodelingScore": "brittle.eval.lds.LinearDatamodelingScore",
-    "brittle.stages.lds.NoEvaluation": "brittle.eval.lds.NoEvaluation",
-    **{f"brittle.support.tasks.{n}": f"brittle.counterfactual.tasks.{n}"
-       for n in ("Remove", "Mislabel")},
-    **{f"brittle.support.searches.{n}": f"brittle.counterfactual.searches.{n}"
-       for n in ("Bisection", "Grid", "Parallel")},
-    "brittle.retrain.airbench.AirNet": "brittle.retrain.airnet.AirNet",
-    "brittle.retrain.airbench.FastTrainer": "brittle.retrain.fast_trainer.FastTrainer",
-    **{f"brittle.ssl.benchmark_methods.{n}": f"brittle.ssl.extra_methods.{n}"
-       for n in ("BarlowTwins", "SimSiam", "SwAV", "NNCLR", "DCL", "SMoG")},
-}
-
-# group options and settings of earlier releases -> today's. The command line names the new option;
-# a run directory recorded under the old names resumes (its run_spec.json is read through these).
-RENAMED_OPTIONS: dict[str, str] = {
-    "trainer=arch": "trainer=arch_recipe",
-    "scorer=esvm_others0": "scorer=esvm_other_classes_zero",
-}
-RENAMED_SETTINGS: dict[str, str] = {
-    "protocol.trak_models": "trak_sizes.n_models",
-    "protocol.trak_proj_dim": "trak_sizes.proj_dim",
-}
-# (setting, old value) -> new value: display labels that followed an option's name
-RENAMED_VALUES: dict[tuple[str, str], str] = {("trainer.label", "arch"): "arch_recipe"}
-
-
-def upgraded_identity(identity: dict[str, Any]) -> dict[str, Any]:
-    """A run identity recorded by an earlier release, in today's names (a copy)."""
-    import copy
-
-    out = copy.deepcopy(identity)
-    for old, new in RENAMED_SETTINGS.items():
-        head, _, leaf = old.rpartition(".")
-        node = out.get(head) if isinstance(out.get(head), dict) else None
-        if node is not None and leaf in node:
-            value = node.pop(leaf)
-            new_head, _, new_leaf = new.rpartition(".")
-            out.setdefault(new_head, {})[new_leaf] = value
-            if not node:
-                out.pop(head)
-    for (path, old_value), new_value in RENAMED_VALUES.items():
-        head, _, leaf = path.rpartition(".")
-        node = out.get(head)
-        if isinstance(node, dict) and node.get(leaf) == old_value:
-            node[leaf] = new_value
-    return out
-
 
 def without_library_defaults(identity: Any) -> Any:
     """A run identity (a copy) without the arguments of another package's `_target_` that equal
@@ -170,7 +111,7 @@ def stable_name(target: str) -> str:
     other packages' targets are never imported here."""
     if target in _BY_PATH:
         return _BY_PATH[target]
-    if not target.startswith("brittle.") or target in MOVED:
+    if not target.startswith("brittle."):
         return target
     try:
         from hydra.utils import get_object
@@ -179,11 +120,6 @@ def stable_name(target: str) -> str:
         return target
     return _BY_PATH.get(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}",
                         target)
-
-
-def moved(target: str) -> str | None:
-    """Today's import path of a target that an earlier release spelt otherwise, else None."""
-    return MOVED.get(target)
 
 
 def with_stable_names(node: Any) -> Any:

@@ -3,7 +3,7 @@
 A run's cost is its trainings. `ModelClock` times every model an engine trains (a CUDA device is
 synchronised once per call, so the time is the work's, not its launch) and keeps the mean per
 engine and device in `cache_dir/timings.json`: an engine is its arch, trainer and data (the
-stable key of their config subset), a device its name (`NVIDIA H200`, `cpu`). Before the first
+stable key of their config slice), a device its name (`NVIDIA H200`, `cpu`). Before the first
 stage the pipeline logs at most how many models the run trains and, when this engine was timed
 on this device before, the hours that implies; the first models trained refine it in the log.
 """

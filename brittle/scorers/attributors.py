@@ -36,7 +36,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
+from brittle.scorers.base import (
+    Cost,
+    ModelRequest,
+    Scorer,
+    ScorerModels,
+    TargetSet,
+    TrainSet,
+    check_pool,
+)
 
 METHODS = {"tracin": "TracIn", "grad-dot": "Grad-Dot", "grad-cos": "Grad-Cos", "if-cg": "IF (CG)",
            "if-arnoldi": "IF (Arnoldi)", "if-ekfac": "IF (EK-FAC)", "trak": "TRAK"}
@@ -73,11 +81,11 @@ class Dattri(Scorer):
     method = "dattri"
     needs_features = False
     signed_by_label = False
-    protocol_conditioning = False
+    paper_pool = "all"
 
     def __init__(self, method: str = "tracin", n_models: int = 3, batch_size: int = 256,
                  regularization: float = 0.01, proj_dim: int = 512, seed: int = 0,
-                 label_conditioning: bool = False, lds_sparsity: float = 1.0):
+                 pool: str = "all", lds_sparsity: float = 1.0):
         if method in UNSUPPORTED:
             raise BrittleError(f"scorer.method={method} is not supported: {UNSUPPORTED[method]}; "
                                f"use one of {sorted(METHODS)}")
@@ -89,7 +97,7 @@ class Dattri(Scorer):
         self.n_models = 1 if method in SINGLE_CHECKPOINT else int(n_models)
         self.batch_size, self.regularization = int(batch_size), float(regularization)
         self.proj_dim, self.seed = int(proj_dim), int(seed)
-        self.label_conditioning, self.lds_sparsity = label_conditioning, float(lds_sparsity)
+        self.pool, self.lds_sparsity = check_pool(pool), float(lds_sparsity)
 
     def models_needed(self) -> ModelRequest:
         return ModelRequest("dattri", self.n_models, 1.0)
@@ -105,15 +113,15 @@ class Dattri(Scorer):
         self._scratch = Path(tempfile.mkdtemp(prefix="dattri-", dir=models.work_dir))
         weakref.finalize(self, shutil.rmtree, self._scratch, True)
 
-    def scores(self, queries: Queries) -> np.ndarray:
+    def scores(self, targets: TargetSet) -> np.ndarray:
         """dattri's influence of each training image on each target, float64 [T, N_train]."""
         from dattri.task import AttributionTask
 
         engine = self._engine
         net = engine.build().to(engine.train_x.device).eval()
         loss = _cross_entropy(net, engine.train_x.dim() - 1)
-        ids = torch.as_tensor(np.asarray(queries.ids), device=engine.train_x.device)
-        test_y = torch.as_tensor(engine.test_y[np.asarray(queries.ids)],
+        ids = torch.as_tensor(np.asarray(targets.ids), device=engine.train_x.device)
+        test_y = torch.as_tensor(engine.test_y[np.asarray(targets.ids)],
                                  device=engine.train_x.device)
         train = DataLoader(TensorDataset(engine.train_x, engine.train_y),
                            batch_size=self.batch_size, shuffle=False)
@@ -162,7 +170,7 @@ class Dattri(Scorer):
                               regularization=reg, proj_dim=kept, max_iter=2 * kept, seed=self.seed)
         return in_scratch(algorithms.IFAttributorEKFAC, self._scratch, **common, damping=reg)
 
-    def display_label(self, backbone: str | None) -> str:
+    def display_name(self, backbone: str | None) -> str:
         """e.g. 'TracIn (dattri)', 'IF (CG) (dattri)'."""
         return f"{METHODS[self.name]} (dattri)" + self._protocol_suffix()
 

@@ -5,11 +5,12 @@ A scorer is prepared once per run with the training set (labels, and backbone fe
 it asked for with `models_needed` (trained and cached by the pipeline's models or bank stage).
 
 Vocabulary (the same in code, config and docs):
-- **scores** float [T, N]: what a scorer returns for a chunk of `Queries` (test targets), over
-  every training image; larger = more support for the target.
-- **ranking** and the **top-k** matrix derive from the scores: `pool_scores(scores, queries)` keeps
-  each target's pool (its class, when `label_conditioning`; -inf elsewhere) and the top-k matrix is
-  its k best indices, the order the search removes or relabels.
+- **scores** float [T, N]: what a scorer returns for a chunk of targets (`TargetSet`: test
+  images), over every training image; larger = more support for the target.
+- **ranking** and the **top-k** matrix derive from the scores: `pool_scores(scores, targets)` keeps
+  each target's **pool** (`pool: same_class`, the paper's appendix A.4: the target's class; `all`:
+  every training image; -inf elsewhere) and the top-k matrix is its k best indices, the order the
+  search removes or relabels.
 - **attributions** float [T, N]: the one other term, the signed scores tau that the Linear
   Datamodeling Score sums (larger = more support for the target's true-class margin). Similarity
   scorers (`signed_by_label`) follow the paper's sign estimation: magnitude from
@@ -46,7 +47,7 @@ class TrainSet:
 
 
 @dataclass(frozen=True)
-class Queries:
+class TargetSet:
     """ids: test indices int64 [T]; labels int64 [T]; features float32 [T, D] or None."""
     ids: np.ndarray
     labels: np.ndarray
@@ -99,8 +100,8 @@ class Scorer(ABC):
     method: ClassVar[str] = "?"           # display name, e.g. "ESVM" (the backbone is appended)
     needs_features: ClassVar[bool] = True
     signed_by_label: ClassVar[bool] = True
-    protocol_conditioning: ClassVar[bool] = True  # the paper's pool for this method
-    label_conditioning: bool = True
+    paper_pool: ClassVar[str] = "same_class"  # the pool the paper ranks for this method
+    pool: str = "same_class"   # the pool this run ranks: same_class | all (POOLS)
     other_classes: str = "negative"  # the sign rule's other classes: negative (paper) | zero
     magnitude: str = PAPER   # the reading of "inverse distance" (brittle/scorers/magnitude.py)
     default_magnitude: ClassVar[str] = PAPER   # the scorer's default reading (unnamed in labels)
@@ -112,7 +113,7 @@ class Scorer(ABC):
         """The models this scorer trains for itself (the pipeline trains and caches them)."""
         return None
 
-    def given_targets(self, n_train: int, n_test: int, ordering: str, dataset: str,
+    def given_targets(self, n_train: int, n_test_images: int, ordering: str, dataset: str,
                       k: int) -> np.ndarray | None:
         """Test indices int64 [T] the scorer brings scores for (scores from a file): they become
         the run's targets. None (every computed scorer): the run chooses its targets."""
@@ -125,13 +126,12 @@ class Scorer(ABC):
         self.device = device
 
     @abstractmethod
-    def scores(self, queries: Queries) -> np.ndarray:
+    def scores(self, targets: TargetSet) -> np.ndarray:
         """float64 [T, N] over every training image: higher = matters more for the target."""
 
-    def pool_scores(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
+    def pool_scores(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
         """scores restricted to each target's pool (-inf elsewhere): what the search ranks."""
-        return restrict_to_pools(scores.copy(), self.train.labels, queries.labels,
-                                 self.label_conditioning)
+        return restrict_to_pools(scores.copy(), self.train.labels, targets.labels, self.pool)
 
     def attribution_distance(self, scores: np.ndarray) -> np.ndarray:
         """The distance float [T, N] a similarity's scores [T, N] measure: minus the scores
@@ -143,11 +143,11 @@ class Scorer(ABC):
         scorer's `magnitude` reading, the nearest the largest; 0 where no distance is known."""
         return magnitude(self.attribution_distance(scores), self.magnitude)
 
-    def attributions(self, scores: np.ndarray, queries: Queries) -> np.ndarray:
+    def attributions(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
         """Signed LDS scores tau float64 [T, N]."""
         if not self.signed_by_label:
             return np.asarray(scores, dtype=np.float64)
-        same = self.train.labels[None, :] == np.asarray(queries.labels)[:, None]
+        same = self.train.labels[None, :] == np.asarray(targets.labels)[:, None]
         other = -1.0 if self.other_classes == "negative" else 0.0
         return (np.where(same, 1.0, other)
                 * self.attribution_magnitude(np.asarray(scores, dtype=np.float64)))
@@ -156,8 +156,8 @@ class Scorer(ABC):
         """Models trained and bytes kept beyond the features (which the pipeline counts)."""
         return Cost(n_models=1 if self.needs_features else 0)
 
-    def display_label(self, backbone: str | None) -> str:
-        """e.g. 'ESVM MoCo', 'TRAK', 'TRAK class-cond.': the method as tables name it."""
+    def display_name(self, backbone: str | None) -> str:
+        """e.g. 'ESVM MoCo', 'TRAK', 'TRAK (pool same_class)': the method as tables name it."""
         name = f"{self.method} {backbone}" if self.needs_features and backbone else self.method
         zero = " (other classes 0)" if self.other_classes == "zero" else ""
         # a reading of "inverse distance" other than the scorer's default changes its LDS
@@ -166,13 +166,19 @@ class Scorer(ABC):
         return name + self._protocol_suffix() + zero + reading
 
     def _protocol_suffix(self) -> str:
-        """Marks a run whose candidate pool departs from the method's own protocol."""
-        if self.label_conditioning == self.protocol_conditioning:
-            return ""
-        return " class-cond." if self.label_conditioning else " all-classes"
+        """Marks a run whose pool departs from the one the paper ranks for this method."""
+        return "" if self.pool == self.paper_pool else f" (pool {self.pool})"
 
 
 OTHER_CLASSES = ("negative", "zero")
+POOLS = ("same_class", "all")
+
+
+def check_pool(pool: str) -> str:
+    """`scorer.pool`, checked: the training images a target's ranking is drawn from."""
+    if pool not in POOLS:
+        raise BrittleError(f"scorer.pool={pool} is not valid; use one of {list(POOLS)}")
+    return pool
 
 
 def sign_rule(other_classes: str) -> str:
@@ -184,18 +190,19 @@ def sign_rule(other_classes: str) -> str:
     return other_classes
 
 
-def restrict_to_pools(scores: np.ndarray, train_labels: np.ndarray, query_labels: np.ndarray,
-                      conditioned: bool) -> np.ndarray:
+def restrict_to_pools(scores: np.ndarray, train_labels: np.ndarray, target_labels: np.ndarray,
+                      pool: str) -> np.ndarray:
     """scores [T, N] with -inf outside each target's pool (in place, also returned)."""
     scores = np.asarray(scores, dtype=np.float64)
-    if conditioned:
-        scores[train_labels[None, :] != np.asarray(query_labels)[:, None]] = -np.inf
+    if pool == "same_class":
+        scores[train_labels[None, :] != np.asarray(target_labels)[:, None]] = -np.inf
     return scores
 
 
-def candidate_pool(train_labels: np.ndarray, label: int, conditioned: bool) -> np.ndarray:
-    """Training indices a target may be attributed to: its class only ("sign estimation")."""
-    if conditioned:
+def candidate_pool(train_labels: np.ndarray, label: int, pool: str) -> np.ndarray:
+    """Training indices int64 [P] a target of class `label` may be attributed to: its class only
+    (`same_class`, the paper's appendix A.4) or every image (`all`)."""
+    if pool == "same_class":
         return np.flatnonzero(train_labels == label)
     return np.arange(len(train_labels))
 
@@ -205,11 +212,11 @@ def rank_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
 
 
-def check_pool_sizes(train_labels: np.ndarray, query_labels: np.ndarray, k: int,
-                     conditioned: bool) -> None:
+def check_pool_sizes(train_labels: np.ndarray, target_labels: np.ndarray, k: int,
+                     pool: str) -> None:
     """max_support must fit in every target's pool, else the ranking cannot be that long."""
-    for label in np.unique(query_labels):
-        size = len(candidate_pool(train_labels, int(label), conditioned))
+    for label in np.unique(target_labels):
+        size = len(candidate_pool(train_labels, int(label), pool))
         if k > size:
             raise BrittleError(
                 f"search.max_support={k} is larger than class {int(label)}'s {size} training "

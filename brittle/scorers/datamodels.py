@@ -15,7 +15,15 @@ import numpy as np
 import torch
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
+from brittle.scorers.base import (
+    Cost,
+    ModelRequest,
+    Scorer,
+    ScorerModels,
+    TargetSet,
+    TrainSet,
+    check_pool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +54,17 @@ def fit_datamodel(masks: np.ndarray, margins: np.ndarray, n_alphas: int = 12,
 
 class Datamodels(Scorer):
     """Rank by datamodel weights, fitted on a bank of `n_models` alpha-subset models or loaded.
-    The paper's protocol ranks every training image (`label_conditioning: false`)."""
+    The paper's protocol ranks every training image (`pool: all`)."""
 
     method = "Datamodels"
     needs_features = False
     signed_by_label = False
-    protocol_conditioning = False
+    paper_pool = "all"
 
     def __init__(self, n_models: int = 200, alpha: float = 0.5, weights: str | None = None,
-                 label_conditioning: bool = False, seed: int = 0, lds_sparsity: float = 1.0):
+                 pool: str = "all", seed: int = 0, lds_sparsity: float = 1.0):
         self.n_models, self.alpha, self.weights = int(n_models), float(alpha), weights
-        self.label_conditioning, self.seed = label_conditioning, int(seed)
+        self.pool, self.seed = check_pool(pool), int(seed)
         self.lds_sparsity = float(lds_sparsity)
         self._bank: Any = None  # brittle.stages.bank.Bank, handed over by the pipeline
         self._released: np.ndarray | None = None
@@ -76,8 +84,9 @@ class Datamodels(Scorer):
                     f"scorer.weights={self.weights} are in the official dataset order, but the "
                     f"dataset was loaded in the {train.ordering} order; give the CIFAR-10 python "
                     f"batches (cifar-10-batches-py) as dataset.root")
-            n_test = models.engine.test_x.shape[0] if models is not None else None
-            self._released = load_released_weights(Path(self.weights), len(train.labels), n_test)
+            n_test_images = models.engine.test_x.shape[0] if models is not None else None
+            self._released = load_released_weights(Path(self.weights), len(train.labels),
+                                                   n_test_images)
             self._cost = Cost(0, 0.0, int(self._released.nbytes))  # the publisher's bank: unknown
             return
         if models is None or models.bank is None:
@@ -86,9 +95,9 @@ class Datamodels(Scorer):
         self._cost = Cost(self.n_models, self._bank.seconds,
                           int(self._bank.masks.nbytes + self._bank.margins.nbytes))
 
-    def scores(self, queries: Queries) -> np.ndarray:
-        """Datamodel weights float64 [T, N_train] of the queries' test images."""
-        ids = np.asarray(queries.ids)
+    def scores(self, targets: TargetSet) -> np.ndarray:
+        """Datamodel weights float64 [T, N_train] of the targets' test images."""
+        ids = np.asarray(targets.ids)
         if self._released is not None:
             return self._released[:, ids].T.astype(np.float64)
         out = []
@@ -104,22 +113,23 @@ class Datamodels(Scorer):
         return self._cost
 
 
-def load_released_weights(path: Path, n_train: int, n_test: int | None) -> np.ndarray:
+def load_released_weights(path: Path, n_train: int, n_test_images: int | None) -> np.ndarray:
     """`weight` [N_train, N_test] from a released datamodels `.pt` file, checked against the
     data."""
     from brittle.runtime.files import read_torch_file
 
     if not path.is_file():
         raise BrittleError(f"scorer.weights={path} does not exist (or is not a file); give a .pt "
-                           "file with a 'weight' tensor [n_train, n_test]")
+                           "file with a 'weight' tensor [n_train, n_test_images]")
     blob = read_torch_file(path, "scorer.weights",
-                           "a .pt file with a 'weight' tensor [n_train, n_test]")
+                           "a .pt file with a 'weight' tensor [n_train, n_test_images]")
     weight = blob.get("weight") if isinstance(blob, dict) else None
     if weight is None:
         raise BrittleError(f"scorer.weights={path} has no 'weight' entry (keys: "
                            f"{sorted(blob) if isinstance(blob, dict) else type(blob).__name__})")
     weight = np.asarray(weight, dtype=np.float32)
-    if weight.shape[0] != n_train or (n_test is not None and weight.shape[1] != n_test):
+    if weight.shape[0] != n_train or (n_test_images is not None
+                                      and weight.shape[1] != n_test_images):
         raise BrittleError(f"scorer.weights={path} has weight of shape {weight.shape}, but the "
-                           f"dataset has {n_train} train and {n_test} test images")
+                           f"dataset has {n_train} train and {n_test_images} test images")
     return weight

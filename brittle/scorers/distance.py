@@ -8,28 +8,28 @@ from __future__ import annotations
 import numpy as np
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Queries, Scorer, sign_rule
+from brittle.scorers.base import Scorer, TargetSet, check_pool, sign_rule
 from brittle.scorers.magnitude import PAPER, check_magnitude
 
 
 class Distance(Scorer):
     """Score = minus the `metric` distance ('l2' or 'cosine') between target and training image."""
 
-    def __init__(self, metric: str = "l2", label_conditioning: bool = True,
+    def __init__(self, metric: str = "l2", pool: str = "same_class",
                  lds_sparsity: float = 0.05, other_classes: str = "negative",
                  magnitude: str = PAPER):
         self.other_classes, self.magnitude = sign_rule(other_classes), check_magnitude(magnitude)
         if metric not in ("l2", "cosine"):
             raise BrittleError(f"scorer.metric={metric} is not valid; use l2 or cosine")
-        self.metric, self.label_conditioning = metric, label_conditioning
+        self.metric, self.pool = metric, check_pool(pool)
         self.lds_sparsity = float(lds_sparsity)
 
     @property
     def method(self) -> str:  # type: ignore[override]
         return "L2" if self.metric == "l2" else "Cosine"
 
-    def scores(self, queries: Queries) -> np.ndarray:
-        x, q = np.asarray(self.train.features, np.float64), np.asarray(queries.features, np.float64)
+    def scores(self, targets: TargetSet) -> np.ndarray:
+        x, q = np.asarray(self.train.features, np.float64), np.asarray(targets.features, np.float64)
         if self.metric == "cosine":
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)

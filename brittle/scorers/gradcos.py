@@ -13,7 +13,15 @@ from torch.func import functional_call, grad, vmap
 
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.memory import budget, rows_within
-from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
+from brittle.scorers.base import (
+    Cost,
+    ModelRequest,
+    Scorer,
+    ScorerModels,
+    TargetSet,
+    TrainSet,
+    check_pool,
+)
 
 
 def per_sample_grads(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -35,11 +43,11 @@ class GradCos(Scorer):
     method = "Grad-Cos"
     needs_features = False
     signed_by_label = False
-    protocol_conditioning = False
+    paper_pool = "all"
 
-    def __init__(self, batch_size: int = 128, label_conditioning: bool = False,
+    def __init__(self, batch_size: int = 128, pool: str = "all",
                  lds_sparsity: float = 1.0, memory_budget: int = 0):
-        self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
+        self.batch_size, self.pool = int(batch_size), check_pool(pool)
         # bytes for gradients; 0: half the device's free memory
         self.memory_budget = int(memory_budget)
         self.lds_sparsity = float(lds_sparsity)
@@ -56,7 +64,7 @@ class GradCos(Scorer):
         self._model = models.model(models.states[0])
         self._bytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
 
-    def scores(self, queries: Queries) -> np.ndarray:
+    def scores(self, targets: TargetSet) -> np.ndarray:
         """Cosine similarities float64 [T, N_train] between target and training-sample gradients.
 
         Gradients are [rows, n_params] float32 (n_params is 6.6M for ResNet-9): the targets go in
@@ -65,9 +73,9 @@ class GradCos(Scorer):
         only where the targets' gradients would not fit at once."""
         engine, model = self._engine, self._model
         device = engine.train_x.device
-        ids = np.asarray(queries.ids)
+        ids = np.asarray(targets.ids)
         out = np.empty((len(ids), engine.train_x.shape[0]))
-        rows = self.query_rows(len(ids), device)
+        rows = self.target_rows(len(ids), device)
         for lo in range(0, len(ids), rows):
             sub = torch.as_tensor(ids[lo:lo + rows], device=device)
             yq = torch.as_tensor(engine.test_y[ids[lo:lo + rows]], device=device)
@@ -79,12 +87,12 @@ class GradCos(Scorer):
                 out[lo:lo + len(sub), sl] = (gq @ g.T).cpu().numpy()
         return out
 
-    def query_rows(self, n_queries: int, device: torch.device) -> int:
+    def target_rows(self, n_targets: int, device: torch.device) -> int:
         """Targets whose gradients are held together: the budget less one training batch's
         gradients (and their vmap working copy), over one target's."""
         row = self._bytes               # one float32 gradient value per float32 parameter
         room = budget(device, self.memory_budget) - 2 * self.batch_size * row
-        return rows_within(room, 2 * row, n_queries)
+        return rows_within(room, 2 * row, n_targets)
 
     def cost(self) -> Cost:
         return Cost(1, self._seconds, int(self._bytes))

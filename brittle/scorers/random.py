@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from brittle.scorers.base import Cost, Queries, Scorer, sign_rule
+from brittle.scorers.base import Cost, Scorer, TargetSet, check_pool, sign_rule
 
 
 class RandomOrder(Scorer):
@@ -15,17 +15,17 @@ class RandomOrder(Scorer):
     method = "Random"
     needs_features = False
 
-    def __init__(self, seed: int = 0, label_conditioning: bool = True, lds_sparsity: float = 0.05,
+    def __init__(self, seed: int = 0, pool: str = "same_class", lds_sparsity: float = 0.05,
                  other_classes: str = "negative"):
         self.other_classes = sign_rule(other_classes)
-        self.seed, self.label_conditioning = int(seed), label_conditioning
+        self.seed, self.pool = int(seed), check_pool(pool)
         self.lds_sparsity = float(lds_sparsity)
 
-    def scores(self, queries: Queries) -> np.ndarray:
+    def scores(self, targets: TargetSet) -> np.ndarray:
         n = len(self.train.labels)
-        if not len(queries.ids):
+        if not len(targets.ids):
             return np.zeros((0, n))
-        return np.stack([np.random.default_rng([self.seed, int(q)]).random(n) for q in queries.ids])
+        return np.stack([np.random.default_rng([self.seed, int(q)]).random(n) for q in targets.ids])
 
     def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
         return scores

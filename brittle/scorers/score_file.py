@@ -36,10 +36,10 @@ class ScoreFile:
         return order[pos]
 
 
-def read_score_file(path: Path, n_train: int, n_test: int, ordering: str, dataset: str,
+def read_score_file(path: Path, n_train: int, n_test_images: int, ordering: str, dataset: str,
                     k: int) -> ScoreFile:
-    """The checked contents of `path` for a dataset of n_train / n_test images in `ordering`,
-    searched up to K = k."""
+    """The checked contents of `path` for a dataset of n_train training and n_test_images test
+    images in `ordering`, searched up to K = k."""
     path = Path(path).expanduser()
     if path.is_dir():
         arrays = _from_run_dir(path, dataset)
@@ -54,7 +54,7 @@ def read_score_file(path: Path, n_train: int, n_test: int, ordering: str, datase
         raise BrittleError(f"{where}: its indices are in the {file_ordering} order but the "
                            f"dataset was loaded in the {ordering} order; load the dataset in that "
                            "order or convert the indices")
-    targets = _targets(arrays.get("targets"), n_test, where)
+    targets = _targets(arrays.get("targets"), n_test_images, where)
     scores = _scores(arrays.get("scores"), len(targets), n_train, where)
     topk = _topk(arrays.get("topk"), len(targets), n_train, k, where)
     if scores is None and topk is None:
@@ -90,7 +90,7 @@ def _from_run_dir(path: Path, dataset: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _targets(value: np.ndarray | None, n_test: int, where: str) -> np.ndarray:
+def _targets(value: np.ndarray | None, n_test_images: int, where: str) -> np.ndarray:
     if value is None:
         raise BrittleError(f"{where} has no `targets` (int [T], the test indices its "
                            "rows belong to)")
@@ -98,10 +98,10 @@ def _targets(value: np.ndarray | None, n_test: int, where: str) -> np.ndarray:
     if ids.ndim != 1 or len(ids) == 0 or not np.issubdtype(ids.dtype, np.integer):
         raise BrittleError(f"{where}: targets must be a non-empty 1-d integer array, got "
                            f"{ids.dtype} {list(ids.shape)}")
-    bad = ids[(ids < 0) | (ids >= n_test)]
+    bad = ids[(ids < 0) | (ids >= n_test_images)]
     if len(bad):
         raise BrittleError(f"{where}: target {int(bad[0])} is outside the test set; valid indices "
-                           f"are 0..{n_test - 1}")
+                           f"are 0..{n_test_images - 1}")
     values, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise BrittleError(f"{where}: target {int(values[counts > 1][0])} appears "

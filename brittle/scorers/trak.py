@@ -4,8 +4,8 @@
 the training set once per run with projected per-sample gradients (BasicProjector on CPU, the
 CUDA projector on a GPU when `fast_jl` is installed); each chunk of targets is then scored
 against those features. Higher score = more positive influence. The paper's protocol ranks every
-training image by its TRAK score (`label_conditioning: false`); the class-conditioned variant is
-an option with its own label.
+training image by its TRAK score (`pool: all`); the same-class pool is an option with its own
+name.
 """
 from __future__ import annotations
 
@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Cost, ModelRequest, Queries, Scorer, ScorerModels, TrainSet
+from brittle.scorers.base import (
+    Cost,
+    ModelRequest,
+    Scorer,
+    ScorerModels,
+    TargetSet,
+    TrainSet,
+    check_pool,
+)
 
 
 def _require_traker() -> None:
@@ -35,10 +43,10 @@ class Trak(Scorer):
     method = "TRAK"
     needs_features = False
     signed_by_label = False
-    protocol_conditioning = False
+    paper_pool = "all"
 
     def __init__(self, n_models: int = 5, proj_dim: int = 512, train_fraction: float = 1.0,
-                 batch_size: int = 256, label_conditioning: bool = False,
+                 batch_size: int = 256, pool: str = "all",
                  lds_sparsity: float = 1.0):
         _require_traker()
         if n_models < 1 or proj_dim < 1 or not 0 < train_fraction <= 1:
@@ -47,7 +55,7 @@ class Trak(Scorer):
                                f"train_fraction={train_fraction} (0, 1]")
         self.n_models, self.proj_dim = int(n_models), int(proj_dim)
         self.train_fraction = float(train_fraction)
-        self.batch_size, self.label_conditioning = int(batch_size), label_conditioning
+        self.batch_size, self.pool = int(batch_size), check_pool(pool)
         self.lds_sparsity = float(lds_sparsity)
         self._chunks = 0
 
@@ -86,10 +94,10 @@ class Trak(Scorer):
         self._bytes = sum(p.stat().st_size for p in save_dir.rglob("*") if p.is_file()) + \
             sum(v.numel() * v.element_size() for s in self._states for v in s.values())
 
-    def scores(self, queries: Queries) -> np.ndarray:
-        """TRAK scores float64 [T, N_train] of the queries' test images."""
+    def scores(self, targets: TargetSet) -> np.ndarray:
+        """TRAK scores float64 [T, N_train] of the targets' test images."""
         engine, device = self._engine, self._engine.train_x.device
-        ids = np.asarray(queries.ids)
+        ids = np.asarray(targets.ids)
         qx = engine.test_x[torch.as_tensor(ids, device=device)]
         qy = torch.as_tensor(engine.test_y[ids], device=device)
         name = f"targets{self._chunks}"
@@ -103,7 +111,7 @@ class Trak(Scorer):
     def cost(self) -> Cost:
         return Cost(self.n_models, self._seconds, int(self._bytes))
 
-    def display_label(self, backbone: str | None) -> str:
+    def display_name(self, backbone: str | None) -> str:
         """'TRAK d=512': the projection dimension is part of the method (the paper's is 20,480 on
         CIFAR-10, 4,096 on ImageNet), so runs of other sizes never share a table cell."""
         return f"{self.method} d={self.proj_dim}" + self._protocol_suffix()

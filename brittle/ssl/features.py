@@ -47,11 +47,10 @@ def method_head(bcfg: Any, backbone: nn.Module) -> nn.Module:
     for a backbone without a method (released weights) or a method without a projection head."""
     from hydra.utils import instantiate
 
-    name = bcfg.get("name")
     if bcfg.get("checkpoint") or bcfg.get("method") is None:
-        raise BrittleError(f"backbone.features=projection needs the head of a pretraining method; "
-                           f"backbone={name} is imported without one; use "
-                           f"backbone.features=backbone")
+        raise BrittleError("backbone.features=projection needs the head of a pretraining method; "
+                           "this backbone's weights are imported without one; use "
+                           "backbone.features=backbone")
     # the head does not depend on the class count (only Supervised's, which has no projection head)
     needs_classes = "num_classes" in bcfg.method and bcfg.method.num_classes is None
     extra = {"num_classes": 2} if needs_classes else {}
@@ -59,7 +58,7 @@ def method_head(bcfg: Any, backbone: nn.Module) -> nn.Module:
                         batch_size=int(bcfg.batch_size), **extra)
     head = getattr(model, "projection_head", None)
     if not isinstance(head, nn.Module):
-        raise BrittleError(f"backbone.features=projection: the method of backbone={name} "
+        raise BrittleError(f"backbone.features=projection: this backbone's method "
                            f"({type(model).__name__}) has no projection head; use "
                            f"backbone.features=backbone")
     return head

@@ -28,6 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from brittle.data.datasets import ImageSet, balanced_subset, normalized
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
+from brittle.runtime.precision import lightning_precision
 from brittle.ssl.networks import batch_multiple
 from brittle.ssl.resume import EpochCheckpoint, resume_from
 from brittle.ssl.speed import compile_mode, uncompile
@@ -130,7 +131,8 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     # Lightning sets the flags when the Trainer is built
     with restored_determinism(), quiet_lightning():
         trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
-                             precision=bcfg.precision, logger=False,
+                             precision=lightning_precision(str(bcfg.precision), device),
+                             logger=False,
                              enable_checkpointing=resume is not None, enable_model_summary=False,
                              enable_progress_bar=progress, deterministic=device.type == "cpu",
                              # static shapes: cuDNN picks its fastest kernels once

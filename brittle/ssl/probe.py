@@ -5,7 +5,7 @@ levers of `backbone.*` as arguments; and the fraction of the card's bf16 rate th
 step's FLOPs counted by torch.utils.flop_counter on the very modules that train.
 
     from brittle.ssl.probe import moco_step_probe
-    moco_step_probe(512, precision="bf16-mixed", memory_format="channels_last", compile=False)
+    moco_step_probe(512, precision="bf16", memory_format="channels_last", compile=False)
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from brittle.ssl.views import DeviceViews, view_specs
 # torch.cuda.get_device_name(); the first match counts, so "H100 PCIe" precedes "H100".
 PEAK_BF16_FLOPS = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12),
                    ("A100", 312e12), ("L40S", 362e12))
-_AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def peak_bf16_flops(device_name: str) -> float | None:
@@ -64,11 +64,11 @@ def _inputs(model: MoCo, batch: int, size: int, device: torch.device) -> tuple[A
 
 
 def step_fn(model: MoCo, optim: torch.optim.Optimizer, precision: str, inputs: Any):
-    """One training step as Lightning runs it: views, the loss under autocast (bf16-mixed,
-    16-mixed with a gradient scaler, or none), backward, optimiser step."""
+    """One training step as Lightning runs it: views, the loss under autocast (bf16,
+    fp16 with a gradient scaler, or none), backward, optimiser step."""
     dtype = _AUTOCAST.get(precision)
     device = next(model.parameters()).device
-    scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
     def step(i: int) -> torch.Tensor:
         batch = model.on_after_batch_transfer(inputs, 0)
@@ -99,7 +99,7 @@ def step_flops_per_image(model: MoCo, inputs: Any) -> float:
     return counter.get_total_flops() / len(batch[0][0])
 
 
-def moco_step_probe(batch: int = 512, precision: str = "bf16-mixed",
+def moco_step_probe(batch: int = 512, precision: str = "bf16",
                     memory_format: str = "channels_last", compile: Any = False,
                     transform: dict | None = None, image_size: int = 32, steps: int = 20,
                     warmup: int = 5, device: str | None = None,

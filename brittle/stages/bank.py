@@ -23,7 +23,7 @@ from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import model_seed, stream
-from brittle.stages.subset import key_of
+from brittle.stages.keys import key_of
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ def margins_of(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return correct - other
 
 
-def key(subset: DictConfig, n_models: int, alpha: float, purpose: str) -> dict:
-    return {**key_of(subset), "n_models": int(n_models), "alpha": float(alpha), "purpose": purpose}
+def key(cfg: DictConfig, n_models: int, alpha: float, purpose: str) -> dict:
+    return {**key_of(cfg), "n_models": int(n_models), "alpha": float(alpha), "purpose": purpose}
 
 
-def run(subset: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha: float,
+def run(cfg: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha: float,
         purpose: str = "datamodels") -> Bank:
     """Train (or load) `n_models` models on random `alpha`-subsets; `purpose` picks an
     independent seed stream ('datamodels' to fit on, 'lds' to evaluate on)."""
@@ -55,7 +55,7 @@ def run(subset: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha:
         raise BrittleError(f"bank alpha={alpha} is out of range; use 0 < alpha < 1")
     if n_models < 2:
         raise BrittleError(f"bank n_models={n_models} is out of range; use >= 2")
-    seed, bank_stream = int(subset.seed), stream(purpose)  # an unknown purpose fails here
+    seed, bank_stream = int(cfg.seed), stream(purpose)  # an unknown purpose fails here
 
     def compute(tmp: Path) -> dict:
         n = engine.train_x.shape[0]
@@ -78,6 +78,6 @@ def run(subset: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha:
         np.save(tmp / "margins.npy", margins)
         return {"seconds": time.perf_counter() - start}
 
-    out = ex.cache.get_or_compute("bank", key(subset, n_models, alpha, purpose), compute)
+    out = ex.cache.get_or_compute("bank", key(cfg, n_models, alpha, purpose), compute)
     return Bank(np.load(out / "masks.npy"), np.load(out / "margins.npy"),
                 float(StageCache.meta(out).get("seconds", 0.0)))

@@ -1,5 +1,5 @@
 """Data stage: the configured dataset as uint8 images, loaded (and for CIFAR-10 decoded once into
-the cache) from `dataset.loader`. Its subset is every other stage's view of the data."""
+the cache) from `dataset.loader`. Its slice is every other stage's view of the data."""
 from __future__ import annotations
 
 import inspect
@@ -18,9 +18,9 @@ DEPENDS_ON = ("dataset.loader",)
 TRAIN_ONLY = ("dataset.loader.test_subset",)
 
 
-def run(subset: DictConfig, ex: Execution) -> Dataset:
-    """Load the dataset of `subset.dataset.loader` (execution settings come from `ex`)."""
-    args = plain(subset.dataset.loader)
+def run(cfg: DictConfig, ex: Execution) -> Dataset:
+    """Load the dataset of `cfg.dataset.loader` (execution settings come from `ex`)."""
+    args = plain(cfg.dataset.loader)
     loader = get_method(args.pop("_target_"))
     accepted = inspect.signature(loader).parameters
     if "cache_dir" in accepted:

@@ -38,7 +38,7 @@ from brittle.ssl.features import (
 )
 from brittle.ssl.networks import feature_dim
 from brittle.stages import pretrain
-from brittle.stages.subset import key_of
+from brittle.stages.keys import key_of
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,15 @@ class Embeddings:
     images_per_second: float  # embedding throughput
 
 
-def key(subset: DictConfig) -> dict:
-    """The pretrain key of the same subset, plus the test split, the normalisation and, unless it
+def key(cfg: DictConfig) -> dict:
+    """The pretrain key of the same slice, plus the test split, the normalisation and, unless it
     is the backbone's output, the embedding layer."""
-    norm = subset.backbone.get("normalize") or subset.dataset.normalize
-    features = subset.backbone.get("features") or "backbone"
-    trained = plain(subset)   # what the backbone was trained with: the subset less the features
+    norm = cfg.backbone.get("normalize") or cfg.dataset.normalize
+    features = cfg.backbone.get("features") or "backbone"
+    trained = plain(cfg)   # what the backbone was trained with: the slice less the features
     trained["backbone"] = {k: v for k, v in trained["backbone"].items() if k != "features"}
     out = {"pretrain": pretrain.key(OmegaConf.create(trained)),
-           "dataset": key_of(subset.dataset.loader), "normalize": key_of(norm)}
+           "dataset": key_of(cfg.dataset.loader), "normalize": key_of(norm)}
     return out if features == "backbone" else {**out, "features": features}
 
 
@@ -88,25 +88,25 @@ def _extractor(bcfg: DictConfig, backbone_dir: Path | None) -> tuple[nn.Module, 
     return Projected(net, head), projection_dim(head, feature_dim(net))
 
 
-def check_space(subset: DictConfig, ex: Execution, data: Dataset) -> None:
+def check_space(cfg: DictConfig, ex: Execution, data: Dataset) -> None:
     """Refuse, before pretraining, embeddings the cache's file system cannot hold
     ((N_train + N_test) x D x 4 bytes)."""
-    if ex.cache.lookup("embed", key(subset)) is not None:
+    if ex.cache.lookup("embed", key(cfg)) is not None:
         return
-    dim = _extractor(subset.backbone, None)[1]   # a bad backbone.features fails here, not after
+    dim = _extractor(cfg.backbone, None)[1]   # a bad backbone.features fails here, not after
     need = (len(data.train) + len(data.test)) * dim * 4
     require_space(ex.cache.root, need,
                   f"embedding {len(data.train) + len(data.test)} images x {dim} floats")
 
 
-def run(subset: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:
+def run(cfg: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:
     """Embed train and test images with the pretrained backbone in `backbone_dir` (cached)."""
-    bcfg = subset.backbone
+    bcfg = cfg.backbone
     fresh: list[bool] = []
 
     def compute(tmp: Path) -> dict:
         net = _extractor(bcfg, backbone_dir)[0]
-        norm = bcfg.get("normalize") or subset.dataset.normalize
+        norm = bcfg.get("normalize") or cfg.dataset.normalize
         mean, std = list(norm.mean), list(norm.std)
         opts = {"resize": bcfg.get("resize"), "channels": bcfg.get("in_channels")}
         start = time.perf_counter()
@@ -127,7 +127,7 @@ def run(subset: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) ->
         return {"seconds": seconds, "images_per_second": n / max(seconds, 1e-9),
                 "knn_accuracy": acc}
 
-    out = ex.cache.get_or_compute("embed", key(subset), compute)
+    out = ex.cache.get_or_compute("embed", key(cfg), compute)
     meta = StageCache.meta(out)
     seconds = (float(meta.get("seconds", 0.0))
                + float(StageCache.meta(backbone_dir).get("seconds", 0.0)))

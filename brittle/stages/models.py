@@ -23,7 +23,7 @@ from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import model_seed, stream
 from brittle.scorers.base import ModelRequest
 from brittle.stages import bank as bank_stage
-from brittle.stages.subset import key_of
+from brittle.stages.keys import key_of
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,15 @@ class Checkpoints:
     seconds: float
 
 
-def key(subset: DictConfig, request: ModelRequest) -> dict:
-    return {**key_of(subset), "purpose": request.purpose, "n_models": int(request.n_models),
+def key(cfg: DictConfig, request: ModelRequest) -> dict:
+    return {**key_of(cfg), "purpose": request.purpose, "n_models": int(request.n_models),
             "fraction": float(request.fraction)}
 
 
-def run(subset: DictConfig, ex: Execution, engine: Engine, request: ModelRequest) -> Checkpoints:
+def run(cfg: DictConfig, ex: Execution, engine: Engine, request: ModelRequest) -> Checkpoints:
     """`request.n_models` models, each on a seeded random `request.fraction` of the training set
     (all of it at 1.0), trained once and read back from the cache."""
-    seed, purpose_stream = int(subset.seed), stream(request.purpose)
+    seed, purpose_stream = int(cfg.seed), stream(request.purpose)
 
     def compute(tmp: Path) -> dict:
         start = time.perf_counter()
@@ -61,6 +61,6 @@ def run(subset: DictConfig, ex: Execution, engine: Engine, request: ModelRequest
         torch.save(states, tmp / "models.pt")
         return {"seconds": time.perf_counter() - start}
 
-    out = ex.cache.get_or_compute("models", key(subset, request), compute)
+    out = ex.cache.get_or_compute("models", key(cfg, request), compute)
     states = torch.load(out / "models.pt", map_location="cpu", weights_only=True)
     return Checkpoints(states, float(StageCache.meta(out).get("seconds", 0.0)))

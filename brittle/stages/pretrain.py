@@ -23,7 +23,7 @@ from brittle.runtime.progress import on_terminal
 from brittle.ssl.features import HEAD_FILE
 from brittle.ssl.networks import feature_dim
 from brittle.stages import data as data_stage
-from brittle.stages.subset import key_of
+from brittle.stages.keys import key_of
 
 log = logging.getLogger(__name__)
 
@@ -33,52 +33,52 @@ DEPENDS_ON = (*data_stage.DEPENDS_ON, "dataset.ssl_transform", "dataset.normaliz
 EXCLUDES = (*data_stage.TRAIN_ONLY, "backbone.features")
 
 
-def key(subset: DictConfig) -> dict:
-    """The cache key: the whole subset, or for released weights the backbone and the file."""
-    ckpt = subset.backbone.get("checkpoint")
+def key(cfg: DictConfig) -> dict:
+    """The cache key: the whole slice, or for released weights the backbone and the file."""
+    ckpt = cfg.backbone.get("checkpoint")
     if not ckpt:
-        return key_of(subset)
+        return key_of(cfg)
     path = Path(ckpt).expanduser().resolve()
     if not path.is_file():
         raise BrittleError(f"backbone.checkpoint={ckpt} does not exist (or is not a file); "
                            f"give the path of a weights file")
-    return {"backbone": key_of(subset.backbone), "file": str(path), "size": path.stat().st_size,
+    return {"backbone": key_of(cfg.backbone), "file": str(path), "size": path.stat().st_size,
             "mtime": int(path.stat().st_mtime)}
 
 
-def run(subset: DictConfig, ex: Execution, data: Dataset) -> Path:
+def run(cfg: DictConfig, ex: Execution, data: Dataset) -> Path:
     """The cache directory holding the backbone's `backbone.pt` and `curve.csv`."""
-    if subset.backbone.get("checkpoint"):
+    if cfg.backbone.get("checkpoint"):
         return ex.cache.get_or_compute(
-            "pretrain", key(subset),
-            lambda tmp: _import_checkpoint(subset, tmp, ex.trust_checkpoint))
-    if subset.backbone.get("method") is None:
-        raise BrittleError(f"backbone={subset.backbone.get('name')} has no pretraining method; "
-                           f"give backbone.checkpoint=/path/to/weights.pth")
-    return ex.cache.get_or_compute("pretrain", key(subset),
-                                   lambda tmp: _pretrain_into(subset, ex, data, tmp))
+            "pretrain", key(cfg),
+            lambda tmp: _import_checkpoint(cfg, tmp, ex.trust_checkpoint))
+    if cfg.backbone.get("method") is None:
+        raise BrittleError("this backbone (backbone.method: null) has no pretraining method; "
+                           "give backbone.checkpoint=/path/to/weights.pth")
+    return ex.cache.get_or_compute("pretrain", key(cfg),
+                                   lambda tmp: _pretrain_into(cfg, ex, data, tmp))
 
 
-def _import_checkpoint(subset: DictConfig, out: Path, trust: bool) -> dict:
+def _import_checkpoint(cfg: DictConfig, out: Path, trust: bool) -> dict:
     """A released checkpoint as this project's backbone.pt, validated key by key (read with full
     unpickling only when `trust`)."""
     from brittle.ssl.checkpoints import load_release_checkpoint
-    net = load_release_checkpoint(instantiate(subset.backbone.net),
-                                  Path(subset.backbone.checkpoint), trust=trust)
+    net = load_release_checkpoint(instantiate(cfg.backbone.net),
+                                  Path(cfg.backbone.checkpoint), trust=trust)
     torch.save(net.state_dict(), out / "backbone.pt")
     (out / "curve.csv").write_text("epoch,loss,knn_accuracy\n")
     return {"seconds": 0.0, "feature_dim": feature_dim(net),
-            "source": str(subset.backbone.checkpoint)}
+            "source": str(cfg.backbone.checkpoint)}
 
 
-def _pretrain_into(subset: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
+def _pretrain_into(cfg: DictConfig, ex: Execution, data: Dataset, out: Path) -> dict:
     from brittle.ssl.fit import fit_backbone  # Lightning: imported only when something is trained
-    bcfg = subset.backbone
+    bcfg = cfg.backbone
     # a method may bring its own views (DINO's multi-crop); otherwise the dataset's
-    transform = bcfg.transform if bcfg.get("transform") else subset.dataset.ssl_transform
-    fit = fit_backbone(bcfg, transform, subset.dataset.normalize, data.train, int(subset.seed),
+    transform = bcfg.transform if bcfg.get("transform") else cfg.dataset.ssl_transform
+    fit = fit_backbone(bcfg, transform, cfg.dataset.normalize, data.train, int(cfg.seed),
                        ex.device, ex.progress and on_terminal(),
-                       resume=ex.cache.partial("pretrain", key(subset)), save_every=ex.save_every)
+                       resume=ex.cache.partial("pretrain", key(cfg)), save_every=ex.save_every)
     torch.save(fit.net.state_dict(), out / "backbone.pt")
     head = getattr(fit, "head", None)   # the method's projection head: backbone.features=projection
     if head is not None:

@@ -17,15 +17,15 @@ from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
 from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import Stream, model_seed
-from brittle.stages.subset import key_of
+from brittle.stages.keys import key_of
 
 log = logging.getLogger(__name__)
 
 DEPENDS_ON = (*ENGINE_DEPENDS_ON, "reference.n_models", "seed")
 
-def run(subset: DictConfig, ex: Execution, engine: Engine) -> np.ndarray:
+def run(cfg: DictConfig, ex: Execution, engine: Engine) -> np.ndarray:
     """Test-set softmax of `reference.n_models` full-data models, float32 [R, M, C]."""
-    n_models, seed = int(subset.reference.n_models), int(subset.seed)
+    n_models, seed = int(cfg.reference.n_models), int(cfg.seed)
 
     def compute(tmp: Path) -> dict:
         start = time.perf_counter()
@@ -38,5 +38,5 @@ def run(subset: DictConfig, ex: Execution, engine: Engine) -> np.ndarray:
                  seconds)
         return {"test_accuracy": acc, "seconds": seconds}
 
-    out = ex.cache.get_or_compute("reference", key_of(subset), compute)
+    out = ex.cache.get_or_compute("reference", key_of(cfg), compute)
     return np.load(out / "probs.npy")

@@ -20,7 +20,7 @@ from brittle.runtime.costs import Meter
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import load_npy, save_json, save_npy
 from brittle.runtime.progress import Progress
-from brittle.scorers.base import Queries, Scorer, ScorerModels, TrainSet, rank_from_scores
+from brittle.scorers.base import Scorer, ScorerModels, TargetSet, TrainSet, rank_from_scores
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +35,31 @@ class Scored:
     attributions: np.ndarray | None
 
 
-def run(subset: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, queries: Queries,
+def run(cfg: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, targets: TargetSet,
         models: ScorerModels | None, features: Any, want_attributions: bool) -> Scored:
-    """Rank (and attribute) the queries; reuses the run directory's files when they exist. The
+    """Rank (and attribute) the targets; reuses the run directory's files when they exist. The
     pipeline has checked the pools against K, and the embed stage the features' finiteness."""
-    k = int(subset.search.max_support)
-    want = wants_scores(subset, want_attributions)
+    k = int(cfg.search.max_support)
+    want = wants_scores(cfg, want_attributions)
     paths = _paths(ex.run_dir)
     done = recorded(ex.run_dir, want)
     if done is not None:
         return done
-    chunk = int(subset.score.chunk)
+    chunk = int(cfg.score.chunk)
     topk, kept = [], []
-    with Meter() as meter, Progress(len(queries.ids), "score", ex.progress, unit="target") as bar:
+    with Meter() as meter, Progress(len(targets.ids), "score", ex.progress, unit="target") as bar:
         scorer.prepare(train, models, ex.device)
-        for lo in range(0, len(queries.ids), chunk):
-            part = Queries(queries.ids[lo:lo + chunk], queries.labels[lo:lo + chunk],
-                           None if queries.features is None else queries.features[lo:lo + chunk])
+        for lo in range(0, len(targets.ids), chunk):
+            part = TargetSet(targets.ids[lo:lo + chunk], targets.labels[lo:lo + chunk],
+                           None if targets.features is None else targets.features[lo:lo + chunk])
             scores = scorer.scores(part)
             topk.append(rank_from_scores(scorer.pool_scores(scores, part), k))
             if want:
                 kept.append(scorer.attributions(scores, part).astype(np.float32))
             bar.update(len(part.ids))
     topk_arr = np.concatenate(topk)
-    cost = _cost_record(scorer, topk_arr, features, meter, len(queries.ids))
-    log.info("scored %d targets in %.2f s (%.3f s per target)%s", len(queries.ids), meter.seconds,
+    cost = _cost_record(scorer, topk_arr, features, meter, len(targets.ids))
+    log.info("scored %d targets in %.2f s (%.3f s per target)%s", len(targets.ids), meter.seconds,
              cost["seconds_per_target"],
              f"; {cost['not_converged']} solves did not converge" if cost["not_converged"] else "")
     attributions = np.concatenate(kept) if want else None
@@ -70,9 +70,9 @@ def run(subset: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, quer
     return Scored(topk_arr, cost, attributions)
 
 
-def wants_scores(subset: DictConfig, want_attributions: bool) -> bool:
+def wants_scores(cfg: DictConfig, want_attributions: bool) -> bool:
     """Whether scoring writes the attributions (scores.npy): for the LDS, or when asked to."""
-    return want_attributions or bool(subset.score.save_scores)
+    return want_attributions or bool(cfg.score.save_scores)
 
 
 def _paths(run_dir: Path) -> dict[str, Path]:

@@ -6,7 +6,7 @@ With `search.lockstep=true` every target's search advances round by round
 models together where the trainer can; otherwise target after target. Seeds are per target, k
 and replicate, so both orders train the same models. A search that only reads each test's
 majority (`Search.majority_only`: every built-in one) stops each test's training once its majority
-is settled (brittle/counterfactual/tester.py); `n_trainings` counts the models its decisions rest
+is settled (brittle/counterfactual/tester.py); `n_models` counts the models its decisions rest
 on. Every trained model is logged durably in tests.jsonl first, so an interrupted search resumes
 without retraining what it had. Progress:
 one line per target with the models trained so far, the elapsed time and an estimate of the
@@ -39,17 +39,17 @@ DEPENDS_ON = ("seed",)  # handed the task and search the pipeline built
 
 @dataclass(frozen=True)
 class Searched:
-    """support: one row per target (target, label, support, n_trainings[, flip_class]);
+    """support: one row per target (target, label, support, n_models[, flip_class]);
     trained: models trained in this process; rounds: sequential search rounds."""
     support: pd.DataFrame
     trained: int
     rounds: int
 
 
-def run(subset: DictConfig, ex: Execution, engine: Engine, task: Task, search: Search,
+def run(cfg: DictConfig, ex: Execution, engine: Engine, task: Task, search: Search,
         targets: Targets, topk: np.ndarray) -> Searched:
     test_log = TestLog(ex.run_dir / "tests.jsonl")
-    tester = CounterfactualTester(engine, task, test_log, int(subset.seed), int(search.n_test),
+    tester = CounterfactualTester(engine, task, test_log, int(cfg.seed), int(search.n_test),
                                   majority=bool(getattr(search, "majority_only", False)))
     items = [SearchTarget(int(t), topk[i], int(targets.flips[i]) if task.needs_flip_class else None)
               for i, t in enumerate(targets.ids)]
@@ -81,9 +81,9 @@ def run(subset: DictConfig, ex: Execution, engine: Engine, task: Task, search: S
 
 
 def _row(item: SearchTarget, result: SearchResult, engine: Engine, n_models: int) -> dict:
-    """One target's support.parquet row; n_trainings: the models its tests' decisions rest on."""
+    """One target's support.parquet row; n_models: the models its tests' decisions rest on."""
     row = {"target": item.target, "label": int(engine.test_y[item.target]),
-           "support": int(result.support), "n_trainings": int(n_models)}
+           "support": int(result.support), "n_models": int(n_models)}
     if item.flip_class is not None:
         row["flip_class"] = item.flip_class
     return row

@@ -29,8 +29,8 @@ from brittle.stages.lds import recorded_sign_alone
 
 
 @dataclass(frozen=True)
-class RunLabels:
-    """How tables and figures name a run (summary.json "labels"); computed by the run itself."""
+class RunNames:
+    """How tables and figures name a run (summary.json "names"); computed by the run itself."""
     method: str
     backbone: str | None
     task: str
@@ -44,14 +44,14 @@ class RunLabels:
 class RunDetails:
     """What the pipeline knows of a run besides its supports (the non-headline summary fields)."""
     task: str
-    labels: RunLabels
+    names: RunNames
     method: str
     choices: dict[str, str]
     reference_accuracy: float
     knn_accuracy: float | None
     score_cost: dict[str, Any]
-    n_trainings: int
-    trained_this_run: int
+    search_models: int            # the models the targets' decisions rest on
+    models_trained_this_run: int  # models this process trained (0 when resumed complete)
     n_rounds: int
     search: dict[str, Any]
     lds: float | None = None
@@ -80,16 +80,16 @@ class RunSummary(RunDetails):
 
     @classmethod
     def read(cls, path: Path) -> RunSummary:
-        """The record of a summary.json; ValueError when it is not one (e.g. it predates labels)."""
+        """The record of a summary.json; ValueError when it is not one (an earlier schema's)."""
         raw = json.loads(Path(path).read_text())
         missing = [f.name for f in fields(cls) if f.name not in raw
                    and not f.name.startswith("lds")]
-        if missing or not isinstance(raw.get("labels"), dict):
-            raise ValueError(f"{path} lacks {missing or ['labels']}")
+        if missing or not isinstance(raw.get("names"), dict):
+            raise ValueError(f"{path} lacks {missing or ['names']}")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in raw.items() if k in known}
-        labels = RunLabels(**{f.name: raw["labels"].get(f.name) for f in fields(RunLabels)})
-        return cls(**{**values, "labels": labels})
+        names = RunNames(**{f.name: raw["names"].get(f.name) for f in fields(RunNames)})
+        return cls(**{**values, "names": names})
 
 
 def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def plot_cdf(path: Path, summary: RunSummary) -> None:
 
     ks, fs = zip(*summary.cdf)
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    ax.step(ks, fs, where="post", label=f"{summary.labels.method} (AUC {summary.auc:.3f})")
+    ax.step(ks, fs, where="post", label=f"{summary.names.method} (AUC {summary.auc:.3f})")
     ax.set_xlim(0, summary.max_support)
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"support size k ({summary.task})")
@@ -145,12 +145,12 @@ def plot_cdf(path: Path, summary: RunSummary) -> None:
 
 def format_table(support: pd.DataFrame, summary: RunSummary, classes: list[str]) -> str:
     """The human-readable end-of-run report: one line per target, then the headline numbers."""
-    lines = [f"{'target':>7} {'label':>10} {'flip':>10} {'support':>8} {'trainings':>9}"]
+    lines = [f"{'target':>7} {'label':>10} {'flip':>10} {'support':>8} {'models':>7}"]
     for row in support.itertuples():
         flip = classes[row.flip_class] if "flip_class" in support.columns else "-"
         sup = f"{row.support}" if row.support != NOT_FOUND else f">{summary.max_support}"
         lines.append(f"{row.target:>7} {classes[row.label]:>10} {flip:>10} {sup:>8} "
-                     f"{row.n_trainings:>9}")
+                     f"{row.n_models:>7}")
     lo, hi = summary.auc_ci
     lines.append(
         f"AUC {summary.auc:.3f} (95% CI {lo:.3f}..{hi:.3f})   flipped {summary.n_flipped}/"

@@ -102,7 +102,7 @@ CASES = [
      "cannot decode train/b/2.png in dataset.root="),
     ("grayscale with RGB statistics", ["dataset=huggingface", "dataset.path=/nonexistent", "dataset.channels=1"],
      "dataset.normalize.mean=[0.485, 0.456, 0.406] has 3 values, but dataset.channels=1; give one value per channel"),
-    ("pretrained without a checkpoint", ["backbone=pretrained"], "backbone=pretrained has no pretraining method"),
+    ("pretrained without a checkpoint", ["backbone=pretrained"], "this backbone (backbone.method: null) has no pretraining method"),
     ("checkpoint missing", ["backbone=pretrained", "backbone.checkpoint=/nonexistent.pth"],
      "backbone.checkpoint=/nonexistent.pth does not exist"),
     ("checkpoint of random bytes", ["backbone=pretrained", "backbone.checkpoint={garbage}"], "is not a PyTorch file"),

@@ -33,7 +33,7 @@ def test_joblib_shards_equal_the_unsharded_run(tmp_path):
     summary, tidy = aggregate([tmp_path / "sharded"])
     assert len(summary) == 1 and summary["n_targets"].iloc[0] == 2
     whole = pd.read_parquet(tmp_path / "whole" / "support.parquet").sort_values("target")
-    merged = tidy[["target", "label", "support", "n_trainings"]].sort_values("target")
+    merged = tidy[["target", "label", "support", "n_models"]].sort_values("target")
     pd.testing.assert_frame_equal(whole.reset_index(drop=True), merged.reset_index(drop=True))
     full, _ = aggregate([tmp_path / "whole"])
     assert summary["auc"].iloc[0] == pytest.approx(full["auc"].iloc[0])

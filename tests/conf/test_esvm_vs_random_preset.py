@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 
 from brittle.cli.commandline import parse_command_line, sweep_jobs
 from brittle.stages import embed, pretrain, reference, targets
-from brittle.stages.subset import key_of, select
+from brittle.stages.keys import key_of, select
 from tests.helpers import make_cfg
 
 PRESET = "experiment=cifar10_esvm_vs_random"
@@ -27,8 +27,8 @@ def test_it_removes_with_the_fast_recipe_on_airnet_on_full_cifar10():
         assert cfg.dataset.name == "cifar10" and cfg.dataset.root == "/data/cifar10"
         assert cfg.dataset.loader.train_subset is None and cfg.dataset.loader.test_subset is None
         assert instantiate(cfg.task).name == "remove"
-        assert cfg.trainer.label == "fast" and cfg.arch.label == "airnet"
-        assert cfg.backbone.name == "moco_r18" and cfg.search.max_support == 1280
+        assert cfg.trainer.name == "fast" and cfg.arch.name == "airnet"
+        assert cfg.backbone.name == "MoCo R18" and cfg.search.max_support == 1280
         assert cfg.search.n_test == 1 and cfg.targets.n == 10
 
 

@@ -62,7 +62,7 @@ def test_option_composes_resolves_and_builds_its_object(group, option, tmp_path)
     if group in ("task", "search", "trainer", "eval"):
         assert instantiate(cfg[group]) is not None
     if group == "trainer":
-        assert instantiate(cfg.trainer).label == option
+        assert instantiate(cfg.trainer).name == option
     if group == "eval":
         assert isinstance(instantiate(cfg.eval).needs_attributions, bool)
     if group == "arch":
@@ -87,7 +87,7 @@ def test_loaders_build_datasets(cifar_tgz, cifar_cache):
 
 def test_defaults_are_the_cpu_default_job():
     cfg = make_cfg([])
-    assert cfg.dataset.name == "digits" and cfg.backbone.name == "moco_small"
+    assert cfg.dataset.name == "digits" and cfg.backbone.name == "MoCo"
     assert cfg.scorer._target_.endswith("ExemplarSVM") and cfg.task._target_.endswith("Remove")
     assert cfg.search.budget == 7 and cfg.search.n_test == 5 and cfg.search.max_support == 128
 

@@ -35,7 +35,7 @@ def test_trak_labels_carry_the_projection_dimension():
     small = instantiate(make_cfg(["scorer=trak"]).scorer)
     paper = instantiate(make_cfg(["experiment=paper_cifar10", "dataset.root=/data/cifar10",
                                   "scorer=trak"]).scorer)
-    assert small.display_label(None) == "TRAK d=512" and paper.display_label(None) == "TRAK d=20480"
+    assert small.display_name(None) == "TRAK d=512" and paper.display_name(None) == "TRAK d=20480"
 
 
 def test_paper_cifar10_retrains_with_the_reference_codes_details():
@@ -86,8 +86,8 @@ def test_ffcv_cutout_lies_inside_the_image_and_brittles_default_is_clipped():
 
 
 def test_fp16_on_a_cpu_is_one_clear_error():
-    from brittle.retrain.precision import Precision
     from brittle.runtime.errors import BrittleError
+    from brittle.runtime.precision import Precision
     with pytest.raises(BrittleError,
                        match=r"trainer.recipe.precision=fp16 needs a CUDA device; on a CPU use "
                                            r"trainer.recipe.precision=fp32"):
@@ -144,7 +144,7 @@ def test_paper_imagenet_runs_end_to_end_on_a_tiny_image_folder(tmp_path):
     support = __import__("pandas").read_parquet(tmp_path / "run" / "support.parquet")
     assert summary.n_targets == 3 and len(support) == 3
     # one model per test: 1 + budget tests of 1 model each for a flipped target
-    assert set(support["n_trainings"]) <= {1, 8}
+    assert set(support["n_models"]) <= {1, 8}
 
 
 # The paper's retraining recipe for ResNet-9 and MobileNetV2 (appendix A.2, text lines 514-515: 24

@@ -147,10 +147,10 @@ def test_a_digits_search_finds_the_same_supports_with_and_without_early_stopping
         found[majority] = (pd.read_parquet(out / "support.parquet"),
                            pd.read_parquet(out / "tests.parquet"))
     (early, early_tests), (full, full_tests) = found[True], found[False]
-    assert early.drop(columns="n_trainings").equals(full.drop(columns="n_trainings"))
+    assert early.drop(columns="n_models").equals(full.drop(columns="n_models"))
     assert (early["support"] >= 0).any()   # a search that flips something: its bisection has steps
-    assert early["n_trainings"].sum() < full["n_trainings"].sum() == len(full_tests)
-    assert early["n_trainings"].sum() == len(early_tests)
+    assert early["n_models"].sum() < full["n_models"].sum() == len(full_tests)
+    assert early["n_models"].sum() == len(early_tests)
     # the early test's models are the full test's first ones, with the same verdicts
     keys = ["target", "k", "rep"]
     merged = early_tests.merge(full_tests, on=keys, suffixes=("", "_full"))

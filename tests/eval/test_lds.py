@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brittle.eval.lds import lds, sparsify_top
-from brittle.scorers.base import Queries, TrainSet
+from brittle.scorers.base import TargetSet, TrainSet
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.scorers.random import RandomOrder
@@ -62,7 +62,7 @@ def test_signed_attributions_get_high_lds_where_raw_scores_do_not(name):
         # paper-rule values are checked against scikit-learn below, its LDS measured on digits)
         scorer.other_classes = "zero"
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
-    q = Queries(np.arange(len(queries)), np.zeros(len(queries), np.int64), queries)
+    q = TargetSet(np.arange(len(queries)), np.zeros(len(queries), np.int64), queries)
     scores = scorer.scores(q)
     # other classes' influence in the truth follows l2 nearness (the ESVM's other classes
     # get 0 here)
@@ -85,7 +85,7 @@ def test_attribution_signs_follow_the_label_and_nearness():
     train, labels, queries = _problem()
     scorer = Distance("l2")
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
-    q = Queries(np.arange(1), np.zeros(1, np.int64), queries[:1])
+    q = TargetSet(np.arange(1), np.zeros(1, np.int64), queries[:1])
     tau = scorer.attributions(scorer.scores(q), q)[0]
     assert (tau[labels == 0] > 0).all() and (tau[labels == 1] < 0).all()
     dist = np.linalg.norm(train - queries[0], axis=1)
@@ -98,7 +98,7 @@ def test_random_attributions_are_signed_by_label_only():
     labels = np.repeat([0, 1], 50)
     scorer = RandomOrder(seed=3)
     scorer.prepare(TrainSet(labels), None, torch.device("cpu"))
-    q = Queries(np.array([7]), np.array([1]))
+    q = TargetSet(np.array([7]), np.array([1]))
     tau = scorer.attributions(scorer.scores(q), q)[0]
     assert (tau[labels == 1] > 0).all() and (tau[labels == 0] < 0).all()
 
@@ -110,7 +110,7 @@ def test_esvm_attributions_follow_the_papers_sign_rule_on_every_training_image()
     from sklearn.svm import LinearSVC
 
     train, labels, queries = _problem()
-    q = Queries(np.arange(2), np.zeros(2, np.int64), queries[:2])
+    q = TargetSet(np.arange(2), np.zeros(2, np.int64), queries[:2])
     scorer = ExemplarSVM(backend="torch")
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
     scores = scorer.scores(q)
@@ -135,7 +135,7 @@ def test_esvm_attributions_follow_the_papers_sign_rule_on_every_training_image()
 @pytest.mark.parametrize("name", ["esvm", "l2", "cosine"])
 def test_other_classes_zero_is_the_named_alternative(name):
     train, labels, queries = _problem()
-    q = Queries(np.arange(2), np.zeros(2, np.int64), queries[:2])
+    q = TargetSet(np.arange(2), np.zeros(2, np.int64), queries[:2])
     paper, zero = SCORERS[name](), SCORERS[name]()
     zero.other_classes = "zero"
     for s in (paper, zero):
@@ -144,8 +144,8 @@ def test_other_classes_zero_is_the_named_alternative(name):
     tau_paper, tau_zero = paper.attributions(a, q), zero.attributions(a, q)
     assert (tau_zero[:, labels == 1] == 0).all()
     assert np.array_equal(tau_zero[:, labels == 0], tau_paper[:, labels == 0])
-    assert (zero.display_label("MoCo").endswith("(other classes 0)")
-            and "others" not in paper.display_label("MoCo"))
+    assert (zero.display_name("MoCo").endswith("(other classes 0)")
+            and "others" not in paper.display_name("MoCo"))
 
 
 def test_a_bad_sign_rule_is_one_clear_error():
@@ -228,16 +228,16 @@ def test_lds_stage_writes_sign_alone_beside_the_lds_and_the_summary_shows_both(t
 def test_the_run_table_prints_the_lds_and_sign_alone(tmp_path):
     import pandas as pd
 
-    from brittle.stages.summarize import RunDetails, RunLabels, format_table, run
+    from brittle.stages.summarize import RunDetails, RunNames, format_table, run
 
     lds = pd.DataFrame({"target": [3, 5], "lds": [0.1, 0.3], "sign_alone": [0.2, 0.6]})
     lds.to_parquet(tmp_path / "lds.parquet")
     support = pd.DataFrame({"target": [3, 5], "label": [0, 1], "support": [4, 8],
-                            "n_trainings": [3, 3]})
-    labels = RunLabels("ESVM", None, "remove", None, None, "digits")
-    details = RunDetails(task="remove", labels=labels, method="ESVM", choices={},
-                         reference_accuracy=1.0, knn_accuracy=None, score_cost={}, n_trainings=6,
-                         trained_this_run=6, n_rounds=3, search={},
+                            "n_models": [3, 3]})
+    names = RunNames("ESVM", None, "remove", None, None, "digits")
+    details = RunDetails(task="remove", names=names, method="ESVM", choices={},
+                         reference_accuracy=1.0, knn_accuracy=None, score_cost={}, search_models=6,
+                         models_trained_this_run=6, n_rounds=3, search={},
                          lds=0.2, lds_ci=[0.1, 0.3], lds_sparsify_top=0.05)
     summary = run(tmp_path, support, 16, details)
     assert summary.lds_sign_alone == pytest.approx(0.4)

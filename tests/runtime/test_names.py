@@ -1,5 +1,6 @@
 """Stable names: cache keys and run identities name brittle's code by what it computes, so that
-moving a class keeps every cached artifact; import paths of earlier releases are refused."""
+moving a class keeps every cached artifact; caches and run directories of an earlier schema are
+named in one line."""
 from __future__ import annotations
 
 import pytest
@@ -7,10 +8,10 @@ from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 from brittle.runtime.execution import run_identity
-from brittle.runtime.names import MOVED, REGISTERED, stable_name, with_stable_names
+from brittle.runtime.names import REGISTERED, stable_name, with_stable_names
 from brittle.stages import embed, pretrain, reference
-from brittle.stages.subset import key_of, select
-from tests.helpers import CONF, make_cfg, run_brittle
+from brittle.stages.keys import key_of, select
+from tests.helpers import CONF, make_cfg
 
 
 def _targets_in_conf() -> set[str]:
@@ -77,43 +78,57 @@ def test_keys_carry_no_import_path_of_brittle():
     assert "brittle." not in str(key_of(select(cfg, reference.DEPENDS_ON))).replace("brittle:", "")
 
 
-def test_only_display_labels_are_dropped_from_keys():
-    """`arch.label` is a display name; a setting called `label` elsewhere is part of the key."""
+def test_only_display_names_are_dropped_from_keys():
+    """`arch.name` is a display name; a setting called `name` elsewhere is part of the key."""
     cfg = make_cfg([])
-    relabelled = make_cfg(["arch.label=other"])
+    relabelled = make_cfg(["arch.name=other"])
     assert (key_of(select(cfg, reference.DEPENDS_ON))
             == key_of(select(relabelled, reference.DEPENDS_ON)))
-    spec = with_stable_names({"arch": {"model": {"_target_": "x.Y", "label": 3}}})
-    assert spec["arch"]["model"]["label"] == 3
-    extra = make_cfg(["+arch.model.label=3"])
+    spec = with_stable_names({"arch": {"model": {"_target_": "x.Y", "name": 3}}})
+    assert spec["arch"]["model"]["name"] == 3
+    extra = make_cfg(["+arch.model.name=3"])
     assert key_of(select(extra, reference.DEPENDS_ON)) != key_of(select(cfg, reference.DEPENDS_ON))
 
 
-@pytest.mark.parametrize("old", ["brittle.search.Bisection", "brittle.retrain.perturb.Mislabel"])
-def test_an_old_import_path_is_refused_with_the_new_one(old):
-    group = "search" if "search" in old else "task"
-    p = run_brittle([f"{group}._target_={old}"])
-    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
-    assert p.returncode == 2 and len(errors) == 1, p.stderr[-800:]
-    assert f"{group}._target_={old} has moved; use {group}._target_={MOVED[old]}" in errors[0]
-    assert "Traceback" not in p.stderr
+def test_a_run_directory_of_an_earlier_schema_says_so_in_one_line(tmp_path):
+    """A run directory whose run_spec.json predates the cache schema (no record of it, or an
+    older one) is refused with one line; one of this schema resumes, another config is refused."""
+    import json
 
-
-def test_a_run_directory_of_the_release_before_the_renames_resumes(tmp_path):
-    """tests/fixtures holds the run_spec.json that f273656 wrote for `scorer=trak` (with `protocol:`
-    and the trainer label `arch`): today's config of the same command binds to that directory."""
-    import shutil
-
-    from brittle.runtime.files import check_run_dir
-    shutil.copy(CONF.parent / "tests" / "fixtures" / "run_spec_f273656_scorer=trak.json",
-                tmp_path / "run_spec.json")
-    check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak"])))   # no error: the same run
-    with pytest.raises(Exception, match="holds results of a different config"):
+    from brittle import CACHE_SCHEMA
+    from brittle.runtime.errors import BrittleError
+    from brittle.runtime.files import SCHEMA_FIELD, check_run_dir
+    spec = run_identity(make_cfg(["scorer=trak"]))
+    for old in ({}, {SCHEMA_FIELD: CACHE_SCHEMA - 1}):
+        (tmp_path / "run_spec.json").write_text(json.dumps({**spec, **old}))
+        with pytest.raises(BrittleError, match=f"predates brittle's schema {CACHE_SCHEMA}"):
+            check_run_dir(tmp_path, spec)
+    (tmp_path / "run_spec.json").unlink()
+    check_run_dir(tmp_path, spec)             # written now, under this schema
+    check_run_dir(tmp_path, spec)             # the same run resumes
+    with pytest.raises(BrittleError, match="holds results of a different config"):
         check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak", "trak_sizes.n_models=6"])))
     # a view setting that differs from lightly's default is another run, written out or not
-    with pytest.raises(Exception, match="holds results of a different config"):
+    with pytest.raises(BrittleError, match="holds results of a different config"):
         check_run_dir(tmp_path, run_identity(make_cfg(["scorer=trak",
                                                        "dataset.ssl_transform.cj_hue=0.2"])))
+
+
+def test_a_cache_of_an_earlier_schema_is_named_in_one_warning(tmp_path, caplog):
+    import json
+    import logging
+
+    from brittle.runtime.cache import StageCache
+    cache = StageCache(tmp_path)
+    cache.get_or_compute("reference", {"a": 1}, lambda tmp: None)
+    cache.warn_earlier_schema()
+    assert not caplog.records
+    old = tmp_path / "pretrain" / "0123456789abcdef"
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text(json.dumps({"stage": "pretrain", "spec": {}}))  # no schema
+    with caplog.at_level(logging.WARNING):
+        cache.warn_earlier_schema()
+    assert len(caplog.records) == 1 and "1 entries of an earlier cache schema" in caplog.text
 
 
 def test_a_library_default_written_out_is_the_same_run():
@@ -129,11 +144,3 @@ def test_a_library_default_written_out_is_the_same_run():
     assert without_library_defaults(left_out) == without_library_defaults(spec)
     changed = {**spec, "dataset": {**spec["dataset"], "ssl_transform": {**views, "rr_prob": 0.5}}}
     assert without_library_defaults(changed) != without_library_defaults(spec)
-
-
-@pytest.mark.parametrize("old,new", [("trainer=arch", "trainer=arch_recipe"),
-                                     ("scorer=esvm_others0", "scorer=esvm_other_classes_zero")])
-def test_a_renamed_option_names_its_new_name(old, new):
-    from brittle.cli.validate import check_command_line
-    problem = check_command_line([old])
-    assert problem is not None and problem.startswith(f"{old} was renamed {new}; valid: "), problem

@@ -95,7 +95,7 @@ def test_disk_full_while_writing_keeps_previous_state(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "support.parquet").read_bytes() == before
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
     monkeypatch.setattr(artifacts.os, "replace", real_replace)
-    assert run(cfg, tmp_path / "run").trained_this_run == 0
+    assert run(cfg, tmp_path / "run").models_trained_this_run == 0
 
 
 def _cli(tmp_path, name):

@@ -12,7 +12,7 @@ pytest.importorskip("dattri")
 from brittle.api import rank  # noqa: E402
 from brittle.runtime.errors import BrittleError  # noqa: E402
 from brittle.scorers.attributors import METHODS, UNSUPPORTED, Dattri  # noqa: E402
-from brittle.scorers.base import Queries, TrainSet, rank_from_scores  # noqa: E402
+from brittle.scorers.base import TargetSet, TrainSet, rank_from_scores  # noqa: E402
 from tests.helpers import DigitsModels, run_brittle  # noqa: E402
 
 QUERIES = np.array([3, 40, 77, 111, 150, 190])
@@ -21,7 +21,7 @@ REMOVED = 60
 
 def _scores_of(ctx: DigitsModels, scorer: Dattri) -> np.ndarray:
     scorer.prepare(TrainSet(ctx.data.train.labels), ctx.models_for(scorer), torch.device("cpu"))
-    return scorer.scores(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
+    return scorer.scores(TargetSet(QUERIES, ctx.data.test.labels[QUERIES]))
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_every_supported_method_scores_digits(ctx, method):
     assert scores.shape == (len(QUERIES), len(ctx.data.train)) and np.isfinite(scores).all()
     assert scores.std(axis=1).min() > 0   # not a constant
     # the search's ranking of these scores (the public rank() path: test_rank_ranks_dattri_scores)
-    topk = rank_from_scores(scorer.pool_scores(scores, Queries(QUERIES,
+    topk = rank_from_scores(scorer.pool_scores(scores, TargetSet(QUERIES,
                                                                ctx.data.test.labels[QUERIES])), 20)
     assert topk.shape == (len(QUERIES), 20) and all(len(set(r)) == 20 for r in topk)
     # a proponent of a digit is mostly a training image of the same digit

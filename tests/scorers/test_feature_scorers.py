@@ -44,7 +44,7 @@ def test_topk_matrix_is_valid(name, digits_features):
     assert topk.shape == (len(queries), K) and topk.dtype == np.int64
     for row, label in zip(topk, query_y):
         assert len(set(row.tolist())) == K  # no duplicates
-        assert (train_y[row] == label).all()  # label-conditioned: same class only
+        assert (train_y[row] == label).all()  # pool same_class: its class only
 
 
 def test_esvm_equals_reference_recipe(digits_features):
@@ -83,9 +83,9 @@ def test_distance_matches_scipy(metric, digits_features):
         assert set(ours[t]) == set(expected) and np.array_equal(ours[t][:10], expected[:10])
 
 
-def test_unconditioned_ranks_all_classes(digits_features):
+def test_pool_all_ranks_all_classes(digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    topk = rank(Distance("l2", label_conditioning=False), train, train_y, queries, query_y, qid,
+    topk = rank(Distance("l2", pool="all"), train, train_y, queries, query_y, qid,
                 300)
     assert any((train_y[row] != label).any() for row, label in zip(topk, query_y))
 
@@ -101,8 +101,8 @@ def test_random_is_seeded_per_target(digits_features):
 def test_max_support_larger_than_class_is_an_error(digits_features):
     _, train_y, _, query_y, _ = digits_features
     with pytest.raises(BrittleError, match="search.max_support=200 is larger than class"):
-        check_pool_sizes(train_y, query_y, 200, conditioned=True)
-    check_pool_sizes(train_y, query_y, 200, conditioned=False)
+        check_pool_sizes(train_y, query_y, 200, pool="same_class")
+    check_pool_sizes(train_y, query_y, 200, pool="all")
 
 
 def test_torch_backend_agrees_with_sklearn_reference(digits_features):
@@ -119,9 +119,9 @@ def test_torch_backend_agrees_with_sklearn_reference(digits_features):
     assert min(overlap) >= 0.96 and np.mean(overlap) >= 0.99
 
 
-def test_torch_backend_unconditioned(digits_features):
+def test_torch_backend_pool_all(digits_features):
     train, train_y, queries, query_y, qid = digits_features
-    topk = rank(ExemplarSVM(backend="torch", label_conditioning=False), train, train_y, queries,
+    topk = rank(ExemplarSVM(backend="torch", pool="all"), train, train_y, queries,
                 query_y, qid, K)
     assert topk.shape == (len(queries), K)
     # the exemplar's own class dominates its top ranks even when all classes compete

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Queries, TrainSet
+from brittle.scorers.base import TargetSet, TrainSet
 from brittle.scorers.distance import Distance
 from brittle.scorers.esvm.scorer import ExemplarSVM
 from brittle.scorers.magnitude import MAGNITUDES, magnitude
@@ -51,7 +51,7 @@ def test_esvm_attributions_under_each_reading_follow_sklearns_decision(reading):
     from sklearn.svm import LinearSVC
 
     train, labels, queries = _problem()
-    q = Queries(np.arange(2), np.zeros(2, np.int64), queries)
+    q = TargetSet(np.arange(2), np.zeros(2, np.int64), queries)
     scorer = ExemplarSVM(backend="torch", magnitude=reading)
     scorer.prepare(TrainSet(labels, train), None, torch.device("cpu"))
     tau = scorer.attributions(scorer.scores(q), q)
@@ -69,7 +69,7 @@ def test_esvm_attributions_under_each_reading_follow_sklearns_decision(reading):
 
 def test_l2_readings_measure_the_euclidean_distance():
     train, labels, queries = _problem()
-    q = Queries(np.arange(1), np.zeros(1, np.int64), queries[:1])
+    q = TargetSet(np.arange(1), np.zeros(1, np.int64), queries[:1])
     dist = np.linalg.norm(train.astype(np.float64) - queries[0], axis=1)
     for reading, expected in (("inverse_clipped", 1 / dist), ("inverse_bounded", 1 / (dist + 1))):
         scorer = Distance("l2", magnitude=reading)

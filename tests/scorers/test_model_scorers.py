@@ -8,7 +8,7 @@ import torch
 from brittle.api import bank as subset_bank
 from brittle.api import rank
 from brittle.eval.lds import lds, sparsify_top
-from brittle.scorers.base import Queries, TrainSet
+from brittle.scorers.base import TargetSet, TrainSet
 from brittle.scorers.datamodels import Datamodels, fit_datamodel
 from brittle.scorers.gradcos import GradCos
 from brittle.scorers.random import RandomOrder
@@ -29,12 +29,12 @@ def bank(ctx):
     return subset_bank(ctx.cfg, ctx.engine, 60, 0.5, "datamodels")
 
 
-def _valid(topk, ctx, conditioned=True):
+def _valid(topk, ctx, pool="same_class"):
     labels = ctx.data.test.labels[QUERIES]
     assert topk.shape == (len(QUERIES), K) and topk.dtype == np.int64
     for row, label in zip(topk, labels):
         assert len(set(row.tolist())) == K
-        if conditioned:
+        if pool == "same_class":
             assert (ctx.data.train.labels[row] == label).all()
 
 
@@ -47,7 +47,7 @@ def _rank(scorer, ctx):
 def _scores_of(scorer, ctx):
     d = ctx.data
     scorer.prepare(TrainSet(d.train.labels), ctx.models_for(scorer), torch.device("cpu"))
-    return scorer.scores(Queries(QUERIES, d.test.labels[QUERIES]))
+    return scorer.scores(TargetSet(QUERIES, d.test.labels[QUERIES]))
 
 
 def test_bank_shapes_and_alpha(bank, ctx):
@@ -57,9 +57,9 @@ def test_bank_shapes_and_alpha(bank, ctx):
     assert (bank.margins > 0).mean() > 0.85  # half-data MLPs still get most digits right
 
 
-def test_gradcos_valid_and_unconditioned(ctx):
+def test_gradcos_valid_and_ranks_all_images(ctx):
     scorer = GradCos()
-    _valid(_rank(scorer, ctx), ctx, conditioned=False)
+    _valid(_rank(scorer, ctx), ctx, pool="all")
     # the most gradient-aligned training images are mostly of the target's class anyway
     topk = _rank(scorer, ctx)
     same = np.mean([(ctx.data.train.labels[r[:10]] == lab).mean()
@@ -81,7 +81,7 @@ def test_gradcos_holds_only_the_targets_its_memory_budget_fits(ctx, monkeypatch)
     real = gradcos.per_sample_grads
     monkeypatch.setattr(gradcos, "per_sample_grads",
                         lambda m, x, y: rows.append(len(x)) or real(m, x, y))
-    budgeted = scorer.scores(Queries(QUERIES, ctx.data.test.labels[QUERIES]))
+    budgeted = scorer.scores(TargetSet(QUERIES, ctx.data.test.labels[QUERIES]))
     # each sub-batch: targets, then the train batches
     query_calls = rows[::1 + -(-len(ctx.data.train) // 64)]
     assert query_calls == [2] * (len(QUERIES) // 2)
@@ -89,7 +89,7 @@ def test_gradcos_holds_only_the_targets_its_memory_budget_fits(ctx, monkeypatch)
 
 
 def test_trak_beats_random_on_lds(ctx, bank):
-    trak = Trak(n_models=3, proj_dim=256, label_conditioning=True)
+    trak = Trak(n_models=3, proj_dim=256, pool="same_class")
     _valid(_rank(trak, ctx), ctx)
     trak_scores = _scores_of(Trak(n_models=3, proj_dim=256), ctx)
     rand_scores = np.stack([np.random.default_rng(q).standard_normal(len(ctx.data.train))
@@ -101,10 +101,10 @@ def test_trak_beats_random_on_lds(ctx, bank):
 
 
 def test_datamodels_from_bank_valid(ctx, bank):
-    dm = Datamodels(n_models=60, alpha=0.5, label_conditioning=True)
+    dm = Datamodels(n_models=60, alpha=0.5, pool="same_class")
     _valid(_rank(dm, ctx), ctx)
     assert dm.cost().bytes_stored > 0 and dm.cost().models_seconds > 0 and dm.cost().n_models == 60
-    _valid(_rank(Datamodels(n_models=60, alpha=0.5), ctx), ctx, conditioned=False)
+    _valid(_rank(Datamodels(n_models=60, alpha=0.5), ctx), ctx, pool="all")
 
 
 def test_datamodels_recover_known_weights():
@@ -125,7 +125,7 @@ def test_released_weights_are_loaded_and_checked(ctx, tmp_path):
     n_train, n_test = len(ctx.data.train), len(ctx.data.test)
     w = torch.randn(n_train, n_test)
     torch.save({"weight": w}, tmp_path / "dm.pt")
-    dm = Datamodels(weights=str(tmp_path / "dm.pt"), label_conditioning=True)
+    dm = Datamodels(weights=str(tmp_path / "dm.pt"), pool="same_class")
     topk = _rank(dm, ctx)
     _valid(topk, ctx)
     t0, label = QUERIES[0], ctx.data.test.labels[QUERIES[0]]
@@ -152,7 +152,7 @@ def test_lds_known_answers():
     assert np.allclose(lds(masks, margins, -tau), -1.0)
     rand = RandomOrder(0)
     rand.prepare(TrainSet(np.zeros(30, np.int64)), None, torch.device("cpu"))
-    assert abs(lds(masks, margins, rand.scores(Queries(np.arange(3),
+    assert abs(lds(masks, margins, rand.scores(TargetSet(np.arange(3),
                                                        np.zeros(3, np.int64)))).mean()) < 0.3
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from brittle.scorers.base import Queries, TrainSet
+from brittle.scorers.base import TargetSet, TrainSet
 from brittle.scorers.precomputed import Precomputed
 from tests.helpers import TINY, run_brittle
 
@@ -115,8 +115,8 @@ def test_scores_are_ranked_within_the_pool_a_ranking_as_given(tmp_path):
     labels = np.repeat(np.arange(3), 4)               # 12 training images, 3 classes
     scores = np.arange(12, dtype=float)[None, :].repeat(2, 0)   # the last image scores highest
     np.savez(tmp_path / "s.npz", targets=np.array([0, 1]), scores=scores)
-    queries = Queries(np.array([0, 1]), np.array([0, 1]))
-    for pool, first in (("class", [3, 7]), ("all", [11, 11])):
+    queries = TargetSet(np.array([0, 1]), np.array([0, 1]))
+    for pool, first in (("same_class", [3, 7]), ("all", [11, 11])):
         scorer = Precomputed(str(tmp_path / "s.npz"), pool=pool)
         scorer.given_targets(12, 5, "official", "digits", 4)
         scorer.prepare(TrainSet(labels), None, torch.device("cpu"))

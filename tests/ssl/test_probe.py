@@ -56,7 +56,7 @@ def test_fraction_of_a_cards_bf16_rate():
     assert probe.fraction_of_peak(10_000, 9e9, None) is None
 
 
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_the_probe_runs_a_toy_step(precision):
     transform = {"_target_": "lightly.transforms.SimCLRTransform", "input_size": 8,
                  "cj_strength": 0.5, "gaussian_blur": 0.0}

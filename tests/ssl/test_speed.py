@@ -126,13 +126,16 @@ def test_host_pointer_bank_and_loss_equal_lightlys_ntxent():
 
 def test_fused_colour_jitter_equals_torchvision_image_by_image():
     """The same draws (factors, order, coin: drawn in this order) applied by torchvision's
-    functional ops to one image at a time, in each image's order (torchvision's own HSV arithmetic
-    for hue rounds differently by about 1e-5)."""
+    functional ops to one PIL image at a time, in each image's order, as lightly's DataLoader path
+    does: random uint8 pixels (every hue and saturation, grey pixels among them), levels equal."""
+    import numpy as np
+    from PIL import Image
     torch.manual_seed(0)
-    x = torch.rand(64, 3, 6, 6)
+    x = torch.randint(0, 256, (64, 3, 6, 6), dtype=torch.uint8)
+    x[:4, 1:] = x[:4, :1]   # some grey pixels, whose hue Pillow leaves at 0
     strengths, p = (0.4, 0.4, 0.4, 0.1), 0.8
     torch.manual_seed(3)
-    got = color_jitter(x, strengths, p)
+    got = color_jitter(x.float(), strengths, p)
     torch.manual_seed(3)
     factors = [torch.empty(64).uniform_(1 - v, 1 + v) for v in strengths[:3]]
     shift = torch.empty(64).uniform_(-strengths[3], strengths[3])
@@ -143,10 +146,10 @@ def test_fused_colour_jitter_equals_torchvision_image_by_image():
            lambda y, i: TF.adjust_saturation(y, float(factors[2][i])),
            lambda y, i: TF.adjust_hue(y, float(shift[i])))
     for i in range(64):
-        expected = x[i]
+        expected = Image.fromarray(x[i].permute(1, 2, 0).numpy())
         for k in order[i].tolist() if jittered[i] else []:
             expected = ops[k](expected, i)
-        torch.testing.assert_close(got[i], expected, rtol=1e-4, atol=5e-5)
+        np.testing.assert_array_equal(got[i].permute(1, 2, 0).numpy(), np.asarray(expected))
     assert jittered.any() and not jittered.all()
 
 
@@ -258,7 +261,7 @@ def test_compiled_moco_step_equals_eager():
 
 
 def test_bf16_autocast_computes_the_fp32_loss_to_its_rounding():
-    """backbone.precision=bf16-mixed: Lightning's autocast trains (no gradient scaler), and one
+    """backbone.precision=bf16: Lightning's autocast trains (no gradient scaler), and one
     MoCo step's loss under bf16 autocast is the fp32 loss to bf16's 8-bit mantissa."""
     from brittle.api import load_data
     from brittle.ssl.fit import fit_backbone
@@ -274,7 +277,7 @@ def test_bf16_autocast_computes_the_fp32_loss_to_its_rounding():
             losses.append(step.training_step((views, torch.zeros(32)), 0).item())
     assert losses[1] == pytest.approx(losses[0], rel=2e-2) and losses[1] != losses[0]
     cfg = make_cfg(["dataset.train_subset=60", "backbone.epochs=1", "backbone.batch_size=32",
-                    "backbone.knn_every=0", "backbone.precision=bf16-mixed"])
+                    "backbone.knn_every=0", "backbone.precision=bf16"])
     fit = fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize,
                        load_data(cfg).train, 0, torch.device("cpu"), False)
     assert len(fit.losses) == 1 and fit.losses[0] > 0

@@ -210,6 +210,6 @@ def test_paper_presets_pretrain_on_the_reference_codes_views(preset):
     assert sampled["RandomHorizontalFlip"] == 0.5
     assert (sampled["RandomVerticalFlip"], sampled["blur"], sampled["solarize"]) == (0.0, 0.0, 0.0)
     assert list(sampled["mean"]) == IMAGENET["mean"] and list(sampled["std"]) == IMAGENET["std"]
-    assert cfg.backbone.precision == "32-true"
+    assert cfg.backbone.precision == "fp32"
     # the kNN monitor and the embedding see the images as the views normalised them
     assert dict(cfg.backbone.normalize) == IMAGENET

@@ -8,10 +8,10 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from brittle.runtime.execution import EXECUTION_KEYS, run_identity
+from brittle.runtime.execution import DISPLAY_KEYS, EXECUTION_KEYS, run_identity
 from brittle.runtime.files import canonical
 from brittle.stages import bank, data, embed, models, pretrain, reference
-from brittle.stages.subset import key_of, select
+from brittle.stages.keys import key_of, select
 from tests.helpers import make_cfg
 
 # stage -> (its key function of a config, config prefixes its key must never depend on)
@@ -86,7 +86,7 @@ def test_every_declared_setting_changes_the_key_and_no_other_group_does(cfg, sta
     key_fn, unrelated = STAGES[stage]
     base = canonical(key_fn(cfg))
     leaves = [p for p in _leaves(OmegaConf.to_container(cfg, resolve=True))
-              if not _under(p, EXECUTION_KEYS) and not p.endswith(".label")]
+              if not _under(p, EXECUTION_KEYS) and p not in DISPLAY_KEYS]
     declared = [p for p in leaves if _under(p, DECLARED[stage])
                 and not _under(p, EXCLUDED.get(stage, ()))]
     assert declared, stage
@@ -102,7 +102,7 @@ def test_execution_settings_and_labels_never_change_a_key(stage):
     key_fn, _ = STAGES[stage]
     base = canonical(key_fn(make_cfg(["device=auto", "progress=false"])))
     other = make_cfg(["device=cpu", "progress=true", "debug=true", "cache_dir=/elsewhere",
-                      "backbone.label=Other", "arch.label=other"])
+                      "backbone.name=Other", "arch.name=other"])
     assert canonical(key_fn(other)) == base
 
 
@@ -117,7 +117,7 @@ def test_augmentation_sweep_gets_its_own_backbone():
 
 def test_a_stage_cannot_read_an_undeclared_setting(cfg):
     spec = select(cfg, pretrain.DEPENDS_ON, pretrain.EXCLUDES)
-    assert spec.backbone.name == "moco_small"
+    assert spec.backbone.epochs == cfg.backbone.epochs and "name" not in spec.backbone
     with pytest.raises(ConfigAttributeError):
         spec.scorer  # noqa: B018
     with pytest.raises(ConfigAttributeError):

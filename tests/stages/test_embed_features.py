@@ -19,15 +19,15 @@ from brittle.ssl.features import HEAD_FILE, method_head
 from brittle.ssl.fit import Fit
 from brittle.stages import embed as embed_stage
 from brittle.stages import pretrain as pretrain_stage
-from brittle.stages.subset import select
+from brittle.stages.keys import select
 from tests.helpers import make_cfg
 
 SMALL = ["backbone.method.proj_out=16"]   # a head width unlike the backbone's 128
 
 
 def _pretrain_key(cfg):
-    subset = select(cfg, pretrain_stage.DEPENDS_ON, pretrain_stage.EXCLUDES)
-    return canonical(pretrain_stage.key(subset))
+    part = select(cfg, pretrain_stage.DEPENDS_ON, pretrain_stage.EXCLUDES)
+    return canonical(pretrain_stage.key(part))
 
 
 def _embed_key(cfg):
@@ -43,8 +43,8 @@ def test_features_enter_the_embed_key_only():
 
 
 def _check_space(cfg, tmp_path):
-    subset = select(cfg, embed_stage.DEPENDS_ON)
-    embed_stage.check_space(subset, execution_of(cfg, tmp_path), load_data(cfg))
+    part = select(cfg, embed_stage.DEPENDS_ON)
+    embed_stage.check_space(part, execution_of(cfg, tmp_path), load_data(cfg))
 
 
 def _saved_backbone(cfg, directory, with_head=True):
@@ -83,9 +83,9 @@ def test_a_backbone_saved_without_its_head_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize("overrides,message", [
     (["backbone=supervised_small"],
-     r"the method of backbone=supervised_small \(Supervised\) has no projection head"),
+     r"this backbone.s method \(Supervised\) has no projection head"),
     (["backbone=pretrained", "backbone.arch=resnet18", "backbone.checkpoint={weights}"],
-     r"backbone=pretrained is imported without one"),
+     r"this backbone.s weights are imported without one"),
 ])
 def test_a_backbone_without_a_head_is_refused_before_pretraining(tmp_path, overrides, message):
     (tmp_path / "w.pth").write_bytes(b"")

@@ -1,5 +1,5 @@
 """Exemplar SVM scorer (the paper's method): one linear SVM per target, it the only positive and
-its pool (its class, with label conditioning) negative. The scores of a training image is its
+its pool (its class, with `pool: same_class`) negative. The scores of a training image is its
 decision value under that hyperplane, a linear function defined on every training image; the
 search ranks the pool by it, highest first, and LDS uses the inverse distance to the hyperplane
 (the nearest the most influential), signed by label as the paper's sign estimation says: the
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from brittle.runtime.errors import BrittleError
-from brittle.scorers.base import Queries, Scorer, candidate_pool, sign_rule
+from brittle.scorers.base import Scorer, TargetSet, candidate_pool, check_pool, sign_rule
 from brittle.scorers.magnitude import PAPER, check_magnitude
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class ExemplarSVM(Scorer):
     method = "ESVM"
 
     def __init__(self, C: float = 0.1, max_iter: int = 10000, tol: float = 1e-6,
-                 backend: str = "auto", label_conditioning: bool = True,
+                 backend: str = "auto", pool: str = "same_class",
                  dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
                  batch_size: int = 1024, lds_sparsity: float = 0.05, cuml_tol: float = 1e-3,
                  memory_budget: int = 0, other_classes: str = "negative", magnitude: str = PAPER):
@@ -60,7 +60,7 @@ class ExemplarSVM(Scorer):
                                "scorer.backend=torch or sklearn")
         self.backend = "torch" if backend == "auto" else backend
         self.C, self.max_iter, self.tol = float(C), int(max_iter), float(tol)
-        self.label_conditioning, self.lds_sparsity = label_conditioning, float(lds_sparsity)
+        self.pool, self.lds_sparsity = check_pool(pool), float(lds_sparsity)
         # The reference ran scikit-learn's then-default dual solver; random_state pins
         # liblinear's coordinate order so a rerun gives the identical ranking.
         self.dual, self.random_state = dual, random_state
@@ -73,30 +73,30 @@ class ExemplarSVM(Scorer):
         self.not_converged = 0  # targets whose final solve missed its tolerance
         self.fallbacks = 0      # torch solves redone by liblinear
 
-    def scores(self, queries: Queries) -> np.ndarray:
+    def scores(self, targets: TargetSet) -> np.ndarray:
         """Decision values float64 [T, N] of every training image under each target's SVM (fitted
         against the target's pool; the ranking keeps the pool, the attributions use them all)."""
-        train, labels, feats = self.train.features, self.train.labels, queries.features
+        train, labels, feats = self.train.features, self.train.labels, targets.features
         if train is None or feats is None:
             raise ValueError("the ESVM scores backbone features: prepare it with train and "
                              "query features")
         if self.backend == "torch":
-            return self._torch_scores(feats, queries.labels, train, labels)
-        out = np.empty((len(queries.ids), len(labels)))
-        for rows, pool in self._groups(queries.labels, labels):
+            return self._torch_scores(feats, targets.labels, train, labels)
+        out = np.empty((len(targets.ids), len(labels)))
+        for rows, pool in self._groups(targets.labels, labels):
             out[rows] = self.decisions(feats[rows], train[pool], train)
         return out
 
-    def _groups(self, query_labels: np.ndarray, labels: np.ndarray):
-        """(rows of the targets, their shared pool) per class (one group without label
-        conditioning)."""
-        if not self.label_conditioning:
-            yield np.arange(len(query_labels)), candidate_pool(labels, int(query_labels[0]), False)
+    def _groups(self, target_labels: np.ndarray, labels: np.ndarray):
+        """(rows of the targets, their shared pool) per class (one group with `pool: all`)."""
+        if self.pool == "all":
+            yield np.arange(len(target_labels)), candidate_pool(labels, 0, "all")
             return
-        for label in np.unique(query_labels):
-            yield np.flatnonzero(query_labels == label), candidate_pool(labels, int(label), True)
+        for label in np.unique(target_labels):
+            yield (np.flatnonzero(target_labels == label),
+                   candidate_pool(labels, int(label), "same_class"))
 
-    def _torch_scores(self, feats: np.ndarray, query_labels: np.ndarray, train: np.ndarray,
+    def _torch_scores(self, feats: np.ndarray, target_labels: np.ndarray, train: np.ndarray,
                         labels: np.ndarray) -> np.ndarray:
         """The torch backend over all class groups: the training features go to the device once,
         each group's hyperplanes are solved against its pool, and every target's decision values
@@ -106,7 +106,7 @@ class ExemplarSVM(Scorer):
         train_dev = torch.as_tensor(np.require(train, np.float32, ["C", "W"]), device=self.device)
         weights = torch.empty(len(feats), train.shape[1] + 1, dtype=torch.float64,
                               device=self.device)
-        for rows, pool in self._groups(query_labels, labels):
+        for rows, pool in self._groups(target_labels, labels):
             weights[torch.as_tensor(rows, device=self.device)] = self._torch_weights(
                 feats[rows], train_dev[torch.as_tensor(pool, device=self.device)])
         return decisions(weights, train_dev).cpu().numpy()

@@ -1,4 +1,4 @@
-"""A stage's config subset: the only settings it is handed, and so its cache key.
+"""A stage's slice of the config: the only settings it is handed, and so its cache key.
 
 Each stage module declares `DEPENDS_ON` (dotted config paths) and, where part of a subtree does
 not matter, `EXCLUDES`. `select` copies exactly those paths out of the composed config, resolved,
@@ -96,15 +96,15 @@ def select(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] =
     return node
 
 
-def key_of(subset: DictConfig) -> dict:
-    """The cache-key material of a selected subset (plain, JSON-ready): code named by what it
+def key_of(cfg: DictConfig) -> dict:
+    """The cache-key material of a selected slice (plain, JSON-ready): code named by what it
     computes (stable names), not by the module it lives in."""
-    return with_stable_names(OmegaConf.to_container(subset, resolve=True))
+    return with_stable_names(OmegaConf.to_container(cfg, resolve=True))
 
 
-def key_digest(subset: DictConfig) -> str:
-    """A short stable digest of a subset's key (names an engine in the timing record)."""
+def key_digest(cfg: DictConfig) -> str:
+    """A short stable digest of a slice's key (names an engine in the timing record)."""
     import hashlib
 
     from brittle.runtime.files import canonical
-    return hashlib.sha256(canonical(key_of(subset)).encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical(key_of(cfg)).encode()).hexdigest()[:16]
