@@ -35,13 +35,21 @@ class NoEvaluation(Evaluation):
     """`eval=none`: nothing beyond the support search."""
 
 
+ORDERS = ("independent", "same_order")
+
+
 @dataclass(frozen=True)
 class LinearDatamodelingScore(Evaluation):
     """`eval=lds`: LDS on `n_models` models trained on random `alpha`-subsets (the 'lds' bank),
-    with attributions sparsified to `sparsify_top` (null: the scorer's own `lds_sparsity`)."""
+    with attributions sparsified to `sparsify_top` (null: the scorer's own `lds_sparsity`).
+    `order`: each subset model trained as brittle trains it, with its own seed and data order
+    (`independent`), or (`same_order`, `eval=lds_same_order`: MAGIC's single-model setting) the
+    run's single seeded run on every image with the removed ones weighted 0
+    (brittle/retrain/weighted.py; its own bank, 'lds_same_order')."""
     n_models: int = 100
     alpha: float = 0.5
     sparsify_top: float | None = None
+    order: str = "independent"
 
     needs_attributions: ClassVar[bool] = True
 
@@ -49,6 +57,13 @@ class LinearDatamodelingScore(Evaluation):
         if self.sparsify_top is not None and not 0 < self.sparsify_top <= 1:
             raise BrittleError(f"eval.sparsify_top={self.sparsify_top} is out of range; use 0 < "
                                f"sparsify_top <= 1, or null for the scorer's own")
+        if self.order not in ORDERS:
+            raise BrittleError(f"eval.order={self.order} is not valid; use one of {list(ORDERS)}")
+
+    @property
+    def purpose(self) -> str:
+        """The bank's purpose (its seed stream and cache key): never shared between orders."""
+        return "lds" if self.order == "independent" else "lds_same_order"
 
     def fraction(self, default_sparsity: float) -> float:
         return float(self.sparsify_top if self.sparsify_top is not None else default_sparsity)

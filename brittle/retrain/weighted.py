@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ from torch.func import functional_call
 
 from brittle.retrain.augment import augment
 from brittle.retrain.loop import batches, seeded
-from brittle.retrain.recipe import Recipe, lr_at
+from brittle.retrain.recipe import Recipe, lr_at, schedule_steps
 
 Tensors = tuple[torch.Tensor, ...]
 
@@ -113,13 +114,14 @@ class WeightedRun:
         generator; `batch` makes it again from the state saved before it)."""
         recipe, n = self.recipe, self.x.shape[0]
         augments = recipe.flip or recipe.translate > 0 or recipe.cutout > 0
+        span = schedule_steps(recipe, n, n)   # every image kept: either schedule's span
         out = []
         for step in batches(n, recipe.batch_size, recipe.epochs, [gen]):
             index = step.positions[0]
             rng = gen.get_state() if augments else None
             if augments:
                 augment(self.x[index], recipe, gen)
-            out.append(Drawn(index, lr_at(step.step, step.total, recipe), rng))
+            out.append(Drawn(index, lr_at(step.step, span, recipe), rng))
         return out
 
     def batch(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,3 +210,22 @@ def train_weighted(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tens
     run = WeightedRun(build, recipe, x, labels, seed)
     final, _ = run.run(w.to(x.dtype))
     return run.module(final)
+
+
+def same_order_trainer(engine: Any, seed: int) -> Callable[[torch.Tensor], nn.Module]:
+    """The same-order LDS bank's models (MAGIC's single-model setting): for the training images
+    `keep` int64 [K], the engine's run of `seed` on every image with the others weighted 0. The
+    data order is drawn once and shared by every model."""
+    from brittle.retrain.replayable import check_engine
+
+    recipe = check_engine(engine, "eval=lds_same_order")
+    run = WeightedRun(engine.build, recipe, engine.train_x, engine.train_y, seed)
+
+    def train(keep: torch.Tensor) -> nn.Module:
+        w = torch.zeros(engine.train_x.shape[0], dtype=engine.train_x.dtype,
+                        device=engine.train_x.device)
+        w[keep] = 1.0
+        final, _ = run.run(w)
+        return run.module(final)
+
+    return train

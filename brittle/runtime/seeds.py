@@ -36,3 +36,9 @@ def stream(purpose: str) -> Stream:
 def model_seed(*parts: int) -> int:
     """A 63-bit seed from integer parts; independent streams for distinct part tuples."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def single_run_seed(seed: int) -> int:
+    """The seed of the run's single model (MAGIC's single-model setting): MAGIC's first model,
+    and every model of the same-order LDS bank."""
+    return model_seed(seed, Stream.SINGLE_RUN)

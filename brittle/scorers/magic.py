@@ -37,17 +37,12 @@ from brittle.retrain.replayable import check_engine
 from brittle.retrain.weighted import WeightedRun
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.memory import budget, rows_within
-from brittle.runtime.seeds import Stream, model_seed
+from brittle.runtime.seeds import Stream, model_seed, single_run_seed
 from brittle.scorers.base import Cost, Scorer, ScorerModels, TargetSet, TrainSet, check_pool
 
 log = logging.getLogger(__name__)
 
 WHO = "scorer=magic"
-
-
-def single_run_seed(seed: int) -> int:
-    """The seed of the run's single model: MAGIC's first, every same-order LDS bank model's."""
-    return model_seed(seed, Stream.SINGLE_RUN)
 
 
 class Magic(Scorer):

@@ -130,3 +130,46 @@ def test_the_replay_refuses_what_it_cannot_reproduce_one_line_each():
                                     "arch_recipe, paper or cpu); trainer=fast: use "
                                     "trainer=arch_recipe")
     assert config_problem({**fast, "scorer": {"_target_": "brittle.scorers.trak.Trak"}}) is None
+
+
+def test_scorer_magic_and_the_same_order_lds_through_the_pipeline(tmp_path):
+    """A toy run of scorer=magic with eval=lds_same_order: the scores it writes are the mean of
+    its seeds' metagradients computed here directly, the first seed is the single run whose
+    weighted runs make the same-order bank, and that bank's models are those weighted runs."""
+    import numpy as np
+
+    from brittle.api import bank as subset_bank
+    from brittle.api import build_engine, load_data
+    from brittle.pipeline import run
+    from brittle.retrain.weighted import train_weighted
+    from brittle.runtime.seeds import single_run_seed
+    from brittle.scorers.magic import Magic
+    from brittle.stages.bank import margins_of
+    from tests.helpers import TINY, make_cfg
+
+    cfg = make_cfg([*TINY, "scorer=magic", "scorer.n_models=2", "eval=lds_same_order",
+                    "eval.n_models=4", "progress=false"], cache_dir=tmp_path / "cache")
+    summary = run(cfg, tmp_path / "run")
+    assert summary.score_cost["n_models"] == 2 and summary.lds is not None
+    scores = np.load(tmp_path / "run" / "scores.npy")
+    ids = np.load(tmp_path / "run" / "targets.npy")
+    engine = build_engine(cfg, load_data(cfg))
+    seeds = Magic(n_models=2, seed=int(cfg.seed)).seeds()
+    assert seeds[0] == single_run_seed(int(cfg.seed))
+    ones = torch.ones(engine.train_x.shape[0])
+    tx, ty = engine.test_x[torch.as_tensor(ids)], torch.as_tensor(np.array(engine.test_y[ids]))
+    recipe = engine.trainer.recipe
+    direct = sum(metagradients(WeightedRun(engine.build, recipe, engine.train_x,
+                                           engine.train_y, s), ones, tx, ty) for s in seeds) / 2
+    assert scores.shape == (len(ids), engine.train_x.shape[0])
+    assert np.allclose(scores, direct.numpy(), rtol=1e-5, atol=1e-7)
+    # the same-order bank (cached by the run): model 0 is the single run with its mask
+    bank = subset_bank(cfg, engine, 4, 0.99, "lds_same_order")
+    assert (bank.masks.sum(1) == round(0.99 * engine.train_x.shape[0])).all()
+    w = torch.as_tensor(bank.masks[0], dtype=torch.float32)
+    model = train_weighted(engine.build, recipe, engine.train_x, engine.train_y, w, seeds[0])
+    expect = margins_of(engine.logits(model, engine.test_x), torch.as_tensor(engine.test_y))
+    assert np.array_equal(bank.margins[0], expect.numpy())
+    # its own seed stream and cache entry: never the independent LDS bank's subsets
+    other = subset_bank(cfg, engine, 4, 0.99, "lds")
+    assert not np.array_equal(other.masks, bank.masks)
