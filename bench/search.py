@@ -8,8 +8,9 @@ times, and the fastest of each is kept. Cases: the default run (MLP; remove and 
 CNN arch (`arch=cnn trainer=cpu`, 4 targets, budget 4: a CNN is not stacked, so its tests train
 one model at a time). Prints seconds and models per case and, as its last line,
 `search_speedup=X supports_identical=true|false` (X: the default run's remove task; identical:
-every case's supports and logged tests, model by model: test, seed and verdict; margins may
-differ by rounding where a model was stacked with other companions, the largest difference shown).
+every case's supports and logged tests, model by model: test, seed, verdict and margin, bit for
+bit; the largest margin difference is shown, and is 0 on a CPU: a model's arithmetic does not
+depend on its companions, brittle/retrain/recipe_trainer.py).
 
 In search vs alone: the search (target after target) runs with its engine's training calls
 recorded; the same calls (the same jobs, grouped as the search grouped them) are then trained
@@ -90,11 +91,10 @@ def search_once(cfg, prepared: Path, lockstep: bool, work: Path, calls: list | N
 
 def _same(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame]
           ) -> tuple[bool, float]:
-    """(supports equal and every logged model the same test, seed and verdict; the largest
-    margin difference). Logs are compared in (target, k, replicate) order: lockstep logs a
-    round's tests of all targets together. A model stacked with other companions rounds its
-    margin otherwise, so margins are compared, not required equal."""
-    keys = ["target", "k", "rep", "seed", "correct"]
+    """(supports equal and every logged model the same test, seed, verdict and margin; the
+    largest margin difference). Logs are compared in (target, k, replicate) order: lockstep logs
+    a round's tests of all targets together."""
+    keys = ["target", "k", "rep", "seed", "correct", "margin"]
     ta, tb = (t.sort_values(keys[:3]).reset_index(drop=True) for t in (a[1], b[1]))
     same = a[0].equals(b[0]) and ta[keys].equals(tb[keys])
     gap = float((ta["margin"] - tb["margin"]).abs().max()) if same else float("nan")

@@ -2,9 +2,10 @@
 
 RecipeTrainer trains with a Recipe (recipe.py): `trainer=arch_recipe` takes the arch's own recipe,
 `trainer=paper` the paper's ResNet-9 recipe, `trainer=cpu` an arch's recipe shortened for a CPU.
-The models of one counterfactual test (or of a lockstep round) are trained together when that
-is faster (stacked MLPs, stacked.py; any arch on CUDA streams or vmapped, together.py) or one
-after another. `trainer=fast` is the airbench-class procedure (fast_trainer.py).
+An MLP always trains in a stack (stacked.py), the N models of a test or of a lockstep round
+together and a lone model as a stack of one, so its weights do not depend on its companions;
+other archs train one after another, or on CUDA streams or vmapped (together.py).
+`trainer=fast` is the airbench-class procedure (fast_trainer.py).
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from torch import nn
 from brittle.retrain.augment import augment, resized
 from brittle.retrain.loop import Autocast, Fit, Pending, batches, run, seeded
 from brittle.retrain.recipe import Recipe, lr_at, optimizer_for, schedule_steps
-from brittle.retrain.stacked import stackable, train_stacked, train_stacked_jobs
-from brittle.retrain.together import StepTrainer
-from brittle.retrain.trainer import Job, Trainer, logits
+from brittle.retrain.stacked import stackable, train_stacked_jobs
+from brittle.retrain.together import StepTrainer, groups
+from brittle.retrain.trainer import Job, logits
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
 from brittle.runtime.precision import PRECISIONS, Precision
@@ -70,39 +71,28 @@ class RecipeTrainer(StepTrainer):
         """One model per seed on x[keep] (x float [N, C, H, W], labels int64 [N])."""
         if self.together not in ("auto", "stacked"):
             return super().train(build, x, labels, keep, seeds)
-        stack = self.together == "stacked" or len(seeds) > 1
-        if stack and self.arch_fact(build, "stackable", stackable):
-            return train_stacked(build, self.recipe, x, labels, keep, seeds)
-        if self.together == "stacked":
-            raise BrittleError("trainer.together=stacked needs an MLP arch (arch=mlp); "
-                               "use trainer.together=auto or loop")
-        return [self.train_one(build, x, labels, keep, seed) for seed in seeds]
+        return self.train_jobs(build, x, [Job(keep, labels, seed) for seed in seeds])
 
     def train_jobs(self, build: Callable[[], nn.Module], x: torch.Tensor,
                    jobs: Sequence[Job]) -> list[nn.Module]:
-        """The models of many tests: stackable archs (auto, stacked) train every job of equal
-        training-set size as one stack (at most `max_stack` copies), whatever test it belongs
-        to; streams and vmap as StepTrainer does; others as `Trainer.train_jobs` does."""
+        """The models of many tests, in order. A stackable arch (auto, stacked) trains every
+        model in a stack, jobs of equal training-set size together (at most `max_stack`), a
+        stack of one included: a model's arithmetic is the same whichever models train beside
+        it, so on a CPU its logits are bitwise those of the same seed trained in any other
+        grouping (a test's 5, 3 + 1 + 1, alone, or in a lockstep round beside other targets').
+        Other archs train one by one (auto), or as StepTrainer does (streams, vmap)."""
         if self.together not in ("auto", "stacked"):
             return super().train_jobs(build, x, jobs)
-        if not jobs or not self.arch_fact(build, "stackable", stackable):
-            return Trainer.train_jobs(self, build, x, jobs)
-        by_size: dict[int, list[int]] = {}
-        for i, job in enumerate(jobs):
-            by_size.setdefault(int(job.keep.shape[0]), []).append(i)
-        out: list[nn.Module | None] = [None] * len(jobs)
-        for members in by_size.values():
-            for lo in range(0, len(members), self.max_stack):
-                part = members[lo:lo + self.max_stack]
-                # one model alone trains unstacked, as `train` does
-                if len(part) == 1 and self.together == "auto":
-                    job = jobs[part[0]]
-                    trained = self.train(build, x, job.labels, job.keep, [job.seed])
-                else:
-                    trained = train_stacked_jobs(build, self.recipe, x, [jobs[i] for i in part])
-                for i, model in zip(part, trained):
-                    out[i] = model
-        return [m for m in out if m is not None]
+        if not self.arch_fact(build, "stackable", stackable):
+            if self.together == "stacked":
+                raise BrittleError("trainer.together=stacked needs an MLP arch (arch=mlp); "
+                                   "use trainer.together=auto or loop")
+            return [self.train_one(build, x, j.labels, j.keep, j.seed) for j in jobs]
+        placed: dict[int, nn.Module] = {}
+        for part in groups(jobs, self.max_stack):
+            placed.update(zip(part, train_stacked_jobs(build, self.recipe, x,
+                                                       [jobs[i] for i in part])))
+        return [placed[i] for i in range(len(jobs))]
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """float32 [M, classes] for x [M, C, H, W]."""
