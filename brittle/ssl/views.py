@@ -1,9 +1,12 @@
 """Self-supervised views made on the device, a whole batch at once, with the augmentation
-distributions of the lightly transform the config names (torchvision's formulas, vectorised: one
-affine resampling for crop and flips, per-image colour factors (brittle/ssl/color.py), a grouped
-convolution for blur). A batch's views are a fixed sequence of tensor operations whatever the
-random draws: nothing is read back to the host during a step, and torch.compile makes them one
-graph (`backbone.compile`).
+distributions of the lightly transform the config names, vectorised: torchvision's crop sampler,
+then the crop and flips and the colour steps with the arithmetic torchvision has on PIL images,
+so on uint8 levels, each step rounded where Pillow rounds (brittle/ssl/resample.py,
+brittle/ssl/color.py): given the same draws, these pixels are lightly's. Blur is a true Gaussian
+(a grouped convolution, rounded to levels), where Pillow's GaussianBlur approximates one with box
+filters. A batch's views are a fixed sequence of tensor operations whatever the random draws:
+nothing is read back to the host during a step, and torch.compile makes them one graph
+(`backbone.compile`).
 
 `view_specs` reads the configured lightly transform (its `_target_` and arguments, completed with
 the lightly class's own defaults) into one `ViewSpec` per view; `DeviceViews` turns a uint8 batch
@@ -27,6 +30,7 @@ from torch import nn
 
 from brittle.runtime.errors import BrittleError
 from brittle.ssl.color import coin, color_jitter, gray
+from brittle.ssl.resample import resized_crop
 
 _TWO_VIEW = ("MoCoV2Transform", "SimCLRTransform")   # two views from one view transform
 _SUPPORTED = (*_TWO_VIEW, "DINOTransform")
@@ -121,23 +125,23 @@ class DeviceViews(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = images.float().div_(255.0)
-        return [(self.view(x, s) - self.get_buffer(f"mean_{i}")) / self.get_buffer(f"std_{i}")
+        return [(self.view(images, s) - self.get_buffer(f"mean_{i}")) / self.get_buffer(f"std_{i}")
                 for i, s in enumerate(self.specs)]
 
-    def view(self, x: torch.Tensor, s: ViewSpec) -> torch.Tensor:
-        """One view of every image of x float [B, C, H, W] in [0, 1], in lightly's order: crop and
-        flips, colour jitter, grayscale, blur, solarisation (`forward` then normalises)."""
-        out = crop_and_flip(x, s.size, s.scale, s.hf_prob, s.vf_prob, s.bicubic)
+    def view(self, images: torch.Tensor, s: ViewSpec) -> torch.Tensor:
+        """One view float [B, C, s, s] in [0, 1] of every image of uint8 images [B, C, H, W], in
+        lightly's order: crop and flips, colour jitter, grayscale, blur, solarisation, all on
+        uint8 levels; ToTensor's division by 255 last (`forward` then normalises)."""
+        out = crop_and_flip(images, s.size, s.scale, s.hf_prob, s.vf_prob, s.bicubic)
         if s.cj_prob > 0 and any(v > 0 for v in s.jitter):
             out = color_jitter(out, s.jitter, s.cj_prob)
         if s.gray_prob > 0 and out.shape[1] == 3:
             out = torch.where(coin(out, s.gray_prob), gray(out).expand_as(out), out)
         if s.blur_prob > 0:
-            out = gaussian_blur(out, s.sigmas, s.blur_prob)
-        if s.solarize_prob > 0:
-            out = torch.where(coin(out, s.solarize_prob) & (out >= 128 / 255), 1.0 - out, out)
-        return out
+            out = gaussian_blur(out, s.sigmas, s.blur_prob).round_()
+        if s.solarize_prob > 0:   # ImageOps.solarize(threshold=128)
+            out = torch.where(coin(out, s.solarize_prob) & (out >= 128), 255.0 - out, out)
+        return out / 255.0
 
 
 def crop_boxes(b: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
@@ -167,22 +171,15 @@ def crop_boxes(b: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[
     return torch.stack([top, left, ch, cw], dim=1)
 
 
-def crop_and_flip(x: torch.Tensor, size: int, scale: tuple[float, float], hf_prob: float,
+def crop_and_flip(images: torch.Tensor, size: int, scale: tuple[float, float], hf_prob: float,
                   vf_prob: float, bicubic: bool = False) -> torch.Tensor:
-    """Random resized crops of x [B, C, H, W] to [B, C, size, size], flipped with the given
-    probabilities: one affine resampling of the whole batch."""
-    b, _, h, w = x.shape
-    top, left, ch, cw = crop_boxes(b, h, w, scale, (3 / 4, 4 / 3), x.device).unbind(1)
-    sx = torch.where(torch.rand(b, device=x.device) < hf_prob, -1.0, 1.0) * cw / w
-    sy = torch.where(torch.rand(b, device=x.device) < vf_prob, -1.0, 1.0) * ch / h
-    tx = (2 * left + cw) / w - 1.0   # the crop's centre in [-1, 1] coordinates
-    ty = (2 * top + ch) / h - 1.0
-    zero = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
-    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
-    out = F.grid_sample(x, grid, mode="bicubic" if bicubic else "bilinear", padding_mode="border",
-                        align_corners=False)
-    return out.clamp_(0.0, 1.0)
+    """Random resized crops of uint8 images [B, C, H, W] to float levels [B, C, size, size],
+    flipped with the given probabilities (torchvision's draws, PIL's pixels)."""
+    b, _, h, w = images.shape
+    boxes = crop_boxes(b, h, w, scale, (3 / 4, 4 / 3), images.device)
+    hflip = torch.rand(b, device=images.device) < hf_prob
+    vflip = torch.rand(b, device=images.device) < vf_prob
+    return resized_crop(images, boxes, size, bicubic, hflip, vflip)
 
 
 def gaussian_blur(x: torch.Tensor, sigmas: tuple[float, float], p: float) -> torch.Tensor:
