@@ -117,9 +117,8 @@ def _differences(plan: dict, size: int, bicubic: bool, jittered: bool) -> dict[s
 
 def _check(images: np.ndarray) -> None:
     """Within one level everywhere, the border included (the crop reads only its own pixels),
-    and equal but for at most 1 value in 1000. The arithmetic is Pillow's, so on this machine
-    every value is equal; the margin is for a platform whose C compiler fuses Pillow's float
-    multiply-adds."""
+    and equal but for at most 1 value in 1000. The arithmetic is Pillow's, so the values are
+    equal; the margin is for a Pillow build whose C compiler fuses its float multiply-adds."""
     plan = _plan(images)
     for size, bicubic in RESIZES:
         for jittered in (False, True):
