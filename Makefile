@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# brittle with its core dependencies (`make run`); DEV_STAMP: and the dev extra (every extra,
+# pytest, ruff, mypy) for the tests, the linters and the benches
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: install run test test-slow test-all lint bench bench-docs gpu-check gpu-pack gpu-pack-verify figures clean-cache
 
@@ -11,32 +14,36 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: this build is the one the project is tested with
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
+install: $(DEV_STAMP)
 
 run: $(STAMP)
 	$(PY) run.py
 
 # two workers (pytest-xdist; one torch thread each, the `heavy` tests first: tests/conftest.py)
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2 --dist load
 
 # ruff (style at 100 characters, imports, bugbear, pyupgrade, complexity) on everything; mypy on the package (pyproject.toml)
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check brittle tests bench run.py
 	$(VENV)/bin/mypy
 
 # the `slow` tests alone (CI runs them after `make test`)
-test-slow: $(STAMP)
+test-slow: $(DEV_STAMP)
 	$(PY) -m pytest -q -m slow
 
-test-all: $(STAMP)
+test-all: $(DEV_STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 # benchmarks print ratios measured side by side in one run (not part of the tests)
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) bench/pretrain.py
 	$(PY) bench/esvm.py
 	$(PY) bench/retrain.py

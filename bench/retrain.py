@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.record import Record, add_arguments  # noqa: E402
 from brittle.api import build_engine, load_data  # noqa: E402
 from brittle.cli.resolvers import register_resolvers  # noqa: E402
+from brittle.counterfactual.runners import EngineRunner  # noqa: E402
 from brittle.counterfactual.tasks import Remove  # noqa: E402
 from brittle.counterfactual.tester import CounterfactualTester, TestLog  # noqa: E402
 
@@ -89,7 +90,8 @@ def together_vs_loop(extra: list[str]) -> dict[str, float]:
     for mode in ("loop", "auto", "loop", "auto"):   # twice each, interleaved: the 2nd is kept
         engine.trainer.together = mode
         with tempfile.TemporaryDirectory() as tmp:
-            tester = CounterfactualTester(engine, Remove(), TestLog(Path(tmp) / "t.jsonl"), seed=0,
+            tester = CounterfactualTester(EngineRunner(engine, Remove()),
+                                          TestLog(Path(tmp) / "t.jsonl"), seed=0,
                                           n_test=5)   # a full test: all 5 models
             start = time.perf_counter()
             tester.accuracy(0, ranking, 64, None)

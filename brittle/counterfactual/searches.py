@@ -8,7 +8,8 @@ The oracle may also offer `many(ks) -> fractions` for tests a search makes in on
 lockstep search stage's does); a search that has such rounds asks for them together.
 `lockstep` (every search's setting) is read by the search stage: all targets' next tests train
 together; it changes when models train, never which (an execution setting, not part of a run's
-identity).
+identity). `verify` and `refine_budget` (every built-in search's) ask for the checks of what the
+search found (brittle/counterfactual/checks.py); 0 is off, the paper presets' setting.
 """
 from __future__ import annotations
 
@@ -37,6 +38,37 @@ class SearchResult:
         return self.rounds if self.rounds is not None else len(self.steps)
 
 
+@dataclass(frozen=True)
+class Checking:
+    """`search.verify` (fresh models per check; 0: off) and `search.refine_budget` (candidate
+    tests per target; 0: off; needs verify >= 1: every accepted set is verified)."""
+    verify: int = 0
+    refine_budget: int = 0
+
+    def __post_init__(self) -> None:
+        if self.verify < 0:
+            raise BrittleError(f"search.verify={self.verify} is out of range; use 0 (off) or "
+                               f"a number of fresh models >= 1")
+        if self.refine_budget < 0:
+            raise BrittleError(f"search.refine_budget={self.refine_budget} is out of range; use "
+                               f"0 (off) or a number of tests >= 1")
+        if self.refine_budget and not self.verify:
+            raise BrittleError(f"search.refine_budget={self.refine_budget} needs search.verify "
+                               f">= 1: every set a refinement accepts is verified with fresh "
+                               f"models")
+
+    @classmethod
+    def of(cls, search: Search) -> Checking:
+        """A search's settings (a user's search without them: no checks)."""
+        return cls(int(getattr(search, "verify", 0) or 0),
+                   int(getattr(search, "refine_budget", 0) or 0))
+
+    def models_per_target(self, n_test: int) -> int:
+        """The most models a target's checks train: its verification, then per candidate test
+        N_test models and, when it flips, its verification."""
+        return self.verify + self.refine_budget * (n_test + self.verify) if self.verify else 0
+
+
 class Search(ABC):
     """A `search=` option: finds a target's support from an oracle `k -> fraction of the
     `n_test` models of a test at k that still classify the target correctly`, up to max_support."""
@@ -44,6 +76,8 @@ class Search(ABC):
     n_test: int
     max_support: int
     lockstep: bool = False   # a user's search without the setting runs target after target
+    verify: int = 0          # fresh models that test the support found again (0: no checks)
+    refine_budget: int = 0   # candidate tests that look for a smaller set inside it (0: none)
     # True: the search reads a test only as `accuracy > 0.5` (its majority), so a test's training
     # stops once the majority is settled, and the fraction it gets is over the models trained (on
     # the same side of 0.5 as over all n_test). False (a user's search): full tests, exact fractions
@@ -66,9 +100,12 @@ class Bisection(Search):
     n_test: int = 5
     max_support: int = 1280
     lockstep: bool = False
+    verify: int = 0
+    refine_budget: int = 0
     majority_only: ClassVar[bool] = True   # decides by `accuracy > 0.5` alone
 
     def __post_init__(self) -> None:
+        Checking(self.verify, self.refine_budget)   # their range checks
         if not 0 <= self.budget <= 30:
             raise BrittleError(f"search.budget={self.budget} is out of range; use 0..30")
         if self.n_test < 1:
@@ -105,10 +142,14 @@ class Grid(Search):
     n_test: int = 5
     max_support: int = 1280
     lockstep: bool = False
+    verify: int = 0
+    refine_budget: int = 0
     majority_only: ClassVar[bool] = True   # decides by `accuracy > 0.5` alone
 
     def __post_init__(self) -> None:
-        Bisection(self.budget, self.n_test, self.max_support)  # same range checks
+        # the same range checks
+        Bisection(self.budget, self.n_test, self.max_support, verify=self.verify,
+                  refine_budget=self.refine_budget)
         for s in self.grid():
             if not 1 <= s <= self.max_support:
                 raise BrittleError(f"search.sizes contains {s}; use sizes in 1..{self.max_support}")
@@ -141,10 +182,13 @@ class Parallel(Search):
     n_test: int = 5
     max_support: int = 1280
     lockstep: bool = False
+    verify: int = 0
+    refine_budget: int = 0
     majority_only: ClassVar[bool] = True   # decides by `accuracy > 0.5` alone
 
     def __post_init__(self) -> None:
-        Bisection(self.budget, self.n_test, self.max_support)
+        Bisection(self.budget, self.n_test, self.max_support, verify=self.verify,
+                  refine_budget=self.refine_budget)
         if self.width < 1:
             raise BrittleError(f"search.width={self.width} is out of range; use >= 1")
 

@@ -7,42 +7,53 @@ round by round, each round only as many as could still settle the majority (`mod
 so a test of 5 models takes 3 when the first 3 agree. The decision is the full test's; the
 fraction returned is over the models trained, which is on the same side of 0.5 as the full one.
 
-`tests.jsonl` gets one line per trained model, flushed and fsynced once per round of training
+Who trains and judges the models is a `Runner` (brittle/counterfactual/runners.py): brittle's
+retraining engine, or a user's own training function (brittle/counterfactual/supports.py). A
+tester has a `phase`: the search's own tests (`search`, seeded by (run seed, target, k,
+replicate)) or the checks of a support found (`verify`, `refine`, `refine_verify`:
+brittle/counterfactual/checks.py), each seeded from a stream of its own, so no check ever
+reuses a search model's seed.
+
+The log gets one line per trained model, flushed and fsynced once per round of training
 (before the next round starts); a rerun reads it back and retrains only models that are not there,
 so an interrupted search resumes where it stopped and gives the same table as an uninterrupted one.
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from brittle.counterfactual.searches import Search, SearchResult
-from brittle.counterfactual.tasks import Task
-from brittle.retrain.engine import Engine
-from brittle.retrain.trainer import Job, margin
-from brittle.runtime.seeds import model_seed
-
-log = logging.getLogger(__name__)
+from brittle.runtime.seeds import Stream, model_seed
 
 TEST_COLUMNS = ["target", "k", "rep", "seed", "correct", "margin", "seconds"]
+CHECK_COLUMNS = ["phase", "target", "k", "size", "rep", "seed", "correct", "margin", "seconds"]
+# the seed stream of each phase but the search's (whose seeds are (run seed, target, k, rep))
+PHASE_STREAMS = {"verify": Stream.VERIFY, "refine": Stream.REFINE,
+                 "refine_verify": Stream.REFINE_VERIFY}
+
+Key = tuple[str, int, int, int]   # (phase, target, k, replicate)
+
+
+def _key(row: dict) -> Key:
+    return (row.get("phase", "search"), int(row["target"]), int(row["k"]), int(row["rep"]))
 
 
 class TestLog:
-    """Append-only JSON-lines log of trained models, keyed by (target, k, rep)."""
+    """Append-only JSON-lines log of trained models, keyed by (phase, target, k, rep); rows of
+    the search's own tests carry no phase."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.rows: dict[tuple[int, int, int], dict] = {}
+        self.rows: dict[Key, dict] = {}
         if self.path.exists():
             self._load()
 
@@ -55,17 +66,14 @@ class TestLog:
                 row = json.loads(line)
             except ValueError:
                 break  # a torn last line from a crash mid-write: everything before it is good
-            self.rows[(row["target"], row["k"], row["rep"])] = row
+            self.rows[_key(row)] = row
             good += len(line) + 1
         if good < len(data):  # drop the torn tail so later appends start on a clean line
             with open(self.path, "r+b") as f:
                 f.truncate(good)
 
-    def get(self, target: int, k: int, rep: int) -> dict | None:
-        return self.rows.get((target, k, rep))
-
-    def append(self, row: dict) -> None:
-        self.extend([row])
+    def get(self, target: int, k: int, rep: int, phase: str = "search") -> dict | None:
+        return self.rows.get((phase, int(target), int(k), int(rep)))
 
     def extend(self, rows: Sequence[dict]) -> None:
         """Append rows in one write and one fsync (a round's models are all trained by then)."""
@@ -74,11 +82,14 @@ class TestLog:
             f.flush()
             os.fsync(f.fileno())
         for row in rows:
-            self.rows[(row["target"], row["k"], row["rep"])] = row
+            self.rows[_key(row)] = row
 
-    def frame(self) -> pd.DataFrame:
-        rows = sorted(self.rows.values(), key=lambda r: (r["target"], r["k"], r["rep"]))
-        return pd.DataFrame(rows, columns=TEST_COLUMNS)
+    def frame(self, phase: str = "search") -> pd.DataFrame:
+        """The rows of one phase, sorted by (target, k, rep): tests.parquet for the search's."""
+        rows = sorted((r for key, r in self.rows.items() if key[0] == phase),
+                      key=lambda r: (r["target"], r["k"], r["rep"]))
+        columns = TEST_COLUMNS if phase == "search" else CHECK_COLUMNS
+        return pd.DataFrame(rows, columns=columns)
 
 
 def models_to_decide(n_test: int, outcomes: Sequence[bool]) -> int:
@@ -91,17 +102,53 @@ def models_to_decide(n_test: int, outcomes: Sequence[bool]) -> int:
     return max(0, min(n_test // 2 + 1 - correct, (n_test + 1) // 2 - wrong))
 
 
+@dataclass(frozen=True)
+class Request:
+    """One counterfactual test: `target`'s ranking (int [K]) modified up to prefix `k`. `key`
+    names the test in its log and seeds when it is not its size (a refinement's candidate sets:
+    several of one size); default k."""
+    target: int
+    ranking: np.ndarray
+    k: int
+    flip_class: int | None
+    key: int | None = None
+
+    @property
+    def test(self) -> int:
+        return int(self.k if self.key is None else self.key)
+
+    @property
+    def modified(self) -> np.ndarray:
+        """The training images the task modifies: int64 [k]."""
+        return np.asarray(self.ranking[:self.k], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model to train for a test: its request and seed (a runner's unit of work)."""
+    request: Request
+    seed: int
+
+
+class Runner(Protocol):
+    """Trains models on their tests' modified training sets and judges each on its target:
+    (classified correctly, margin) per model, in order (brittle/counterfactual/runners.py)."""
+
+    def verdicts(self, models: Sequence[Model]) -> list[tuple[bool, float]]: ...
+
+
 @dataclass
 class CounterfactualTester:
-    """The oracle of one target: k -> fraction of n_test models still classifying it correctly;
-    with `majority`, of the models trained until the majority was settled. `used[(target, k)]`:
-    the models each test's answer rests on; `trained`: models trained in this process."""
-    engine: Engine
-    task: Task
+    """The oracle of a search or a check: k -> fraction of n_test models still classifying the
+    target correctly; with `majority`, of the models trained until the majority was settled.
+    `used[(target, key)]`: the models each test's answer rests on; `trained`: models trained
+    in this process."""
+    runner: Runner
     log: TestLog
     seed: int
     n_test: int
     majority: bool = False
+    phase: str = "search"
     trained: int = 0
     used: dict[tuple[int, int], int] = field(default_factory=dict)
 
@@ -111,72 +158,54 @@ class CounterfactualTester:
     def accuracies(self, requests: list[Request]) -> list[float]:
         """Each test's fraction of models still classifying its target correctly. Round by round,
         every unsettled test's next models (in replicate order) that the log lacks are trained
-        together, across tests where the trainer can, and logged before they are read."""
+        together, across tests where the runner can, and logged before they are read."""
         outcomes: list[list[bool]] = [[] for _ in requests]
-        modified: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         while True:
             wanted = [range(len(o), len(o) + self._still_needed(o)) for o in outcomes]
             if not any(wanted):
                 break
-            self._train_missing(requests, wanted, modified)
+            self._train_missing(requests, wanted)
             for r, reps, got in zip(requests, wanted, outcomes):
-                rows = [self.log.rows[(int(r.target), int(r.k), rep)] for rep in reps]
-                got += [bool(row["correct"]) for row in rows]
+                got += [bool(self.log.rows[(self.phase, int(r.target), r.test, rep)]["correct"])
+                        for rep in reps]
         for r, got in zip(requests, outcomes):
-            self.used[(int(r.target), int(r.k))] = len(got)
+            self.used[(int(r.target), r.test)] = len(got)
         return [float(np.mean(got)) for got in outcomes]
+
+    def model_seed(self, target: int, test: int, rep: int) -> int:
+        """The seed of replicate `rep` of a test: the search's (run seed, target, k, rep), a
+        check's (run seed, its phase's stream, target, key, rep)."""
+        if self.phase == "search":
+            return model_seed(self.seed, target, test, rep)
+        return model_seed(self.seed, PHASE_STREAMS[self.phase], target, test, rep)
 
     def _still_needed(self, outcomes: list[bool]) -> int:
         if self.majority:
             return models_to_decide(self.n_test, outcomes)
         return self.n_test - len(outcomes)
 
-    def _train_missing(self, requests: list[Request], wanted: list[range],
-                       modified: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Train, evaluate and log the models of `wanted` (replicates per request) the log lacks;
-        each test's modified training set is built once, however many rounds it takes."""
-        jobs, owners = [], []
-        for i, (r, reps) in enumerate(zip(requests, wanted)):
-            for rep in reps:
-                if self.log.get(int(r.target), int(r.k), rep) is not None:
-                    continue
-                if i not in modified:
-                    modified[i] = self.task.apply(self.engine.train_y, r.ranking[:r.k],
-                                                  r.flip_class)
-                keep, labels = modified[i]
-                jobs.append(Job(keep, labels, model_seed(self.seed, r.target, r.k, rep)))
-                owners.append((r, rep))
-        if not jobs:
+    def _train_missing(self, requests: list[Request], wanted: list[range]) -> None:
+        """Train, judge and log the models of `wanted` (replicates per request) the log lacks."""
+        todo = [(r, rep) for r, reps in zip(requests, wanted) for rep in reps
+                if self.log.get(r.target, r.test, rep, self.phase) is None]
+        if not todo:
             return
+        models = [Model(r, self.model_seed(int(r.target), r.test, rep)) for r, rep in todo]
         start = time.perf_counter()
-        models = self.engine.train_jobs(jobs)
-        # the verdicts' one transfer to the host waits for the device: the time is the work's
-        verdicts = verdicts_of(self.engine, models, [int(r.target) for r, _ in owners])
-        seconds = (time.perf_counter() - start) / len(jobs)
-        self.log.extend([{"target": int(r.target), "k": int(r.k), "rep": rep, "seed": job.seed,
-                          "correct": ok, "margin": m, "seconds": seconds}
-                         for job, (r, rep), (ok, m) in zip(jobs, owners, verdicts)])
-        self.trained += len(jobs)
+        verdicts = self.runner.verdicts(models)
+        seconds = (time.perf_counter() - start) / len(models)
+        self.log.extend([self._row(m, rep, ok, margin, seconds)
+                         for m, (_, rep), (ok, margin) in zip(models, todo, verdicts)])
+        self.trained += len(models)
 
-
-def verdicts_of(engine: Engine, models: Sequence[nn.Module], targets: Sequence[int]
-                ) -> list[tuple[bool, float]]:
-    """(classified correctly, margin) of each model on its test image `targets[i]`: the logits
-    of all of them [len(models), C] go to the host in one transfer (`Engine.evaluate`'s numbers)."""
-    with torch.no_grad():
-        out = torch.stack([engine.logits(m, engine.test_x[t:t + 1])[0]
-                           for m, t in zip(models, targets)]).cpu()
-    labels = [int(engine.test_y[t]) for t in targets]
-    return [(bool(int(o.argmax()) == y), margin(o, y)) for o, y in zip(out, labels)]
-
-
-@dataclass(frozen=True)
-class Request:
-    """One counterfactual test: `target`'s ranking (int [K]) modified up to prefix `k`."""
-    target: int
-    ranking: np.ndarray
-    k: int
-    flip_class: int | None
+    def _row(self, model: Model, rep: int, ok: bool, margin: float, seconds: float) -> dict:
+        r = model.request
+        row: dict[str, object] = {"target": int(r.target), "k": r.test, "rep": int(rep),
+                                  "seed": model.seed, "correct": bool(ok), "margin": float(margin),
+                                  "seconds": seconds}
+        if self.phase != "search":
+            row = {"phase": self.phase, **row, "size": int(r.k)}
+        return row
 
 
 def search_target(search: Search, tester: CounterfactualTester, target: int, ranking: np.ndarray,

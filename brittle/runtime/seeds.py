@@ -26,6 +26,11 @@ class Stream(IntEnum):
     SINGLE_RUN = 17_000_023
     MAGIC = 17_000_041         # MAGIC's further models (its second seed on)
     LDS_SAME_ORDER = 9_000_041  # the same-order LDS bank's subsets (never the 'lds' bank's)
+    # the checks of a support found (brittle/counterfactual/checks.py): fresh models, never a
+    # search model's seed (the search's are (run seed, target, k, replicate))
+    VERIFY = 19_000_003         # the found prefix tested again
+    REFINE = 19_000_019         # a refinement's candidate sets
+    REFINE_VERIFY = 19_000_031  # an accepted candidate tested again
 
 
 def stream(purpose: str) -> Stream:

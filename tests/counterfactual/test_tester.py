@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from brittle.counterfactual.runners import EngineRunner
 from brittle.counterfactual.searches import Bisection, Grid, Parallel
 from brittle.counterfactual.tasks import Remove
 from brittle.counterfactual.tester import CounterfactualTester, Request, models_to_decide
@@ -84,8 +85,8 @@ def _outcomes_by_seed(patterns: dict[tuple[int, int], tuple[bool, ...]], seed: i
 
 
 def _tester(tmp_path: Path, engine, majority: bool, n_test: int = 5) -> CounterfactualTester:
-    return CounterfactualTester(engine, Remove(), Log(tmp_path / "tests.jsonl"), seed=0,
-                                n_test=n_test, majority=majority)
+    return CounterfactualTester(EngineRunner(engine, Remove()), Log(tmp_path / "tests.jsonl"),
+                                seed=0, n_test=n_test, majority=majority)
 
 
 def test_tests_of_a_round_train_together_only_as_many_models_as_can_settle_them(tmp_path):
@@ -120,7 +121,7 @@ def test_a_resumed_test_trains_only_the_models_its_log_lacks(tmp_path):
     part = tmp_path / "part"
     part.mkdir()
     log = Log(part / "tests.jsonl")
-    log.extend([r for (t, k, rep), r in Log(tmp_path / "tests.jsonl").rows.items() if rep < 2])
+    log.extend([r for (_, t, k, rep), r in Log(tmp_path / "tests.jsonl").rows.items() if rep < 2])
     engine.calls.clear()
     again = _tester(part, engine, majority=True)
     assert again.accuracies([request]) == [0.6]
