@@ -1,8 +1,10 @@
-"""The supported Python API: brittle's stages and scorers without the command line.
+"""The supported Python API: brittle's stages and scorers without the command line, and its
+searches for a model trained by your own code.
 
-    from brittle.api import rank
+    from brittle.api import rank, find_supports
     from brittle.scorers.esvm.scorer import ExemplarSVM
     topk = rank(ExemplarSVM(), train_feats, train_labels, target_feats, target_labels, k=100)
+    found = find_supports(my_train_and_judge, targets, train_labels, target_labels, rankings=topk)
 
 The stage helpers take a composed config (Hydra's `compose`, see tests/helpers.py) and run one
 stage with that config's slice and execution settings, exactly as `python run.py` does.
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from brittle.counterfactual.callables import TrainingJob
 from brittle.data.datasets import Dataset
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
@@ -33,6 +36,10 @@ from brittle.stages import embed as embed_stage
 from brittle.stages import pretrain as pretrain_stage
 from brittle.stages.embed import Embeddings
 from brittle.stages.keys import select
+from brittle.your_model import Supports, find_supports
+
+__all__ = ["rank", "find_supports", "Supports", "TrainingJob", "load_data", "build_engine",
+           "pretrain", "embed", "scorer_models", "bank"]
 
 
 def rank(scorer: Scorer, train: np.ndarray | None, train_labels: np.ndarray,

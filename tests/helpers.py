@@ -68,6 +68,8 @@ def _brittle_child(argv: list[str], cwd: str, env: dict[str, str], out: str, err
     sys.stdout, sys.stderr = (open(1, "w", buffering=1, closefd=False),
                               open(2, "w", buffering=1, closefd=False))
     logging.root.handlers.clear()
+    # a process started now would put PYTHONPATH first on its path (a user's own modules)
+    sys.path[:0] = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if "OMP_NUM_THREADS" in env:
         import torch
         torch.set_num_threads(int(env["OMP_NUM_THREADS"]))

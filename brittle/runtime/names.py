@@ -52,6 +52,7 @@ REGISTERED: dict[str, str] = {
     "arch/airnet": "brittle.retrain.airnet.AirNet",
     "trainer/recipe": "brittle.retrain.recipe_trainer.RecipeTrainer",
     "trainer/fast": "brittle.retrain.fast_trainer.FastTrainer",
+    "trainer/custom": "brittle.retrain.custom.CustomTrainer",
     "task/remove": "brittle.counterfactual.tasks.Remove",
     "task/mislabel": "brittle.counterfactual.tasks.Mislabel",
     "search/bisection": "brittle.counterfactual.searches.Bisection",
