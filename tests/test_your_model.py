@@ -131,10 +131,12 @@ def test_the_same_network_and_loop_run_from_the_command_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     common = ["arch=custom", "arch.model._target_=my_model.Net", "trainer=custom",
               f"cache_dir={tmp_path / 'cache'}", *[o for o in TINY if not o.startswith("arch.")]]
-    p = run_brittle([*common, "trainer.fit=my_model.fit", f"hydra.run.dir={tmp_path / 'run'}"], env=env)
+    p = run_brittle([*common, "trainer.fit=my_model.fit", f"hydra.run.dir={tmp_path / 'run'}"],
+                    env=env)
     assert p.returncode == 0, p.stderr[-1500:]
     names = json.loads((tmp_path / "run" / "summary.json").read_text())["names"]
     assert names["arch"] == "custom" and names["trainer"] == "custom"
-    p = run_brittle([*common, "trainer.fit=my_model.nosuch", f"hydra.run.dir={tmp_path / 'x'}"], env=env)
+    p = run_brittle([*common, "trainer.fit=my_model.nosuch", f"hydra.run.dir={tmp_path / 'x'}"],
+                    env=env)
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
     assert p.returncode != 0 and len(errors) == 1 and "trainer.fit=my_model.nosuch" in errors[0]
