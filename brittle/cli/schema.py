@@ -35,6 +35,12 @@ class TrakSizesSchema:
 
 
 @dataclass
+class EsvmLdsSchema:
+    negatives: str = MISSING
+    magnitude: str = MISSING
+
+
+@dataclass
 class ScoreSchema:
     chunk: int = MISSING
     save_scores: bool = MISSING
@@ -54,6 +60,7 @@ class BrittleSchema:
     reference: ReferenceSchema = field(default_factory=ReferenceSchema)
     score: ScoreSchema = field(default_factory=ScoreSchema)
     trak_sizes: TrakSizesSchema = field(default_factory=TrakSizesSchema)
+    esvm_lds: EsvmLdsSchema = field(default_factory=EsvmLdsSchema)
     dataset: dict[str, Any] = field(default_factory=dict)
     backbone: dict[str, Any] = field(default_factory=dict)
     scorer: dict[str, Any] = field(default_factory=dict)
