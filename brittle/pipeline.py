@@ -13,6 +13,7 @@ the run's identity (`run_spec.json`) so a rerun resumes it.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from brittle.runtime.execution import Execution, activate, execution_of, run_ide
 from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
 from brittle.runtime.timings import ModelClock
+from brittle.runtime.tracking import Tracker
 from brittle.scorers.base import Scorer, ScorerModels, TargetSet, TrainSet, check_pool_sizes
 from brittle.stages import (
     bank,
@@ -55,10 +57,21 @@ def _on(cfg: DictConfig, stage: Any) -> DictConfig:
 
 def run(cfg: DictConfig, run_dir: Path,
         choices: dict[str, str] | None = None) -> summarize.RunSummary:
-    """Run (or resume) every stage; returns the record also written to summary.json."""
+    """Run (or resume) every stage; returns the record also written to summary.json. A chosen
+    `logger` tracks the run meanwhile (brittle/runtime/tracking.py); it never stops the run."""
     # a file of targets.indices becomes its indices: the run's identity holds what was read
     cfg, indices_named = targets.with_indices_read(cfg)
     ex = execution_of(cfg, run_dir)  # a bad device fails now, not after pretraining
+    ex = replace(ex, tracker=Tracker.of(cfg, ex.run_dir))   # so does a tracker's missing extra
+    with ex.tracker.tracking():
+        summary = _stages(cfg, ex, indices_named, choices)
+        ex.tracker.log_summary(summary.to_json())
+    return summary
+
+
+def _stages(cfg: DictConfig, ex: Execution, indices_named: str,
+            choices: dict[str, str] | None) -> summarize.RunSummary:
+    """Every stage of `run`, in order."""
     activate(ex.device)
     scorer: Scorer = instantiate(cfg.scorer)
     task: Task = instantiate(cfg.task)

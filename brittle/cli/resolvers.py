@@ -7,6 +7,7 @@ import re
 
 from omegaconf import ListConfig, OmegaConf
 
+from brittle.cli.configs import config_dir
 from brittle.cli.help import help_text
 from brittle.cli.schema import register_schema
 from brittle.runtime.execution import command_line_keys
@@ -22,6 +23,18 @@ def run_name(override_dirname: str) -> str:
     return name
 
 
+def execution_keys() -> list[str]:
+    """The execution keys Hydra leaves out of run-directory names, with every setting of the
+    built-in trackers (`logger.offline=true` names no other run directory than `logger=wandb`)."""
+    import yaml
+
+    settings: set[str] = set()
+    for option in sorted((config_dir() / "logger").glob("*.yaml")):
+        node = yaml.safe_load(option.read_text()) or {}
+        settings.update(f"logger.{key}" for key in node if not str(key).startswith("_"))
+    return command_line_keys() + sorted(settings)
+
+
 def black_level(mean: list[float], std: list[float]) -> ListConfig:
     """A black pixel in normalised units, per channel: (0 - mean) / std (a ListConfig: a plain
     list cannot replace an interpolation when a config is resolved in place)."""
@@ -32,6 +45,6 @@ def register_resolvers() -> None:
     """The resolvers conf/ uses, and the typed schema (brittle/cli/validate.py) it composes onto."""
     register_schema()
     OmegaConf.register_new_resolver("brittle_run_name", run_name, replace=True)
-    OmegaConf.register_new_resolver("brittle_execution_keys", command_line_keys, replace=True)
+    OmegaConf.register_new_resolver("brittle_execution_keys", execution_keys, replace=True)
     OmegaConf.register_new_resolver("brittle_help", help_text, replace=True)
     OmegaConf.register_new_resolver("brittle_black", black_level, replace=True)

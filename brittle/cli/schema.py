@@ -70,6 +70,7 @@ class BrittleSchema:
     source_arch: dict[str, Any] | None = None
     trainer: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
+    logger: dict[str, Any] = field(default_factory=dict)   # {}: logger=none
 
 
 def register_schema() -> None:

@@ -42,10 +42,9 @@ def check_choices(overrides: list[str], extra_dirs: list[str]) -> str | None:
                 options[group] = sorted({*options.get(group, []), *names})
     for arg in overrides:
         key, sep, value = arg.lstrip("+~").partition("=")
-        if key == "hydra/launcher":
-            problem = _launcher_problem(value)
-            if problem:
-                return problem
+        problem = _package_problem(key, value)
+        if problem:
+            return problem
         if not sep or key not in options or value == "null":
             continue
         if value not in options[key]:
@@ -58,6 +57,16 @@ _LAUNCHERS = {"joblib": "hydra_plugins.hydra_joblib_launcher",
               "ray": "hydra_plugins.hydra_ray_launcher",
               **{name: "hydra_plugins.hydra_submitit_launcher"
                  for name in ("submitit", "submitit_slurm", "submitit_local")}}
+
+
+def _package_problem(key: str, value: str) -> str | None:
+    """A launcher or tracker (`logger=`) whose package is not installed: the extra to install."""
+    if key == "hydra/launcher":
+        return _launcher_problem(value)
+    if key == "logger":
+        from brittle.runtime.tracking import missing_extra
+        return missing_extra(value)
+    return None
 
 
 def _launcher_problem(name: str) -> str | None:

@@ -1,13 +1,14 @@
 """Where and how a run executes, kept apart from what it computes.
 
 `EXECUTION_KEYS` is the one list of settings that only change where a run executes (device,
-cache location, logging, downloads): they never enter a cache key or a run's identity, and
-Hydra leaves them out of run-directory names. Stages receive them as an `Execution`.
+cache location, logging, downloads) or where its results are also sent (the experiment tracker,
+`logger`): they never enter a cache key or a run's identity, and Hydra leaves them out of
+run-directory names. Stages receive them as an `Execution`.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.names import with_stable_names
+from brittle.runtime.tracking import Tracker
 
 # torch is imported where a device is resolved: the command line's checks need none
 if TYPE_CHECKING:
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 # Dotted config paths; a run directory made with one value is resumed with any other.
 # (backbone.trust_checkpoint permits reading a file, it does not change what is computed.)
 EXECUTION_KEYS = ("debug", "progress", "device", "cache_dir", "dataset.download",
-                  "backbone.trust_checkpoint", "pretrain_save_every", "search.lockstep")
+                  "backbone.trust_checkpoint", "pretrain_save_every", "search.lockstep",
+                  "logger")
 # Display names of options (tables, figures): never part of what a stage computes. Exact paths:
 # a setting called `name` anywhere else (dataset.name: which dataset) is a setting like any other.
 DISPLAY_KEYS = ("arch.name", "trainer.name", "backbone.name")
@@ -42,7 +45,9 @@ class Execution:
     """device: where tensors live; progress: bars/log lines for long work; cache: the stage
     cache; run_dir: this run's directory; download: loaders may fetch missing data;
     trust_checkpoint: `backbone.checkpoint` may be read with full unpickling; save_every:
-    pretraining saves its state every N epochs for a killed run to resume from (0: never)."""
+    pretraining saves its state every N epochs for a killed run to resume from (0: never);
+    tracker: the run's experiment tracker (brittle/runtime/tracking.py; the pipeline's own, else
+    none)."""
     device: torch.device
     progress: bool
     cache: StageCache
@@ -50,6 +55,7 @@ class Execution:
     download: bool = False
     trust_checkpoint: bool = False  # a user's checkpoint may be unpickled in full (it can run code)
     save_every: int = 0
+    tracker: Tracker = field(default_factory=lambda: Tracker(None, Path(".")))
 
 
 def resolve_device(want: str) -> torch.device:

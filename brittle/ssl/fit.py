@@ -32,6 +32,7 @@ from brittle.runtime.precision import lightning_precision
 from brittle.ssl.networks import batch_multiple
 from brittle.ssl.resume import EpochCheckpoint, resume_from
 from brittle.ssl.speed import compile_mode, uncompile
+from brittle.ssl.tracked import pretrain_logger
 from brittle.ssl.views import DeviceViews, view_specs
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,12 @@ class EpochTimes(pl.Callback):
 
 def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictConfig,
                  train: ImageSet, seed: int, device: torch.device, progress: bool,
-                 resume: Path | None = None, save_every: int = 0) -> Fit:
+                 resume: Path | None = None, save_every: int = 0, tracker: Any = None) -> Fit:
     """Train `bcfg.net` with `bcfg.method` on views from `transform_cfg` for `bcfg.epochs`, on
     `device` (cuda:N trains on GPU N, as the rest of the run does). With `resume`, the training
     state is saved there every `save_every` epochs and a fit finds and continues it
-    (brittle/ssl/resume.py)."""
+    (brittle/ssl/resume.py). A run's `tracker` gets the epoch curves (brittle/ssl/tracked.py);
+    it changes no number of the fit."""
     pl.seed_everything(seed, workers=True, verbose=False)
     net = instantiate(bcfg.net)
     _check_batch(net, int(bcfg.batch_size), len(train))
@@ -132,7 +134,7 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
     with restored_determinism(), quiet_lightning():
         trainer = pl.Trainer(max_epochs=int(bcfg.epochs), **lightning_device(device),
                              precision=lightning_precision(str(bcfg.precision), device),
-                             logger=False,
+                             logger=pretrain_logger(tracker, model), log_every_n_steps=1,
                              enable_checkpointing=resume is not None, enable_model_summary=False,
                              enable_progress_bar=progress, deterministic=device.type == "cpu",
                              # static shapes: cuDNN picks its fastest kernels once

@@ -4,7 +4,9 @@ weights imported from `backbone.checkpoint`, cached as `backbone.pt` (state dict
 
 Its key is everything the trained weights depend on: the training images, the view transform
 (`dataset.ssl_transform`, unless the backbone brings its own) and its normalisation, the backbone
-and the seed. For released weights it is the backbone and the file's identity instead.
+and the seed. For released weights it is the backbone and the file's identity instead. A run's
+tracker (`logger`) gets the loss and kNN curves of a training this run does; a cached backbone
+sends none.
 """
 from __future__ import annotations
 
@@ -78,7 +80,8 @@ def _pretrain_into(cfg: DictConfig, ex: Execution, data: Dataset, out: Path) -> 
     transform = bcfg.transform if bcfg.get("transform") else cfg.dataset.ssl_transform
     fit = fit_backbone(bcfg, transform, cfg.dataset.normalize, data.train, int(cfg.seed),
                        ex.device, ex.progress and on_terminal(),
-                       resume=ex.cache.partial("pretrain", key(cfg)), save_every=ex.save_every)
+                       resume=ex.cache.partial("pretrain", key(cfg)), save_every=ex.save_every,
+                       tracker=ex.tracker)
     torch.save(fit.net.state_dict(), out / "backbone.pt")
     head = getattr(fit, "head", None)   # the method's projection head: backbone.features=projection
     if head is not None:
