@@ -5,7 +5,9 @@ Per seed: the default digits run's backbone, reference models and LDS bank (`eva
 `eval.n_models`; all cached, shared with `python run.py ... eval=lds seed=S`), the targets the
 pipeline's rule picks (`targets.only_correct`, class-balanced; `--targets all`: every eligible
 test image), the ESVM's decision values for them, and then without any retraining the LDS of:
-each `scorer.magnitude` reading (brittle/scorers/magnitude.py) under the paper's sign rule, the
+each `scorer.magnitude` reading (brittle/scorers/magnitude.py) under the paper's sign rule, from
+the ranking's SVM (trained against the target's class) and from one trained against every
+training image (`scorer.lds_negatives=all`, section 3's text), the
 paper's reading with other classes 0, the l2 scorer (paper's reading), the random scorer (random
 magnitudes, sign rule, top 5%) and sign estimation alone (brittle/eval/lds.py: sign_alone). Each
 cell: mean LDS over targets [95% bootstrap interval]; then each row's paired difference to the
@@ -43,8 +45,10 @@ from brittle.stages.keys import select  # noqa: E402
 from brittle.stages.targets import select_targets  # noqa: E402
 
 SMOKE = ["backbone.epochs=1", "reference.n_models=1", "arch.recipe.epochs=2"]
-ROWS = [*(f"ESVM {m}" for m in MAGNITUDES), f"ESVM {PAPER}, other classes 0",
-        f"L2 {PAPER}", "Random (random magnitudes, top 5%)", "sign estimation alone"]
+ROWS = [*(f"ESVM {m}" for m in MAGNITUDES),
+        *(f"ESVM {m}, SVM against all images" for m in MAGNITUDES),
+        f"ESVM {PAPER}, other classes 0", f"L2 {PAPER}", "Random (random magnitudes, top 5%)",
+        "sign estimation alone"]
 
 
 def _cfg(seed: int, cache: str, extra: list[str]):
@@ -74,11 +78,13 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, np.ndarray]
     esvm.prepare(TrainSet(data.train.labels, feats.train), None, esvm.device)
     scores = esvm.scores(q)
     out, taus = {}, {}
-    for m in MAGNITUDES:
-        esvm.magnitude = m
-        taus[m] = esvm.attributions(scores, q)
-        out[f"ESVM {m}"] = _lds(masks, margins, taus[m])
-    esvm.magnitude, esvm.other_classes = PAPER, "zero"
+    for negatives, suffix in (("pool", ""), ("all", ", SVM against all images")):
+        esvm.lds_negatives = negatives
+        for m in MAGNITUDES:
+            esvm.magnitude = m
+            taus[m + suffix] = esvm.attributions(scores, q)
+            out[f"ESVM {m}{suffix}"] = _lds(masks, margins, taus[m + suffix])
+    esvm.lds_negatives, esvm.magnitude, esvm.other_classes = "pool", PAPER, "zero"
     out[f"ESVM {PAPER}, other classes 0"] = _lds(masks, margins, esvm.attributions(scores, q))
     l2 = Distance("l2", magnitude=PAPER)
     l2.prepare(TrainSet(data.train.labels, feats.train), None, esvm.device)

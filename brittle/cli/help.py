@@ -89,5 +89,5 @@ def help_text() -> str:
         "this arch and trainer were timed on this device before (cache_dir/timings.json), the",
         "time that implies; the first models trained refine it in the log (app.log in the",
         "run directory).",
-        "", "brittle --cfg job prints the composed configuration; README.md has the rest."]
+        "", "brittle --cfg job prints the composed configuration; docs/README.md: the manual."]
     return "\n".join(lines)

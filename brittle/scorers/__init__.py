@@ -1,1 +1,2 @@
-"""Attribution scorers: each ranks training images per target and returns the top-k matrix."""
+"""Attribution scorers: each scores every training image per target (brittle/scorers/base.py:
+the scores the pipeline ranks into the top-k matrix, and the signed attributions of the LDS)."""

@@ -133,15 +133,15 @@ class Scorer(ABC):
         """scores restricted to each target's pool (-inf elsewhere): what the search ranks."""
         return restrict_to_pools(scores.copy(), self.train.labels, targets.labels, self.pool)
 
-    def attribution_distance(self, scores: np.ndarray) -> np.ndarray:
+    def attribution_distance(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
         """The distance float [T, N] a similarity's scores [T, N] measure: minus the scores
         (+inf where the scores are -inf); negative beyond an ESVM's boundary."""
         return -np.asarray(scores, dtype=np.float64)
 
-    def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
+    def attribution_magnitude(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
         """Influence magnitude float [T, N] of a similarity: the inverse distance under the
         scorer's `magnitude` reading, the nearest the largest; 0 where no distance is known."""
-        return magnitude(self.attribution_distance(scores), self.magnitude)
+        return magnitude(self.attribution_distance(scores, targets), self.magnitude)
 
     def attributions(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
         """Signed LDS scores tau float64 [T, N]."""
@@ -150,7 +150,7 @@ class Scorer(ABC):
         same = self.train.labels[None, :] == np.asarray(targets.labels)[:, None]
         other = -1.0 if self.other_classes == "negative" else 0.0
         return (np.where(same, 1.0, other)
-                * self.attribution_magnitude(np.asarray(scores, dtype=np.float64)))
+                * self.attribution_magnitude(np.asarray(scores, dtype=np.float64), targets))
 
     def cost(self) -> Cost:
         """Models trained and bytes kept beyond the features (which the pipeline counts)."""

@@ -36,8 +36,8 @@ class Distance(Scorer):
             return q @ x.T - 1.0
         return -((q ** 2).sum(1)[:, None] - 2.0 * q @ x.T + (x ** 2).sum(1)[None, :])
 
-    def attribution_distance(self, scores: np.ndarray) -> np.ndarray:
-        distance = super().attribution_distance(scores)
+    def attribution_distance(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
+        distance = super().attribution_distance(scores, targets)
         if self.metric == "l2":  # scores is minus the squared distance
             return np.sqrt(np.clip(distance, 0.0, None))
         return distance

@@ -14,6 +14,10 @@ allows. `distance` is what the scorer measures, float [T, N]: minus the ESVM's d
                    offset 1 is the ESVM's margin (its negatives' support vectors sit at decision -1)
   rank             (N + 1 - rank) / N with ranks 1..N by ascending distance (ties: their mean
                    rank): the nearest 1, the farthest 1/N, whatever the scale of the distances
+  inverse_unsigned 1 / max(distance, 1e-3) of the unsigned geometric distance: the text read
+                   most literally ("distance" is never negative); for the ESVM the scorer hands
+                   |decision| / ||w||, the distance to the hyperplane in feature units, so an
+                   image beyond the boundary is as influential as one as near on the target's side
 
 docs/lds.md compares them on digits (bench/lds_readings.py).
 """
@@ -23,7 +27,7 @@ import numpy as np
 
 from brittle.runtime.errors import BrittleError
 
-MAGNITUDES = ("inverse_clipped", "inverse_bounded", "rank")
+MAGNITUDES = ("inverse_clipped", "inverse_bounded", "rank", "inverse_unsigned")
 PAPER = "inverse_clipped"   # the paper's words read literally (brittle's reading before issue 37)
 CLIP = 1e-3
 OFFSET = 1.0
@@ -41,7 +45,7 @@ def magnitude(distance: np.ndarray, reading: str) -> np.ndarray:
     is not finite (no distance known)."""
     d = np.asarray(distance, dtype=np.float64)
     known = np.isfinite(d)
-    if reading == "inverse_clipped":
+    if reading in ("inverse_clipped", "inverse_unsigned"):
         out = 1.0 / np.clip(d, CLIP, None)
     elif reading == "inverse_bounded":
         out = 1.0 / (np.abs(np.where(known, d, 0.0)) + OFFSET)

@@ -27,7 +27,7 @@ class RandomOrder(Scorer):
             return np.zeros((0, n))
         return np.stack([np.random.default_rng([self.seed, int(q)]).random(n) for q in targets.ids])
 
-    def attribution_magnitude(self, scores: np.ndarray) -> np.ndarray:
+    def attribution_magnitude(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
         return scores
 
     def cost(self) -> Cost:

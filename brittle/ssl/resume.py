@@ -89,7 +89,9 @@ class EpochCheckpoint(Checkpoint):
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{LAST}.{os.getpid()}"
         try:
-            trainer.save_checkpoint(tmp)
+            # the whole state (optimizer, loops, callbacks): a resume needs it; said explicitly,
+            # Lightning logs no default
+            trainer.save_checkpoint(tmp, weights_only=False)
             os.replace(tmp, self.directory / LAST)
         finally:  # a failed save (a full disk) leaves the previous state, and no partial file
             tmp.unlink(missing_ok=True)

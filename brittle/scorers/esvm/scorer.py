@@ -4,7 +4,10 @@ decision value under that hyperplane, a linear function defined on every trainin
 search ranks the pool by it, highest first, and LDS uses the inverse distance to the hyperplane
 (the nearest the most influential), signed by label as the paper's sign estimation says: the
 target's class positive, every other class negative (`other_classes="zero"`: other classes left
-out).
+out). `lds_negatives: all` takes the LDS magnitudes from a second SVM per target trained against
+every training image (section 3: "treating all other samples as negative"), the ranking's
+restriction to the pool being the appendix's (A.4); `magnitude: inverse_unsigned` reads the
+distance as the geometric |decision| / ||w||.
 
 Backends:
   sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +35,7 @@ from brittle.scorers.magnitude import PAPER, check_magnitude
 log = logging.getLogger(__name__)
 
 _BACKENDS = ("auto", "sklearn", "cuml", "torch")
+LDS_NEGATIVES = ("pool", "all")
 
 
 def cuml_available() -> bool:
@@ -49,8 +54,15 @@ class ExemplarSVM(Scorer):
                  backend: str = "auto", pool: str = "same_class",
                  dual: bool = True, random_state: int | None = 0, torch_tol: float = 1e-8,
                  batch_size: int = 1024, lds_sparsity: float = 0.05, cuml_tol: float = 1e-3,
-                 memory_budget: int = 0, other_classes: str = "negative", magnitude: str = PAPER):
+                 memory_budget: int = 0, other_classes: str = "negative", magnitude: str = PAPER,
+                 lds_negatives: str = "pool"):
         self.other_classes, self.magnitude = sign_rule(other_classes), check_magnitude(magnitude)
+        if lds_negatives not in LDS_NEGATIVES:
+            raise BrittleError(f"scorer.lds_negatives={lds_negatives} is not valid; use one of "
+                               f"{list(LDS_NEGATIVES)}")
+        # the SVM the LDS magnitudes come from: the ranking's (pool) or one against every image
+        self.lds_negatives = lds_negatives
+        self._norms: dict[int, float] = {}   # ||w|| of each target's ranking SVM
         if backend not in _BACKENDS:
             raise BrittleError(f"scorer.backend={backend} is not valid; use one of "
                                f"{list(_BACKENDS)}")
@@ -76,20 +88,44 @@ class ExemplarSVM(Scorer):
     def scores(self, targets: TargetSet) -> np.ndarray:
         """Decision values float64 [T, N] of every training image under each target's SVM (fitted
         against the target's pool; the ranking keeps the pool, the attributions use them all)."""
+        decision, norms = self._solve(targets, self.pool)
+        self._norms.update(zip((int(i) for i in targets.ids), norms))
+        return decision
+
+    def attribution_distance(self, scores: np.ndarray, targets: TargetSet) -> np.ndarray:
+        """Minus the decision values [T, N] of the ranking's SVMs (`lds_negatives: pool`) or of
+        SVMs trained against every training image (`all`: section 3's "all other samples as
+        negative"); with `magnitude: inverse_unsigned` the geometric distance |decision| /
+        ||w|| to the hyperplane."""
+        if self.lds_negatives == "all":
+            decision, norms = self._solve(targets, "all")
+        elif self.magnitude == "inverse_unsigned":   # the ranking SVMs' norms, from scores()
+            decision = np.asarray(scores, dtype=np.float64)
+            norms = np.array([self._norms[int(i)] for i in targets.ids])
+        else:
+            return -np.asarray(scores, dtype=np.float64)
+        if self.magnitude == "inverse_unsigned":
+            return np.abs(decision) / norms[:, None]
+        return -decision
+
+    def _solve(self, targets: TargetSet, pool: str) -> tuple[np.ndarray, np.ndarray]:
+        """Decision values float64 [T, N] of every training image under each target's SVM
+        against `pool`, and the norms ||w|| [T] of their hyperplanes (without the bias)."""
         train, labels, feats = self.train.features, self.train.labels, targets.features
         if train is None or feats is None:
             raise ValueError("the ESVM scores backbone features: prepare it with train and "
-                             "query features")
+                             "target features")
         if self.backend == "torch":
-            return self._torch_scores(feats, targets.labels, train, labels)
-        out = np.empty((len(targets.ids), len(labels)))
-        for rows, pool in self._groups(targets.labels, labels):
-            out[rows] = self.decisions(feats[rows], train[pool], train)
-        return out
+            return self._torch_scores(feats, targets.labels, train, labels, pool)
+        out, norms = np.empty((len(targets.ids), len(labels))), np.empty(len(targets.ids))
+        for rows, negatives in self._groups(targets.labels, labels, pool):
+            out[rows], norms[rows] = self._decisions_and_norms(feats[rows], train[negatives],
+                                                               train)
+        return out, norms
 
-    def _groups(self, target_labels: np.ndarray, labels: np.ndarray):
-        """(rows of the targets, their shared pool) per class (one group with `pool: all`)."""
-        if self.pool == "all":
+    def _groups(self, target_labels: np.ndarray, labels: np.ndarray, pool: str):
+        """(rows of the targets, their shared negatives) per class (one group with `all`)."""
+        if pool == "all":
             yield np.arange(len(target_labels)), candidate_pool(labels, 0, "all")
             return
         for label in np.unique(target_labels):
@@ -97,33 +133,41 @@ class ExemplarSVM(Scorer):
                    candidate_pool(labels, int(label), "same_class"))
 
     def _torch_scores(self, feats: np.ndarray, target_labels: np.ndarray, train: np.ndarray,
-                        labels: np.ndarray) -> np.ndarray:
+                      labels: np.ndarray, pool: str) -> tuple[np.ndarray, np.ndarray]:
         """The torch backend over all class groups: the training features go to the device once,
-        each group's hyperplanes are solved against its pool, and every target's decision values
-        on all N images come from one product at the end (not one per group)."""
+        each group's hyperplanes are solved against its negatives, and every target's decision
+        values on all N images come from one product at the end (not one per group)."""
         from brittle.scorers.esvm.newton import decisions
 
         train_dev = torch.as_tensor(np.require(train, np.float32, ["C", "W"]), device=self.device)
         weights = torch.empty(len(feats), train.shape[1] + 1, dtype=torch.float64,
                               device=self.device)
-        for rows, pool in self._groups(target_labels, labels):
+        for rows, negatives in self._groups(target_labels, labels, pool):
             weights[torch.as_tensor(rows, device=self.device)] = self._torch_weights(
-                feats[rows], train_dev[torch.as_tensor(pool, device=self.device)])
-        return decisions(weights, train_dev).cpu().numpy()
+                feats[rows], train_dev[torch.as_tensor(negatives, device=self.device)])
+        return (decisions(weights, train_dev).cpu().numpy(),
+                weights[:, :-1].norm(dim=1).cpu().numpy())
 
     def decisions(self, queries: np.ndarray, negatives: np.ndarray,
                   points: np.ndarray) -> np.ndarray:
         """Decision values [T, M] of points [M, D] under the SVMs of queries [T, D] vs negatives."""
         if self.backend == "torch":
             return self._torch_decisions(queries, negatives, points)
+        return self._decisions_and_norms(queries, negatives, points)[0]
+
+    def _decisions_and_norms(self, queries: np.ndarray, negatives: np.ndarray,
+                             points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sklearn and cuml backends: decision values [T, M] and hyperplane norms [T]."""
         if self.backend == "cuml":
             return self._cuml_decisions(queries, negatives, points)
-        return np.stack([self._liblinear(q, negatives, points) for q in queries])
+        fits = [self._liblinear(q, negatives, points) for q in queries]
+        return np.stack([d for d, _ in fits]), np.array([n for _, n in fits])
 
     def _liblinear(self, query: np.ndarray, negatives: np.ndarray,
-                   points: np.ndarray | None = None) -> np.ndarray:
-        """The reference recipe's fit for one target: decision values on `points` (scikit-learn's
-        own decision_function), or the hyperplane float64 [D+1] (bias last) when none are given."""
+                   points: np.ndarray | None = None) -> Any:
+        """The reference recipe's fit for one target: (decision values on `points`, scikit-learn's
+        own decision_function, and ||w||), or the hyperplane float64 [D+1] (bias last) when no
+        points are given."""
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
 
@@ -143,10 +187,11 @@ class ExemplarSVM(Scorer):
         if points is None:
             return np.concatenate([np.ravel(clf.coef_),
                                    np.ravel(clf.intercept_)]).astype(np.float64)
-        return clf.decision_function(np.asarray(points, dtype=np.float64))
+        return (clf.decision_function(np.asarray(points, dtype=np.float64)),
+                float(np.linalg.norm(clf.coef_)))
 
     def _cuml_decisions(self, queries: np.ndarray, negatives: np.ndarray,
-                        points: np.ndarray) -> np.ndarray:
+                        points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """cuML's LinearSVC, one fit per target. The pool goes to the GPU once per class group and
         each target's problem is assembled there (cuML reads CUDA tensors in place, where numpy
         input would be uploaded again for every fit). cuML reports no iteration count, so a fit
@@ -161,7 +206,7 @@ class ExemplarSVM(Scorer):
         pts = torch.as_tensor(np.asarray(points, dtype=np.float32), device=dev)
         y = torch.zeros(len(neg) + 1, dtype=torch.float32, device=dev)
         y[0] = 1.0
-        rows = []
+        rows, norms = [], []
         for query in np.asarray(queries, dtype=np.float32):
             q = torch.as_tensor(query, device=dev)[None, :]
             # liblinear penalises the bias (an appended constant feature):
@@ -176,7 +221,8 @@ class ExemplarSVM(Scorer):
             if float(relative_gradient(w, q, neg, self.C)[0]) > self.cuml_tol:
                 self.not_converged += 1
             rows.append(decisions(w, pts)[0])
-        return torch.stack(rows).cpu().numpy()
+            norms.append(float(w[0, :-1].norm()))
+        return torch.stack(rows).cpu().numpy(), np.array(norms)
 
     def _torch_decisions(self, queries: np.ndarray, negatives: np.ndarray,
                          points: np.ndarray) -> np.ndarray:
