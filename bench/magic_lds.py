@@ -98,9 +98,16 @@ def attributions(cfg, data, engine, targets: TargetSet) -> dict[str, tuple[np.nd
     return out
 
 
-def one_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, np.ndarray]]:
+def configs(seed: int, args: argparse.Namespace) -> dict[str, object]:
+    """The seed's composed configs, the default recipe's and the `--smooth` one's: composed before
+    any work, so the bench's figures all come from the configuration it started with."""
+    base = SMOKE if args.smoke else []
+    return {"default recipe": _cfg(seed, args.cache, base),
+            f"recipe {args.smooth}": _cfg(seed, args.cache, [*base, args.smooth])}
+
+
+def one_seed(cfg, args: argparse.Namespace) -> dict[str, dict[str, np.ndarray]]:
     """Per setting ('same_order a=0.99', ...) and method: the LDS per target float [T]."""
-    cfg = _cfg(seed, args.cache, SMOKE if args.smoke else [])
     data = api.load_data(cfg)
     engine = api.build_engine(cfg, data)
     probs = reference.run(select(cfg, reference.DEPENDS_ON), execution_of(cfg, Path(".")), engine)
@@ -123,12 +130,11 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, np.ndar
     return out
 
 
-def smooth_and_probe(seed: int, args: argparse.Namespace) -> dict[str, object]:
+def smooth_and_probe(seed: int, cfgs: dict, args: argparse.Namespace) -> dict[str, object]:
     """MAGIC (1) in the single-model setting under the `--smooth` recipe, both recipes' test
     accuracy (the single run's model) and their metasmoothness probe."""
     figures: dict[str, object] = {}
-    for name, extra in (("default recipe", []), (f"recipe {args.smooth}", [args.smooth])):
-        cfg = _cfg(seed, args.cache, (SMOKE if args.smoke else []) + extra)
+    for name, cfg in cfgs.items():
         data = api.load_data(cfg)
         engine = api.build_engine(cfg, data)
         run = WeightedRun(engine.build, engine.trainer.recipe, engine.train_x, engine.train_y,
@@ -138,7 +144,7 @@ def smooth_and_probe(seed: int, args: argparse.Namespace) -> dict[str, object]:
             accuracy = run.module(final)(engine.test_x).argmax(1).numpy() == data.test.labels
         figures[f"seed {seed}: {name}: test accuracy"] = float(accuracy.mean())
         figures[f"seed {seed}: {name}: probe"] = probe(engine, seed, args.probe_targets)
-        if extra:
+        if name != "default recipe":
             ids = np.flatnonzero(np.asarray(accuracy))
             ids = ids if args.targets == "all" else ids[:int(args.targets)]
             targets = TargetSet(ids, data.test.labels[ids])
@@ -208,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     record = Record("magic_lds", args)
     if args.smoke:
         args.n_models, args.targets, args.probe_targets = 4, "6", 2
+    cfgs = {seed: configs(seed, args) for seed in args.seeds}
     results = {}
     for seed in args.seeds:
-        results[seed] = one_seed(seed, args)
+        results[seed] = one_seed(cfgs[seed]["default recipe"], args)
         record.add(**{f"seed {seed}: {k}: {row}": _cell(v) for k, rows in results[seed].items()
                       for row, v in rows.items()})
-        record.add(**smooth_and_probe(seed, args))
+        record.add(**smooth_and_probe(seed, cfgs[seed], args))
     print(table(results))
     record.add(n_models=args.n_models, alphas=args.alphas, smooth=args.smooth)
     record.done()
