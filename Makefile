@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test test-slow test-all lint bench bench-docs gpu-check gpu-pack gpu-pack-verify figures clean-cache
+.PHONY: install run test test-slow test-all lint bench docs bench-docs gpu-check gpu-pack gpu-pack-verify figures clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,10 +49,16 @@ bench: $(DEV_STAMP)
 	$(PY) bench/retrain.py
 	$(PY) bench/search.py
 	$(PY) bench/startup.py
+	$(PY) bench/default_run.py
+	$(PY) bench/digits_compare.py
 
-# docs/benchmarks.md from the figures the benches recorded in bench/results/*.json
-bench-docs: $(STAMP)
+# the docs' generated parts from bench/results/*.json: docs/benchmarks.md, reproduction.md,
+# digits-compare.md and the generated blocks of README.md and docs/*.md (bench/docs.py --check
+# lists what is stale; tests/test_docs_generated.py fails on it)
+docs: $(STAMP)
 	$(PY) bench/docs.py
+
+bench-docs: docs
 
 # on a GPU machine: the parts of bench/gpu_check.py (--list) within 8 minutes, figures into
 # bench/results/<date>-<device>.json (docs/gpu.md); the `bench` extra brings airbench (its part)

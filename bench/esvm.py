@@ -109,7 +109,7 @@ def cifar_features(n_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         return None
     small = cfg_for(["experiment=cifar10_small", f"dataset.root={tgz}"])
     cache = StageCache(Path(small.cache_dir))
-    ckpt = pretrain(small, load_data(small))  # cached after the first run (~7 min on CPU)
+    ckpt = pretrain(small, load_data(small))  # cached after the first run
     full = cfg_for(["experiment=cifar10_small", f"dataset.root={tgz}", "dataset.train_subset=null",
                     "dataset.test_subset=null"])
     data = load_data(full)

@@ -1,7 +1,9 @@
 """What every bench writes besides the lines it prints: `bench/results/<name>.json` with the
-machine (CPU model and cores, torch version, GPU when there is one), the date, the git commit and
-every figure. A `--smoke` run (toy sizes: it checks that the bench still runs, its figures mean
-nothing) writes to `--out` or a temporary file instead, so tests never touch bench/results.
+machine (CPU model and cores, torch version, GPU when there is one), the date, the git commit,
+whether tracked files differed from it (`dirty`: such figures are of no commit, and the docs
+refuse them) and every figure. A `--smoke` run (toy sizes: it checks that the bench still runs,
+its figures mean nothing) writes to `--out` or a temporary file instead, so tests never touch
+bench/results.
 The file is rewritten after every figure, so a bench stopped halfway keeps what it measured.
 """
 from __future__ import annotations
@@ -51,16 +53,43 @@ def machine() -> dict[str, Any]:
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
+def _git(*argv: str) -> str:
+    return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def git_commit() -> str | None:
-    """The checkout's commit, with `+changes` when tracked files differ from it."""
-    def git(*argv: str) -> str:
-        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+    """The checkout's commit (None outside a git checkout)."""
     try:
-        head = git("rev-parse", "HEAD")
-        return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+        return _git("rev-parse", "HEAD")
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (None outside a git checkout), or the configs
+    brittle composes are not this checkout's (an editable install of another checkout finds its
+    own `brittle.conf`)."""
+    from brittle.cli.configs import config_dir
+    if not config_dir().resolve().is_relative_to(ROOT):
+        print(f"warning: brittle reads its configs from {config_dir()}, not this checkout's: "
+              "the figures are recorded as dirty", file=sys.stderr)
+        return True
+    try:
+        return bool(_git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def command_line(argv: list[str]) -> str:
+    """How the bench was started, as typed in the checkout's root: `python bench/x.py ...`, the
+    checkout's own paths relative to it."""
+    def shown(arg: str) -> str:
+        path = Path(arg)
+        if path.is_absolute() and path.is_relative_to(ROOT):
+            return str(path.relative_to(ROOT))
+        return arg
+    return " ".join(["python", *(shown(a) for a in argv)])
 
 
 class Record:
@@ -76,9 +105,9 @@ class Record:
             self.path = RESULTS / f"{name}.json"
         self.data: dict[str, Any] = {
             "bench": name, "size": "smoke" if self.smoke else "full",
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "command": command_line(sys.argv),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "commit": git_commit(), "machine": machine(), "figures": {}}
+            "commit": git_commit(), "dirty": git_dirty(), "machine": machine(), "figures": {}}
 
     def add(self, **figures: Any) -> None:
         self.data["figures"].update(figures)

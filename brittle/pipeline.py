@@ -120,7 +120,9 @@ def _stages(cfg: DictConfig, ex: Execution, indices_named: str,
         n_rounds=searched.rounds, search=key_of(select(cfg, ("search",))).get("search", {}),
         lds=None if lds_result is None else lds_result.mean,
         lds_ci=None if lds_result is None else list(lds_result.ci),
-        lds_sparsify_top=None if lds_result is None else lds_result.sparsify_top)
+        lds_sparsify_top=None if lds_result is None else lds_result.sparsify_top,
+        stage_seconds=dict(ex.times.seconds), models_trained=dict(ex.times.models),
+        device=str(ex.device))
     for clock in {id(e.clock): e.clock for e in (engine, source_engine) if e.clock}.values():
         clock.save()
     summary = summarize.run(ex.run_dir, searched.support, search_obj.max_support, details)

@@ -1,4 +1,4 @@
-"""The throughput probes the GPU check reports (brittle/retrain/probe.py), at a CPU's tiny size:
+"""The throughput probes the GPU check reports (bench/gpu/floor_probe.py), at a CPU's tiny size:
 the images a recipe's model sees counted by hand, the floor ratio's arithmetic, and the
 together-modes comparison on the same seeds."""
 from __future__ import annotations
@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
+from bench.gpu.floor_probe import compare_together, floor_report, step_floor
 from brittle.data.datasets import load_digits, normalized
 from brittle.retrain.airnet import AirNet
 from brittle.retrain.arches import ResNet9FFCV, SmallCNN
 from brittle.retrain.engine import Engine
 from brittle.retrain.fast_trainer import FastTrainer
-from brittle.retrain.probe import compare_together, floor_report, step_floor
 from brittle.retrain.recipe_trainer import RecipeTrainer
 
 CPU = torch.device("cpu")

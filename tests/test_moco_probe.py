@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from brittle.ssl import probe
+from bench.gpu import moco_probe as probe
 
 
 def _forward_flops(module: nn.Module, x: torch.Tensor) -> tuple[float, float]:

@@ -1,5 +1,5 @@
 """Parts of the GPU check that measure how close the GPU runs to its floors, with brittle's
-probes (brittle/retrain/probe.py, brittle/ssl/probe.py):
+probes (floor_probe.py, moco_probe.py):
 
 - floors: seconds a model of trainer=paper arch=resnet9_ffcv and trainer=fast arch=airnet against
   the step floor of their arch at the recipe's batch size (floor_report);
@@ -30,7 +30,7 @@ def _fast(ctx: Context) -> list[str]:
 
 
 def floors(ctx: Context) -> tuple[dict, str]:
-    from brittle.retrain.probe import floor_report
+    from bench.gpu.floor_probe import floor_report
     steps = 2 if ctx.smoke else 20
     out = {"paper_resnet9_ffcv": floor_report(engine_for(_paper(ctx)), [0], steps=steps),
            "fast_airnet": floor_report(engine_for(_fast(ctx)), [0] if ctx.smoke else [0, 1],
@@ -41,7 +41,7 @@ def floors(ctx: Context) -> tuple[dict, str]:
 
 
 def _together(ctx: Context, overrides: list[str], concurrent: int) -> tuple[dict, str]:
-    from brittle.retrain.probe import compare_together
+    from bench.gpu.floor_probe import compare_together
     n, concurrent = (2, 2) if ctx.smoke else (8, concurrent)
     out = compare_together(engine_for(overrides), n_models=n, concurrent=concurrent)
     out["n_models"], out["concurrent"] = n, concurrent
@@ -61,7 +61,7 @@ def together_fast(ctx: Context) -> tuple[dict, str]:
 def moco_probe(ctx: Context) -> tuple[dict, str]:
     from omegaconf import OmegaConf
 
-    from brittle.ssl.probe import moco_step_probe
+    from bench.gpu.moco_probe import moco_step_probe
     transform = cast(dict, OmegaConf.to_container(
         compose_cfg(["dataset=cifar10"]).dataset.ssl_transform, resolve=True))
     size: dict[str, Any] = {"batch": 512}

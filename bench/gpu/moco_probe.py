@@ -4,7 +4,7 @@ momentum update) of lightly's ResNet-18 with split batch norm, on random images,
 levers of `backbone.*` as arguments; and the fraction of the card's bf16 rate that is, from the
 step's FLOPs counted by torch.utils.flop_counter on the very modules that train.
 
-    from brittle.ssl.probe import moco_step_probe
+    from bench.gpu.moco_probe import moco_step_probe
     moco_step_probe(512, precision="bf16", memory_format="channels_last", compile=False)
 """
 from __future__ import annotations

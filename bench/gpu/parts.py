@@ -1,8 +1,7 @@
 """The GPU check's parts in the order they run, each with what it needs, its estimated time on
 one H200 and at --smoke size on a 2-core CPU (a process's start included), and its own time
-limit. The estimates decide what fits a --budget; they are sized from the H200 figures known
-(airnet ~2.4-3.0 s a model, MoCo ResNet-18 ~7,000 images/s, decoding 11 s) and should be
-corrected from each results file.
+limit. The estimates decide what fits a --budget; they are settings, to be corrected from the
+parts' seconds in each GPU results file (bench/results/<date>-<device>.json).
 """
 from __future__ import annotations
 

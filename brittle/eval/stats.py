@@ -1,5 +1,6 @@
-"""Statistics over targets: percentile bootstrap intervals, the paired sign test of two methods'
-supports, and the number of targets a paired comparison needs (power analysis)."""
+"""Statistics over targets: percentile bootstrap intervals (of a number, or pointwise of a curve
+such as the support CDF), the paired sign test of two methods' supports, and the number of
+targets a paired comparison needs (power analysis)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,6 +20,19 @@ def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float], n
     stats = np.array([statistic(values[i]) for i in idx], dtype=np.float64)
     lo, hi = np.nanpercentile(stats, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def bootstrap_band(values: np.ndarray, curve: Callable[[np.ndarray], np.ndarray],
+                   n_boot: int = 2000, level: float = 0.95,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile bootstrap band (lo [P], hi [P]) of `curve(sample)` [P] over resampled
+    targets (rows of values [T]): at each point, the interval bootstrap_ci gives that point."""
+    values = np.asarray(values)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    curves = np.array([curve(values[i]) for i in idx], dtype=np.float64)
+    lo, hi = np.percentile(curves, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
+    return lo, hi
 
 
 def paired_sign_test(a: np.ndarray, b: np.ndarray, max_support: int) -> dict[str, float]:

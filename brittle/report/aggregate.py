@@ -85,6 +85,7 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
         "bytes_stored": cost.get("bytes_stored"), "peak_bytes": cost.get("peak_bytes"),
         "not_converged": cost.get("not_converged", 0),
         "shard": (spec.get("targets") or {}).get("shard"),
+        "ranking": _digest(run_dir / "topk.npy"),
         "num_shards": (spec.get("targets") or {}).get("num_shards"),
     }
     logical = {**spec, "targets": {k: v for k, v in (spec.get("targets") or {}).items()
@@ -92,9 +93,14 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
     row["logical_run"] = hashlib.sha1(canonical(logical).encode()).hexdigest()[:12]
     support = _with_lds(pd.read_parquet(support_file), run_dir / "lds.parquet")
     for key in ("run", "method", "scorer", "backbone", "task", "arch", "trainer", "dataset",
-                "max_support"):
+                "max_support", "ranking"):
         support[key] = row[key]
     return row, support
+
+
+def _digest(path: Path) -> str | None:
+    """A file's content digest: two runs with equal digests of topk.npy ranked alike."""
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16] if path.exists() else None
 
 
 def _with_lds(support: pd.DataFrame, lds_file: Path) -> pd.DataFrame:
@@ -190,7 +196,8 @@ def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFram
         row = first.iloc[0].to_dict()
         k = int(row["max_support"])
         merged = headline(supports["support"].to_numpy(), k)
-        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None,
+        ranking = _digest_of(first.sort_values("shard")["ranking"])
+        row.update(run=f"{Path(row['run']).parent}/{logical}", shard=None, ranking=ranking,
                    n_targets=merged["n_targets"], n_flipped=merged["n_flipped"], auc=merged["auc"],
                    auc_lo=merged["auc_ci"][0], auc_hi=merged["auc_ci"][1],
                    fraction_flipped=merged["fraction_flipped"],
@@ -199,9 +206,14 @@ def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFram
                    **merged_lds(supports))
         merged_rows.append(row)
         keep_runs += list(first["run"])
-        tidy.loc[tidy["run"].isin(first["run"]), "run"] = row["run"]
+        tidy.loc[tidy["run"].isin(first["run"]), ["run", "ranking"]] = [row["run"], ranking]
     tidy = tidy[tidy["run"].isin(keep_runs) | tidy["run"].isin([r["run"] for r in merged_rows])]
     return pd.DataFrame(merged_rows), tidy.reset_index(drop=True)
+
+
+def _digest_of(parts: pd.Series) -> str:
+    """One digest of the shards' rankings, in shard order."""
+    return hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from brittle.counterfactual.metrics import support_cdf  # noqa: E402
 from brittle.report.aggregate import one_configuration_per_cell  # noqa: E402
 from brittle.report.tables import auc_markdown, lds_rows  # noqa: E402
 from brittle.runtime.files import atomic_path  # noqa: E402
@@ -50,29 +49,60 @@ def dedupe(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     return summary.reset_index(drop=True), tidy.reset_index(drop=True)
 
 
+def same_rankings(part: pd.DataFrame) -> list[list[str]]:
+    """Methods of one panel grouped by identical rankings (the same `topk.npy` of every target,
+    hence the same supports): e.g. an ESVM and its "other classes 0" variant, which differ in
+    LDS magnitudes only. Each group in the panel's method order."""
+    groups: dict[tuple, list[str]] = {}
+    for method, group in part.groupby("method", sort=True):
+        rows = group.sort_values("target")
+        key = (tuple(rows["ranking"].drop_duplicates()) if "ranking" in rows else (method,),
+               tuple(rows["target"]), tuple(rows["support"]))
+        groups.setdefault(key, []).append(str(method))
+    return list(groups.values())
+
+
+def _cdf_with_band(ax: plt.Axes, supports: np.ndarray, k_max: int, color: tuple) -> None:
+    """The support CDF as steps over k = 0..K, and its 95% pointwise bootstrap band over targets
+    (brittle/eval/stats.py: bootstrap_band)."""
+    from brittle.eval.stats import bootstrap_band
+    ks = np.arange(k_max + 1)
+
+    def curve(s: np.ndarray) -> np.ndarray:
+        found = np.where((s >= 0) & (s <= k_max), s, k_max + 1)
+        return (found[None, :] <= ks[:, None]).mean(axis=1)
+    lo, hi = bootstrap_band(supports, curve)
+    ax.fill_between(ks, lo, hi, step="post", color=color, alpha=0.15, lw=0)
+    ax.step(ks, curve(supports), where="post", color=color, lw=2)
+
+
 def cdf_figure(tidy: pd.DataFrame, out: Path) -> str:
-    """Support CDF per method, one panel per (setting, task) (paper Fig 3)."""
+    """Support CDF per method with a 95% bootstrap band over targets, one panel per (setting,
+    task) (paper Fig 3). Methods with the same ranking are one line named after all of them."""
     panels = sorted(tidy[["setting", "task"]].drop_duplicates().itertuples(index=False))
-    methods = sorted(tidy["method"].unique())
-    colors = _palette(methods)
+    colors = _palette(sorted(tidy["method"].unique()))
     cols = min(2, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
+    drawn: dict[str, tuple] = {}
     for ax, (setting, task) in zip(axes.flat, panels):
         part = tidy[(tidy["task"] == task) & (tidy["setting"] == setting)]
-        for method, group in part.groupby("method"):
-            k_max = int(group["max_support"].max())
-            ks, fs = zip(*support_cdf(group["support"].to_numpy(), k_max))
-            ax.step(ks, fs, where="post", color=colors[method], lw=2, label=method)
+        for methods in same_rankings(part):
+            group = part[part["method"] == methods[0]].sort_values("target")
+            name = " = ".join(methods)
+            drawn.setdefault(name, colors[methods[0]])
+            _cdf_with_band(ax, group["support"].to_numpy(), int(group["max_support"].max()),
+                           drawn[name])
         ax.set(xlim=(0, int(part["max_support"].max())), ylim=(0, 1),
                xlabel=f"support size k ({'removed' if task == 'remove' else 'mislabelled'} images)",
                ylabel="fraction of targets flipped within k", title=f"{setting}, task: {task}")
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], color=colors[m], lw=2) for m in methods]
-    fig.legend(handles, methods, title="method (models)", loc="center left",
-               bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    handles = [plt.Line2D([], [], color=c, lw=2) for c in drawn.values()]
+    fig.legend(handles, list(drawn), title="method (models); shaded: 95% bootstrap band",
+               loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title_fontsize=8,
+               frameon=False)
     fig.tight_layout()
     return _save(fig, out, "support_cdf")
 

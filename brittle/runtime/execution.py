@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.names import with_stable_names
+from brittle.runtime.stagetimes import StageTimes
 from brittle.runtime.tracking import Tracker
 
 # torch is imported where a device is resolved: the command line's checks need none
@@ -56,6 +57,7 @@ class Execution:
     trust_checkpoint: bool = False  # a user's checkpoint may be unpickled in full (it can run code)
     save_every: int = 0
     tracker: Tracker = field(default_factory=lambda: Tracker(None, Path(".")))
+    times: StageTimes = field(default_factory=StageTimes)   # each stage's seconds and models
 
 
 def resolve_device(want: str) -> torch.device:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from brittle.runtime.stagetimes import count_models
+
 log = logging.getLogger(__name__)
 
 RECORD = "timings.json"
@@ -69,6 +71,7 @@ class ModelClock:
             torch.cuda.synchronize(self.device)
         first = self.models == 0
         self.models += int(n_models)
+        count_models(n_models)
         self.seconds += time.perf_counter() - start
         if first and self.planned:
             per = self.seconds / self.models

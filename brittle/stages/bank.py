@@ -23,6 +23,7 @@ from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import model_seed, stream
+from brittle.runtime.stagetimes import timed_stage
 from brittle.stages.keys import key_of
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def key(cfg: DictConfig, n_models: int, alpha: float, purpose: str) -> dict:
     return {**key_of(cfg), "n_models": int(n_models), "alpha": float(alpha), "purpose": purpose}
 
 
+@timed_stage("bank")
 def run(cfg: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha: float,
         purpose: str = "datamodels") -> Bank:
     """Train (or load) `n_models` models on random `alpha`-subsets; `purpose` picks an

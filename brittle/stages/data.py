@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from brittle.data.datasets import Dataset
 from brittle.runtime.execution import Execution, plain
+from brittle.runtime.stagetimes import timed_stage
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ DEPENDS_ON = ("dataset.loader",)
 TRAIN_ONLY = ("dataset.loader.test_subset",)
 
 
+@timed_stage("data")
 def run(cfg: DictConfig, ex: Execution) -> Dataset:
     """Load the dataset of `cfg.dataset.loader` (execution settings come from `ex`)."""
     args = plain(cfg.dataset.loader)

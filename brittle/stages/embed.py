@@ -25,6 +25,7 @@ from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution, plain
 from brittle.runtime.faults import require_space
 from brittle.runtime.progress import Progress
+from brittle.runtime.stagetimes import timed_stage
 from brittle.scorers.base import validate_features
 from brittle.ssl.checkpoints import load_backbone_weights
 from brittle.ssl.features import (
@@ -99,6 +100,7 @@ def check_space(cfg: DictConfig, ex: Execution, data: Dataset) -> None:
                   f"embedding {len(data.train) + len(data.test)} images x {dim} floats")
 
 
+@timed_stage("embed")
 def run(cfg: DictConfig, ex: Execution, data: Dataset, backbone_dir: Path) -> Embeddings:
     """Embed train and test images with the pretrained backbone in `backbone_dir` (cached)."""
     bcfg = cfg.backbone

@@ -21,6 +21,7 @@ from brittle.eval.lds import LinearDatamodelingScore, sign_alone
 from brittle.eval.stats import bootstrap_ci
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import save_parquet
+from brittle.runtime.stagetimes import timed_stage
 from brittle.stages.bank import Bank
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def recorded_sign_alone(run_dir: Path) -> tuple[float, tuple[float, float]] | No
     return float(values.mean()), bootstrap_ci(values, np.mean)
 
 
+@timed_stage("lds")
 def run(ex: Execution, evaluation: LinearDatamodelingScore, bank: Bank | None, targets: np.ndarray,
         attributions: np.ndarray | None, default_sparsity: float,
         labels: tuple[Any, Any] | None = None) -> LdsResult:

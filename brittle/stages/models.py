@@ -21,6 +21,7 @@ from brittle.retrain.engine import Engine
 from brittle.runtime.cache import StageCache
 from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import model_seed, stream
+from brittle.runtime.stagetimes import timed_stage
 from brittle.scorers.base import ModelRequest
 from brittle.stages import bank as bank_stage
 from brittle.stages.keys import key_of
@@ -42,6 +43,7 @@ def key(cfg: DictConfig, request: ModelRequest) -> dict:
             "fraction": float(request.fraction)}
 
 
+@timed_stage("models")
 def run(cfg: DictConfig, ex: Execution, engine: Engine, request: ModelRequest) -> Checkpoints:
     """`request.n_models` models, each on a seeded random `request.fraction` of the training set
     (all of it at 1.0), trained once and read back from the cache."""

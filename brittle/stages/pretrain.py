@@ -22,6 +22,7 @@ from brittle.data.datasets import Dataset
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.progress import on_terminal
+from brittle.runtime.stagetimes import timed_stage
 from brittle.ssl.features import HEAD_FILE
 from brittle.ssl.networks import feature_dim
 from brittle.stages import data as data_stage
@@ -48,6 +49,7 @@ def key(cfg: DictConfig) -> dict:
             "mtime": int(path.stat().st_mtime)}
 
 
+@timed_stage("pretrain")
 def run(cfg: DictConfig, ex: Execution, data: Dataset) -> Path:
     """The cache directory holding the backbone's `backbone.pt` and `curve.csv`."""
     if cfg.backbone.get("checkpoint"):

@@ -17,12 +17,14 @@ from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
 from brittle.runtime.execution import Execution
 from brittle.runtime.seeds import Stream, model_seed
+from brittle.runtime.stagetimes import timed_stage
 from brittle.stages.keys import key_of
 
 log = logging.getLogger(__name__)
 
 DEPENDS_ON = (*ENGINE_DEPENDS_ON, "reference.n_models", "seed")
 
+@timed_stage("reference")
 def run(cfg: DictConfig, ex: Execution, engine: Engine) -> np.ndarray:
     """Test-set softmax of `reference.n_models` full-data models, float32 [R, M, C]."""
     n_models, seed = int(cfg.reference.n_models), int(cfg.seed)

@@ -20,6 +20,7 @@ from brittle.runtime.costs import Meter
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import load_npy, save_json, save_npy
 from brittle.runtime.progress import Progress
+from brittle.runtime.stagetimes import timed_stage
 from brittle.scorers.base import Scorer, ScorerModels, TargetSet, TrainSet, rank_from_scores
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Scored:
     attributions: np.ndarray | None
 
 
+@timed_stage("score")
 def run(cfg: DictConfig, ex: Execution, scorer: Scorer, train: TrainSet, targets: TargetSet,
         models: ScorerModels | None, features: Any, want_attributions: bool) -> Scored:
     """Rank (and attribute) the targets; reuses the run directory's files when they exist. The

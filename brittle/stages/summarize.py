@@ -3,7 +3,8 @@
 summary.json is the run's typed record, `RunSummary`: the headline numbers with 95% bootstrap
 intervals over targets (AUC, fraction flipped; LDS when evaluated, with sign estimation alone on
 the same bank and targets beside it, read from lds.parquet), the median support over all
-targets (">K" when at least half never flipped), what the run cost, and the labels (method,
+targets (">K" when at least half never flipped), what the run cost (with each stage's seconds
+and models trained in this process, and its device), and the labels (method,
 backbone, task, arch, trainer, dataset) the run computed itself. Aggregation reads it back with
 `RunSummary.read`, never key by key."""
 from __future__ import annotations
@@ -57,6 +58,11 @@ class RunDetails:
     lds: float | None = None
     lds_ci: list[float] | None = None
     lds_sparsify_top: float | None = None
+    # this process's seconds and models trained by stage (brittle/runtime/stagetimes.py; a stage
+    # found in the cache: its load time, no models), and the device it ran on
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    models_trained: dict[str, int] = field(default_factory=dict)
+    device: str | None = None
 
 
 @dataclass(frozen=True)

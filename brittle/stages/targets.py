@@ -32,6 +32,7 @@ from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import load_npy, save_npy
 from brittle.runtime.seeds import Stream
+from brittle.runtime.stagetimes import timed_stage
 
 DEPENDS_ON = ("targets",)
 
@@ -43,6 +44,7 @@ class Targets:
     flips: np.ndarray
 
 
+@timed_stage("targets")
 def run(subset: DictConfig, ex: Execution, data: Dataset, probs: np.ndarray,
         given: np.ndarray | None = None) -> Targets:
     """Select (or read back) this run's targets from the reference models' test softmax

@@ -110,3 +110,26 @@ def test_two_configurations_never_share_a_table_cell(sweep, tmp_path):
     expected = re.escape("would share one table cell") + r".*scorer.C: (0.1 vs 1.0|1.0 vs 0.1)"
     with pytest.raises(SystemExit, match=expected):
         write_report([mixed], tmp_path / "figures", baseline=None)
+
+
+def test_runs_that_ranked_alike_share_one_line_of_the_support_cdf(sweep, tmp_path):
+    """A run whose topk.npy is another's (an ESVM and its "other classes 0" variant) has its
+    ranking digest and supports: the CDF figure draws them as one line named after both."""
+    import json
+
+    from brittle.report.figures import dedupe, same_rankings
+    runs = tmp_path / "runs"
+    shutil.copytree(sweep / "multirun", runs)
+    source = next(p for p in runs.iterdir() if "scorer=esvm" in p.name and "task=remove" in p.name)
+    twin = runs / "twin"
+    shutil.copytree(source, twin)
+    summary = json.loads((twin / "summary.json").read_text())
+    summary["names"]["method"] = "ESVM twin"
+    (twin / "summary.json").write_text(json.dumps(summary))
+    spec = json.loads((twin / "run_spec.json").read_text())
+    (twin / "run_spec.json").write_text(json.dumps({**spec, "twin": True}))
+    table, tidy = dedupe(*aggregate([runs]))
+    part = tidy[tidy["task"] == "remove"]
+    assert sorted(map(sorted, same_rankings(part))) == [["ESVM MoCo (1)", "ESVM twin (1)"],
+                                                        ["Random (0)"]]
+    assert table.groupby("task")["ranking"].nunique().to_dict() == {"mislabel": 2, "remove": 2}

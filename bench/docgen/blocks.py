@@ -1,0 +1,140 @@
+"""Generated blocks inside hand-written pages: between `<!-- generated: NAME -->` and
+`<!-- end generated -->` the text is made by NAME's renderer from results files, with a line
+naming each file (machine, date, commit); the rest of the page is the author's.
+
+`fill(text, records)` rewrites every block of a page; an unknown NAME or a block left open is a
+ValueError naming it. A renderer whose results file is absent says how to make it.
+"""
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+from bench.docgen.results import Records, source_line
+
+START = re.compile(r"^<!-- generated: ([\w-]+) -->$")
+END = "<!-- end generated -->"
+
+
+def _absent(bench: str, command: str) -> list[str]:
+    return _wrapped([f"*No results yet: `bench/results/{bench}.json` is made by `{command}`.*"])
+
+
+def _wrapped(lines: list[str], width: int = 100) -> list[str]:
+    return [part for line in lines
+            for part in (textwrap.wrap(line, width, break_on_hyphens=False) or [""])]
+
+
+def _output(record: dict[str, Any], table_only: bool) -> list[str]:
+    """The default run's printed lines, abridged: its progress lines (first target only) and the
+    table's first rows."""
+    lines = record.get("output") or []
+    table = next(i for i, line in enumerate(lines) if line.lstrip().startswith("target "))
+    head = ("device ", "dataset ", "at most ", "reference models:", "pretrained ", "embedded ",
+            "scored ")
+    shown = [] if table_only else [line for line in lines[:table] if line.startswith(head)]
+    first = next((line for line in lines[:table] if re.match(r"target 1/\d+ ", line)), None)
+    if first and not table_only:
+        shown += [first, "..."]
+    rows = lines[table:table + 3] + ["    ..."]
+    ends = [line for line in lines[table:] if line.startswith(("AUC ", "run directory:"))]
+    return _wrapped([*shown, *rows, *(ends[:1] if table_only else ends)])
+
+
+def default_run(records: Records) -> list[str]:
+    record = records.get("default_run")
+    if record is None:
+        return _absent("default_run", "python bench/default_run.py")
+    return ["```", *_output(record, table_only=False), "```", "",
+            f"*Printed by `python run.py` in an empty folder ({source_line(record)}).*"]
+
+
+def default_run_table(records: Records) -> list[str]:
+    record = records.get("default_run")
+    if record is None:
+        return _absent("default_run", "python bench/default_run.py")
+    return ["```", *_output(record, table_only=True), "```", "",
+            f"*The default run's table ({source_line(record)}).*"]
+
+
+def progress_line(records: Records) -> list[str]:
+    """A search progress line of the default run, as its log shows it."""
+    record = records.get("default_run")
+    if record is None:
+        return _absent("default_run", "python bench/default_run.py")
+    found = [line for line in record.get("output") or []
+             if re.match(r"target \d+/\d+ \(test #\d+\)", line)]
+    line = found[min(3, len(found) - 1)]
+    return ["```", *_wrapped([f"[...][brittle.stages.search][INFO] - {line}"]), "```", "",
+            f"*From the default run's log ({source_line(record)}).*"]
+
+
+def _mean(record: dict[str, Any], row: str, key: str = "mean") -> float:
+    """A figure's mean over the record's seeds ('seed S: ROW')."""
+    values = [v[key] if isinstance(v, dict) else v for name, v in record["figures"].items()
+              if re.fullmatch(rf"seed \d+: {re.escape(row)}", name)]
+    return sum(values) / len(values)
+
+
+def lds_readings(records: Records) -> list[str]:
+    """The ESVM's LDS under each reading beside sign estimation alone, means over the seeds."""
+    record = records.get("lds_readings")
+    if record is None:
+        return _absent("lds_readings", "python bench/lds_readings.py --seeds 0 1 2 3")
+    seeds = sorted({name.split(":")[0] for name in record["figures"] if name.startswith("seed ")})
+    paper, alone = _mean(record, "ESVM inverse_clipped"), _mean(record, "sign estimation alone")
+    gains = {m: _mean(record, f"ESVM {m}") - paper for m in ("inverse_bounded", "rank")}
+    text = [
+        f"Means over {len(seeds)} seeds (every seed's interval: [benchmarks.md](benchmarks.md)'s "
+        "`lds_readings`):", "",
+        f"- the ESVM under the paper's reading: mean LDS {paper:.3f}; sign estimation alone "
+        f"{alone:.3f}; random magnitudes with the sign rule, top 5% kept: "
+        f"{_mean(record, 'Random (random magnitudes, top 5%)'):.3f};",
+        "- the other readings: " + ", ".join(f"`{m}` {g:+.3f}" for m, g in gains.items())
+        + " against the paper's reading;",
+        f"- the ESVM with other classes 0 (`scorer=esvm_other_classes_zero`): "
+        f"{_mean(record, 'ESVM inverse_clipped, other classes 0'):.3f}; the l2 scorer "
+        f"{_mean(record, 'L2 inverse_clipped'):.3f};",
+        f"- of the top 5% the paper's reading keeps, {_mean(record, 'kept_same_class'):.0%} are "
+        f"the target's class and {_mean(record, 'kept_at_clip'):.0%} sit at the clip.", "",
+        f"*{source_line(record)}.*"]
+    return _wrapped(text)
+
+
+def _status(records: Records) -> list[str]:
+    from bench.docgen.ledger import status_line
+    return _wrapped([status_line(records)])
+
+
+RENDERERS: dict[str, Callable[[Records], list[str]]] = {
+    "default-run": default_run, "default-run-table": default_run_table,
+    "progress-line": progress_line,
+    "lds-readings": lds_readings, "reproduction-status": _status}
+
+
+def fill(text: str, records: Records) -> str:
+    """`text` with every generated block rewritten from `records`."""
+    out: list[str] = []
+    lines = iter(text.splitlines())
+    for line in lines:
+        out.append(line)
+        found = START.match(line)
+        if not found:
+            continue
+        name = found.group(1)
+        if name not in RENDERERS:
+            raise ValueError(f"unknown generated block {name!r}; known: {', '.join(RENDERERS)}")
+        for inner in lines:
+            if inner == END:
+                break
+        else:
+            raise ValueError(f"generated block {name!r} has no {END!r} line")
+        out += [*RENDERERS[name](records), END]
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+def names_in(text: str) -> list[str]:
+    """The generated blocks a page holds, in order."""
+    return [m.group(1) for m in map(START.match, text.splitlines()) if m]
