@@ -10,13 +10,13 @@ against lightly's per-image transforms in the DataLoader, side by side in one ru
    contiguous layout: `backbone.memory_format=contiguous`);
 3. kNN accuracy of the default backbone after its default 30 epochs, both paths, for seeds 0, 1, 2
    (143 held-out images each: one image is 0.7 points, so one seed alone cannot resolve 1 point),
-   with the whole fit's time;
-4. the cold default run (`python run.py` with an empty cache), device path.
+   with the whole fit's time.
+(The cold default run, `python run.py` with an empty cache, is bench/default_run.py's.)
 
 Every fit has a fresh cache. The last line is `pretrain_views_speedup=<x>
 pretrain_epoch_speedup=<y> knn_batched=<a> knn_per_image=<b>`; the figures also go to
 bench/results/pretrain.json (bench/record.py). `--smoke`: 128 training images, 2-epoch fits, one
-round, no warm-up, one seed, no cold run.
+round, no warm-up, one seed.
 
     .venv/bin/python bench/pretrain.py [--smoke] [--out FILE]
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,11 +59,10 @@ class Size:
     rounds: int
     knn_epochs: int | None
     seeds: tuple[int, ...]
-    cold_run: bool
 
 
-FULL = Size((), None, 2, 6, 3, None, (0, 1, 2), True)
-SMOKE = Size(("dataset.train_subset=128", "backbone.knn_every=1"), 64, 0, 2, 1, 1, (0,), False)
+FULL = Size((), None, 2, 6, 3, None, (0, 1, 2))
+SMOKE = Size(("dataset.train_subset=128", "backbone.knn_every=1"), 64, 0, 2, 1, 1, (0,))
 
 
 def cfg_for(overrides: list[str]):
@@ -124,15 +122,6 @@ def epoch_seconds(size: Size) -> tuple[dict[str, float], list[float]]:
     return {name: statistics.median(v) for name, v in epochs.items()}, ratios
 
 
-def cold_default_run() -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "run.py", f"cache_dir={tmp}/cache",
-                        f"hydra.run.dir={tmp}/run", "progress=false"], cwd=ROOT, check=True,
-                       capture_output=True)
-        return time.perf_counter() - start
-
-
 def knn_figures(size: Size, record: Record) -> tuple[float, float]:
     """Mean kNN accuracy of each path after the default fit, over the size's seeds."""
     knn: dict[str, list[float]] = {"device": [], "dataloader": []}
@@ -178,10 +167,6 @@ def main() -> None:
                epoch_seconds_before=epoch["before"], pretrain_epoch_speedup=img_epoch / dev_epoch,
                epoch_speedup_per_round=ratios)
     knn_dev, knn_img = knn_figures(size, record)
-    if size.cold_run:
-        cold = cold_default_run()
-        print(f"cold default run (python run.py, empty cache): {cold:.1f} s", flush=True)
-        record.add(cold_default_run_seconds=cold)
     print(f"pretrain_views_speedup={batched / per_image:.1f} "
           f"pretrain_epoch_speedup={img_epoch / dev_epoch:.2f} knn_batched={knn_dev:.3f} "
           f"knn_per_image={knn_img:.3f}")
