@@ -35,11 +35,11 @@ from brittle.counterfactual.tester import CounterfactualTester, TestLog  # noqa:
 SMALL = {
     "resnet9": ["arch.model.width=16"],
     "airnet": ["arch.model.width=16"],
-    "mobilenetv2": ["+arch.model.width_mult=0.5"],
-    "vit": ["+arch.model.embed_dim=96", "+arch.model.depth=4"],
-    "swin_t": ["+arch.model.embed_dim=48"],
-    "mlpmixer": ["+arch.model.embed_dim=128", "+arch.model.num_blocks=4"],
-    "convmixer": ["+arch.model.dim=128", "+arch.model.depth=4"],
+    "mobilenetv2": ["arch.model.width_mult=0.5"],
+    "vit": ["arch.model.embed_dim=96", "arch.model.depth=4"],
+    "swin_t": ["arch.model.embed_dim=48"],
+    "mlpmixer": ["arch.model.embed_dim=128", "arch.model.num_blocks=4"],
+    "convmixer": ["arch.model.dim=128", "arch.model.depth=4"],
 }
 # transformers from scratch on 1,437 images need more epochs and a higher lr than the rest
 LONGER = {"vit": ["trainer.epochs=40", "arch.recipe.lr=3e-3"],
@@ -49,7 +49,7 @@ DIGITS = [("mlp", []), ("cnn", [])] \
        for a, o in SMALL.items()] \
     + [("airnet", ["trainer=fast", "trainer.batch_size=128", "arch.model.width=32"])]
 # MobileNetV2 keeps 32x32 maps through its first stages: the slowest arch here by far
-CIFAR_SMALLER = {"mobilenetv2": ["+arch.model.width_mult=0.25"]}
+CIFAR_SMALLER = {"mobilenetv2": ["arch.model.width_mult=0.25"]}
 # 2,000 images: batches of 64 give the short runs enough steps
 CIFAR = [(a, ["trainer=cpu", "trainer.epochs=6", "trainer.batch_size=64"] + CIFAR_SMALLER.get(a, o))
          for a, o in SMALL.items()] \

@@ -45,7 +45,7 @@ from brittle.stages import (
     summarize,
     targets,
 )
-from brittle.stages.keys import key_digest, key_of, select, with_source_arch
+from brittle.stages.keys import key_digest, key_of, select, settings_of, with_source_arch
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _stages(cfg: DictConfig, ex: Execution, indices_named: str,
         knn_accuracy=None if features is None else features.knn_accuracy, score_cost=scored.cost,
         search_models=int(searched.support["n_models"].sum()),
         models_trained_this_run=searched.trained,
-        n_rounds=searched.rounds, search=key_of(select(cfg, ("search",))).get("search", {}),
+        n_rounds=searched.rounds, search=settings_of(select(cfg, ("search",))).get("search", {}),
         lds=None if lds_result is None else lds_result.mean,
         lds_ci=None if lds_result is None else list(lds_result.ci),
         lds_sparsify_top=None if lds_result is None else lds_result.sparsify_top,

@@ -113,3 +113,57 @@ def test_documented_command_composes(command):
 def test_a_broken_command_fails(broken):
     with pytest.raises((ValueError, ConfigCompositionException)):
         check_command(broken)
+
+
+# a `+key=` / `++key=` adds a setting the config lacks: every setting of brittle's is written in
+# its YAML (tests/conf/test_written_out.py), so only Hydra's plugins' own settings may need one
+ADDED = re.compile(r"(?<![\w+])\+\+?([a-z_]+(?:\.[a-z_0-9]+)+)=")
+# a dotted setting named in prose or code: `scorer.magnitude`, `trainer.concurrent=4`
+SETTING = re.compile(r"(?<![\w./+-])\+{0,2}([a-z_]+(?:\.[a-z_0-9]+)+)(?=[=`\s,:;)])")
+FILES = {"py", "pt", "npy", "npz", "json", "yaml", "md", "csv", "txt", "parquet", "log", "gz"}
+
+
+def _texts() -> dict[str, str]:
+    """Every page, the --help text and the comments of conf/ (--help prints their first lines)."""
+    from brittle.cli.help import help_text
+    texts = {str(p.relative_to(ROOT)): p.read_text() for p in PAGES}
+    texts["--help"] = help_text()
+    texts.update({str(p.relative_to(ROOT)): p.read_text() for p in sorted(CONF.rglob("*.yaml"))})
+    return texts
+
+
+def test_no_documented_command_needs_a_plus():
+    added = [f"{name}: +{key}" for name, text in _texts().items()
+             for key in ADDED.findall(text) if not key.startswith("hydra.")]
+    assert not added, f"written in conf/, these are set without `+`: {added}"
+
+
+def _composed_settings() -> set[str]:
+    """Every dotted setting of every group option's composed config (experiments left out: a
+    setting is an option's, not a preset's)."""
+    from brittle.cli.configs import groups
+    from tests.helpers import make_cfg
+
+    def paths(node, prefix=""):
+        for key, value in node.items():
+            yield f"{prefix}{key}"
+            if isinstance(value, dict):
+                yield from paths(value, f"{prefix}{key}.")
+    found: set[str] = set()
+    for group, options in groups(CONF).items():
+        for option in options if group != "experiment" else ():
+            cfg = make_cfg([f"{group}={option}"])
+            found.update(paths(OmegaConf.to_container(cfg, resolve=False)))
+    return found
+
+
+@pytest.mark.heavy
+def test_every_setting_the_docs_and_help_name_is_in_the_config():
+    settings = _composed_settings()
+    tops = {s for s in settings if "." not in s} - {"hydra"}
+    named = {(name, key) for name, text in _texts().items() for key in SETTING.findall(text)
+             if key.split(".")[0] in tops and key.rsplit(".", 1)[1] not in FILES}
+    # `source_arch` takes an arch option (arch@source_arch=...)
+    missing = sorted(f"{name}: {key}" for name, key in named if key not in settings
+                     and key.replace("source_arch.", "arch.", 1) not in settings)
+    assert not missing, f"named but in no option's composed config: {missing}"

@@ -122,7 +122,7 @@ def pretrain_views(ctx: Context) -> tuple[dict, str]:
     from brittle.api import load_data, pretrain
     from brittle.runtime.cache import StageCache
     base = ctx.cifar_base()
-    sizes = ["backbone.batch_size=16", "+backbone.net.width=0.25"] if ctx.smoke else \
+    sizes = ["backbone.batch_size=16", "backbone.net.width=0.25"] if ctx.smoke else \
         ["backbone.batch_size=512"]
     data = load_data(compose_cfg(base))   # decoded once, in the shared cache
     out = {}

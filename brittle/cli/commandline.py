@@ -1,15 +1,18 @@
 """A `brittle` command line as Hydra reads it: its flags and config directories, its overrides,
-the jobs a sweep stands for (expanded by Hydra's own override parser and basic sweeper), and the
-composition of one job's config. The checks of brittle/cli/validate.py run on these."""
+the jobs a sweep stands for (parsed by Hydra's own override parser, expanded as its basic sweeper
+does), and the composition of one job's config. The checks of brittle/cli/validate.py run on
+these. Hydra's public API only (its plugin API: the override parser and its `Override`s), so any
+hydra-core 1.3 runs it (tests/cli/test_sweeps.py checks the expansion against Hydra's own)."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
-from brittle.cli.configs import config_dir
+from brittle.cli.configs import config_dir, groups
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,15 @@ def search_path(dirs: list[str]) -> list[str]:
 
 
 def parser_for(line: CommandLine) -> Any:
-    """Hydra's own override parser, with a config loader so that glob() sees the group options."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.utils import create_config_search_path
+    """Hydra's own override parser. Its config loader is asked one thing, by `glob()` sweeps: a
+    group's options (brittle's, and those of the user's config directories)."""
+    from types import SimpleNamespace
+
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    search = create_config_search_path(str(config_dir()))
-    for d in line.config_dirs + searchpath_dirs(line.overrides):
-        search.append("command-line", f"file://{d}")
-    return OverridesParser.create(config_loader=ConfigLoaderImpl(config_search_path=search))
+    roots = [config_dir(), *line.config_dirs, *searchpath_dirs(line.overrides)]
+    loader = SimpleNamespace(get_group_options=lambda g, *_, **__: groups(*roots).get(g, []))
+    return OverridesParser.create(config_loader=cast(Any, loader))
 
 
 def searchpath_dirs(overrides: list[str]) -> list[str]:
@@ -69,12 +72,10 @@ def searchpath_dirs(overrides: list[str]) -> list[str]:
 
 def sweep_jobs(line: CommandLine, sweeper_params: bool = True,
                parser: Any = None) -> list[list[str]]:
-    """The jobs a command line stands for, each as its list of overrides, expanded by Hydra's
-    basic sweeper (`a,b`, choice, range, glob, interval-free sweeps; with -m, the composed
-    config's hydra.sweeper.params first, as the sweeper reads them, unless `sweeper_params` is
-    false). `parser`: one made by `parser_for` for this line, when the caller has it."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
+    """The jobs a command line stands for, each as its list of overrides, as Hydra's basic
+    sweeper expands them (`a,b`, choice, range, glob; with -m, the composed config's
+    hydra.sweeper.params first, as the sweeper reads them, unless `sweeper_params` is false).
+    `parser`: one made by `parser_for` for this line, when the caller has it."""
     parser = parser or parser_for(line)
     parsed = parser.parse_overrides(line.overrides)
     sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
@@ -84,7 +85,22 @@ def sweep_jobs(line: CommandLine, sweeper_params: bool = True,
         return [list(line.overrides)]
     plain_first = [o.input_line for o in parsed if not o.is_sweep_override()]
     params = _sweeper_params(plain_first + search_path(line.config_dirs)) if sweeper_params else []
-    return BasicSweeper.split_arguments(parser.parse_overrides(params + line.overrides), None)[0]
+    return _product(parser.parse_overrides(params + line.overrides))
+
+
+def _product(parsed: list[Any]) -> list[list[str]]:
+    """Every combination of the overrides' values, keys in the order they first appear (a later
+    override of a key replaces the earlier one), the last key's values varying fastest."""
+    values: dict[str, list[str]] = {}
+    for o in parsed:
+        if o.is_sweep_override() and not o.is_discrete_sweep():
+            raise ValueError(f"{o.input_line}: the basic sweeper enumerates choices, ranges and "
+                             "globs, not intervals (an optimising sweeper plugin samples those)")
+        key = o.get_key_element()
+        swept = o.sweep_string_iterator() if o.is_sweep_override() else \
+            [o.get_value_element_as_str()]
+        values[key] = [f"{key}={v}" for v in swept]
+    return [list(job) for job in itertools.product(*values.values())]
 
 
 def _sweeper_params(overrides: list[str]) -> list[str]:

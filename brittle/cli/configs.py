@@ -25,10 +25,15 @@ def config_dir() -> Path:
     raise FileNotFoundError("brittle's configs (brittle.conf) are missing: reinstall brittle")
 
 
-def groups(root: Path | None = None) -> dict[str, list[str]]:
-    """Every config group (`backbone/method`, ...) outside hydra/ and its options, sorted."""
-    root = root or config_dir()
-    return {str(d.relative_to(root)): sorted(p.stem for p in d.glob("*.yaml"))
-            for d in sorted(root.rglob("*")) if d.is_dir()
-            and "hydra" not in d.relative_to(root).parts
-            and d.name != "__pycache__"}
+def groups(*roots: Path | str) -> dict[str, list[str]]:
+    """Every config group (`backbone/method`, ...) of conf/, or of `roots` merged (brittle's and a
+    user's `--config-dir`), and its options, sorted: not hydra/, nor a folder whose name starts
+    with `_` (conf/_common/: settings several options share, which no command line chooses and a
+    `glob(*)` sweep of a group must not find among its options)."""
+    found: dict[str, set[str]] = {}
+    for root in map(Path, roots or (config_dir(),)):
+        for d in root.rglob("*") if root.is_dir() else ():
+            parts = d.relative_to(root).parts
+            if d.is_dir() and not any(p == "hydra" or p.startswith("_") for p in parts):
+                found.setdefault("/".join(parts), set()).update(f.stem for f in d.glob("*.yaml"))
+    return {group: sorted(names) for group, names in sorted(found.items())}

@@ -4,10 +4,16 @@ The schema of a group option is the signature of its `_target_` (a class's `__in
 function): every key must be a parameter, every value of the annotated type (ints pass for
 floats, lists for sequences, None for optionals), and a dict given for a dataclass parameter
 (the training `Recipe`) is checked field by field. Returns the first problem as one line.
+
+brittle's own targets are read from their source with `ast` while their module is not imported
+yet: importing them would import torch, lightly and Lightning, seconds a check of a command line
+must not cost. Typed structured configs would state each of those signatures a second time.
 """
 from __future__ import annotations
 
+import ast
 import collections.abc
+import dataclasses
 import functools
 import inspect
 import types
@@ -16,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from brittle.runtime.defaults import dataclass_in
 
 
 def check_targets(cfg: DictConfig, touched: list[str] | None = None) -> str | None:
@@ -42,10 +50,9 @@ def _target_nodes(node: Any, path: str):
             yield from _target_nodes(v, f"{path}{k}.")
 
 
-def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    """(parameters, type hints, accepts **kwargs) of what `target_name` builds. brittle's own
-    targets are read from source when not yet imported (checking a command line must not cost
-    the seconds of importing torch, lightly and Lightning); a library's are imported."""
+def _signature(target_name: str) -> tuple[list[str], dict[str, Any], bool]:
+    """(parameters, type hints, accepts **kwargs) of what `target_name` builds: brittle's own
+    from source while not yet imported, a library's (and a dataclass's) imported."""
     import sys
     module, _, name = target_name.rpartition(".")
     if module.startswith("brittle.") and module not in sys.modules:
@@ -55,25 +62,19 @@ def _signature(target_name: str) -> tuple[dict[str, Any], dict[str, Any], bool]:
     from hydra.utils import get_method
     target = get_method(target_name)
     fn = target.__init__ if inspect.isclass(target) else target
-    params = dict(inspect.signature(fn).parameters)
+    params = inspect.signature(fn).parameters
     try:
         hints = typing.get_type_hints(fn)
     except Exception:  # a library's annotations that do not resolve here: keys only
         hints = {}
-    return params, hints, any(p.kind == p.VAR_KEYWORD for p in params.values())
-
-
-_NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list,
-          "tuple": tuple, "dict": dict, "Sequence": collections.abc.Sequence,
-          "Mapping": collections.abc.Mapping, "Optional": typing.Optional, "Union": typing.Union,
-          "Any": Any, "List": list, "Tuple": tuple, "Dict": dict}
+    return ([p for p in params if p not in ("self", "args", "kwargs")], hints,
+            any(p.kind == p.VAR_KEYWORD for p in params.values()))
 
 
 @functools.cache
 def _module_tree(module: str) -> Any:
     """The parsed source of a module, or None when it has no plain source file (parsed once:
     a check reads the same modules for several targets and their records)."""
-    import ast
     import importlib.util
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
@@ -81,66 +82,60 @@ def _module_tree(module: str) -> Any:
     return ast.parse(Path(spec.origin).read_text())
 
 
-def _records(module: str, tree: Any) -> dict[str, type]:
-    """The dataclasses an annotation of `module` may name (its own, or imported from a brittle
-    module), rebuilt from their source as field -> hint records, so a dict given for one (a
-    recipe) is checked field by field without importing anything."""
-    import ast
-    import dataclasses
-    found: dict[str, type] = {}
-    sources = [(module, tree, None)] + [(str(n.module), None,
-                                         {a.asname or a.name: a.name for a in n.names})
-                                        for n in tree.body if isinstance(n, ast.ImportFrom)
-                                        and (n.module or "").startswith("brittle.")]
-    for source, parsed, names in sources:
-        parsed = parsed if parsed is not None else _module_tree(source)
-        for node in parsed.body if parsed is not None else []:
-            if not (isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d)
-                                                           for d in node.decorator_list)):
-                continue
-            local = (node.name if names is None
-                     else next((k for k, v in names.items() if v == node.name), None))
-            if local is None:
-                continue
-            fields = [(a.target.id, _hint(a.annotation, {}) or Any, dataclasses.field(default=None))
-                      for a in node.body if isinstance(a, ast.AnnAssign)
-                      and isinstance(a.target, ast.Name)
-                      and "ClassVar" not in ast.unparse(a.annotation)]
-            found[local] = dataclasses.make_dataclass(node.name, fields)
-    return found
-
-
-def _hint(annotation: Any, extra: dict[str, Any]) -> Any:
-    """An annotation written in source, evaluated over plain names (None when it names others)."""
-    import ast
-    try:
-        return eval(compile(ast.Expression(annotation), "<hint>", "eval"), {"__builtins__": {}},
-                    {**_NAMES, **extra})
-    except Exception:  # a name this reader does not know: the key is still checked
-        return None
-
-
-def _source_signature(module: str, name: str) -> tuple[dict[str, Any], dict[str, Any], bool] | None:
+def _source_signature(module: str, name: str) -> tuple[list[str], dict[str, Any], bool] | None:
     """The parameters and simple annotations of `name` (a class's __init__, or a function) as
     written in the module's source; None when it is not plainly there (a dataclass, whose
     __init__ is generated, or an inherited one: those are imported)."""
-    import ast
     tree = _module_tree(module)
-    if tree is None:
-        return None
     node = next((n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))
-                 and n.name == name), None)
+                 and n.name == name), None) if tree is not None else None
     if isinstance(node, ast.ClassDef):
         node = next((n for n in node.body if isinstance(n, ast.FunctionDef)
                      and n.name == "__init__"), None)
     if node is None:
         return None
-    args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
-    params = {a.arg: a for a in args if a.arg != "self"}
-    records = _records(module, tree)
+    args = [a for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)
+            if a.arg != "self"]
     hints = {a.arg: h for a in args if a.annotation is not None
-             and (h := _hint(a.annotation, records)) is not None}
-    return params, hints, node.args.kwarg is not None
+             and (h := _hint(a.annotation, module)) is not None}
+    return [a.arg for a in args], hints, node.args.kwarg is not None
+
+
+_NAMES = {"int": int, "float": float, "bool": bool, "str": str, "None": None, "list": list,
+          "tuple": tuple, "dict": dict, "Sequence": collections.abc.Sequence,
+          "Mapping": collections.abc.Mapping, "Any": Any}
+
+
+@functools.cache
+def _record(module: str, name: str) -> type | None:
+    """The dataclass `name` that `module` defines or imports from a brittle module, rebuilt from
+    its source as fields with their hints, so a dict given for one (a recipe) is checked field by
+    field without importing anything."""
+    tree = _module_tree(module)
+    for node in tree.body if tree is not None else ():
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brittle."):
+            imported = next((a.name for a in node.names if (a.asname or a.name) == name), None)
+            if imported is not None:
+                return _record(str(node.module), imported)
+        if (isinstance(node, ast.ClassDef) and node.name == name
+                and any("dataclass" in ast.unparse(d) for d in node.decorator_list)):
+            return dataclasses.make_dataclass(name, [
+                (a.target.id, _hint(a.annotation, module) or Any, dataclasses.field(default=None))
+                for a in node.body if isinstance(a, ast.AnnAssign)
+                and isinstance(a.target, ast.Name) and "ClassVar" not in ast.unparse(a.annotation)])
+    return None
+
+
+def _hint(annotation: Any, module: str) -> Any:
+    """An annotation written in `module`'s source, evaluated over plain types and the dataclasses
+    it names (None when it names anything else: the key is still checked)."""
+    records = {n.id: _record(module, n.id) for n in ast.walk(annotation)
+               if isinstance(n, ast.Name) and n.id not in _NAMES}
+    try:
+        return eval(compile(ast.Expression(annotation), "<hint>", "eval"), {"__builtins__": {}},
+                    {**_NAMES, **{k: v for k, v in records.items() if v is not None}})
+    except Exception:  # a name this reader does not know
+        return None
 
 
 def _check_node(path: str, node: dict) -> str | None:
@@ -148,47 +143,38 @@ def _check_node(path: str, node: dict) -> str | None:
         params, hints, open_kwargs = _signature(node["_target_"])
     except Exception:
         return f"{path}_target_={node['_target_']} cannot be imported; check the option's YAML file"
-    for key, value in node.items():
-        if key.startswith("_") or key == "name":
-            continue
-        if key not in params and not open_kwargs:
-            valid = ", ".join(p for p in params if p not in ("self", "args", "kwargs"))
-            return f"{path}{key} is not a setting of {node['_target_']}; valid: {valid}"
-        if key in hints and not _fits(value, hints[key]):
-            return (f"{path}{key}={value!r} has the wrong type: {node['_target_']} expects "
-                    f"{_type_name(hints[key])}")
-        record = _dataclass_in(hints.get(key))
+    settings = {k: v for k, v in node.items() if not k.startswith("_") and k != "name"}
+    return _check_fields(path, settings, None if open_kwargs else params, hints,
+                         node["_target_"], "a setting")
+
+
+def _check_fields(path: str, values: dict, allowed: list[str] | None, hints: dict[str, Any],
+                  owner: str, noun: str) -> str | None:
+    """The first key outside `allowed` (None: any) or value unlike its hint, as one line; a dict
+    given for a dataclass is checked field by field."""
+    for key, value in values.items():
+        if allowed is not None and key not in allowed:
+            return f"{path}{key} is not {noun} of {owner}; valid: {', '.join(allowed)}"
+        hint = hints.get(key, Any)
+        if not _fits(value, hint):
+            return (f"{path}{key}={value!r} has the wrong type: {owner} expects "
+                    f"{getattr(hint, '__name__', None) or str(hint).replace('typing.', '')}")
+        record = dataclass_in(hint)
         if record is not None and isinstance(value, dict):
-            problem = _check_record(f"{path}{key}.", value, record)
+            fields = typing.get_type_hints(record)
+            problem = _check_fields(f"{path}{key}.", value, list(fields), fields,
+                                    record.__name__, "a field")
             if problem:
                 return problem
     return None
 
 
-def _dataclass_in(hint: Any) -> type | None:
-    """A dataclass the annotation admits (e.g. `Recipe | Mapping`), whose fields type a dict."""
-    import dataclasses
-    for h in (hint, *typing.get_args(hint)):
-        if isinstance(h, type) and dataclasses.is_dataclass(h):
-            return h
-    return None
-
-
-def _check_record(path: str, value: dict, record: type) -> str | None:
-    hints = typing.get_type_hints(record)
-    for key, item in value.items():
-        if key not in hints:
-            return f"{path}{key} is not a field of {record.__name__}; valid: {', '.join(hints)}"
-        if not _fits(item, hints[key]):
-            return (f"{path}{key}={item!r} has the wrong type: {record.__name__} expects "
-                    f"{_type_name(hints[key])}")
-    return None
-
-
 def _fits(value: Any, hint: Any) -> bool:
     """Whether a config value can be the annotated type (ints for floats, lists for sequences)."""
-    if hint is Any or value is None and _optional(hint):
+    if hint is Any or value is None and type(None) in typing.get_args(hint):
         return True
+    if hint is type(None):   # the None of an optional: any other value is the union's business
+        return value is None
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_fits(value, h) for h in typing.get_args(hint))
@@ -203,12 +189,3 @@ def _fits(value: Any, hint: Any) -> bool:
     if origin in (list, tuple, collections.abc.Sequence):
         return isinstance(value, (list, tuple))
     return True  # other types (tensors, modules, mappings) are the target's business
-
-
-def _optional(hint: Any) -> bool:
-    return type(None) in typing.get_args(hint)
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-

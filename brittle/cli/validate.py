@@ -29,17 +29,13 @@ from brittle.cli.commandline import (
     searchpath_dirs,
     sweep_jobs,
 )
-from brittle.cli.configs import groups
+from brittle.cli.configs import config_dir, groups
 from brittle.cli.signatures import check_targets
 
 
 def check_choices(overrides: list[str], extra_dirs: list[str]) -> str | None:
     """One line naming an unknown `group=option`, or None."""
-    options = groups()
-    for d in extra_dirs:
-        if Path(d).is_dir():
-            for group, names in groups(Path(d)).items():
-                options[group] = sorted({*options.get(group, []), *names})
+    options = groups(config_dir(), *extra_dirs)
     for arg in overrides:
         key, sep, value = arg.lstrip("+~").partition("=")
         problem = _package_problem(key, value)

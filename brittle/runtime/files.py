@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from brittle.runtime.defaults import without_defaults
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.faults import as_disk_fault
-from brittle.runtime.names import without_library_defaults
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,9 @@ def check_run_dir(run_dir: Path, run_spec: dict) -> None:
                 f"run directory {run_dir} predates brittle's schema {CACHE_SCHEMA} (it was "
                 f"written under {schema or 'an earlier one'}) and cannot resume; delete it or "
                 f"choose another hydra.run.dir")
-        recorded = without_library_defaults(recorded)
-        wanted = without_library_defaults(json.loads(canonical(run_spec)))
+        # a default written out in one and left out in the other is the same run
+        recorded = without_defaults(recorded)
+        wanted = without_defaults(json.loads(canonical(run_spec)))
         if canonical(recorded) != canonical(wanted):
             raise BrittleError(
                 f"run directory {run_dir} holds results of a different config; "

@@ -73,38 +73,6 @@ REGISTERED: dict[str, str] = {
 PREFIX = "brittle:"
 _BY_PATH = {path: PREFIX + name for name, path in REGISTERED.items()}
 
-def without_library_defaults(identity: Any) -> Any:
-    """A run identity (a copy) without the arguments of another package's `_target_` that equal
-    that target's own defaults in the installed version: a config that writes a library's
-    default out (conf/dataset/*.yaml's view transforms) and one that left it to the library build
-    the same object, so a run directory recorded either way resumes under the other."""
-    if isinstance(identity, list):
-        return [without_library_defaults(v) for v in identity]
-    if not isinstance(identity, dict):
-        return identity
-    out = {k: without_library_defaults(v) for k, v in identity.items()}
-    target = out.get("_target_")
-    if isinstance(target, str) and not target.startswith(("brittle.", "brittle:")):
-        defaults = _defaults_of(target)
-        out = {k: v for k, v in out.items() if k not in defaults or _plain(v) != defaults[k]}
-    return out
-
-
-def _defaults_of(target: str) -> dict[str, Any]:
-    import inspect
-
-    try:
-        from hydra.utils import get_object
-        params = inspect.signature(get_object(target)).parameters.values()
-    except Exception:  # not importable or no signature: every argument counts
-        return {}
-    return {p.name: _plain(p.default) for p in params if p.default is not inspect.Parameter.empty}
-
-
-def _plain(value: Any) -> Any:
-    """A value as JSON holds it (tuples as lists), so defaults compare with recorded values."""
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
 
 def stable_name(target: str) -> str:
     """The registered name of a `_target_` of brittle's (also through a re-export), else the

@@ -24,8 +24,8 @@ HEAD_FILE = "projection_head.pt"   # the method's projection head (state dict), 
 
 
 def features_setting(bcfg: Any) -> str:
-    """`backbone.features` of a backbone config, `backbone` when it is not given."""
-    value = bcfg.get("features") or "backbone"
+    """`backbone.features` of a backbone config, checked."""
+    value = bcfg.features
     if value not in FEATURES:
         raise BrittleError(f"backbone.features={value} is not valid; use one of {list(FEATURES)}")
     return str(value)

@@ -119,12 +119,12 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
         bcfg.method.num_classes is None else {}  # e.g. an image folder: classes come from disk
     model = instantiate(bcfg.method, backbone=net, max_epochs=int(bcfg.epochs),
                         batch_size=int(bcfg.batch_size), **extra)
-    _set_memory_format(model, str(bcfg.get("memory_format", "contiguous")))
+    _set_memory_format(model, str(bcfg.memory_format))
     # the monitor sees images as the embedding stage will: in the backbone's normalisation
-    _attach_monitor(model, train, bcfg.get("normalize") or normalize, int(bcfg.get("knn_every", 0)))
+    _attach_monitor(model, train, bcfg.get("normalize") or normalize, int(bcfg.knn_every))
     labels = train.labels if model.uses_labels else None
     loader = _loader(bcfg, transform_cfg, model, train, labels)
-    mode = compile_mode(bcfg.get("compile", False))   # absent: off (and no new cache key)
+    mode = compile_mode(bcfg.compile)
     if mode is not None:
         model.compile_for_training(mode)
     epochs = EpochTimes()
@@ -219,7 +219,7 @@ def _loader(bcfg: DictConfig, transform_cfg: DictConfig, model: Any, train: Imag
     or lightly's per-image views made by DataLoader workers (`augment_on: dataloader`)."""
     workers, batch = int(bcfg.num_workers), int(bcfg.batch_size)
     common: dict[str, Any] = {"num_workers": workers, "persistent_workers": workers > 0}
-    where = str(bcfg.get("augment_on", "device"))
+    where = str(bcfg.augment_on)
     if where == "device":
         model.views = DeviceViews(view_specs(plain(transform_cfg)),
                                   int(train.images.shape[1]))

@@ -4,8 +4,8 @@
 Writes `train.npy` float32 [N_train, D] and `test.npy` float32 [N_test, D] into the stage cache,
 and records a label-free sanity figure: the kNN accuracy of test features against train features.
 Its key is the pretrain stage's key plus the whole dataset (test images too), the
-normalisation features are taken with, and the embedding layer when it is not the backbone's
-output (so keys made before `backbone.features` existed still hold).
+normalisation features are taken with, and the embedding layer when it is not the default (the
+backbone's output: brittle/runtime/defaults.py).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from torch import nn
 
 from brittle.data.datasets import Dataset
 from brittle.runtime.cache import StageCache
+from brittle.runtime.defaults import without_defaults
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution, plain
 from brittle.runtime.faults import require_space
@@ -62,12 +63,11 @@ def key(cfg: DictConfig) -> dict:
     """The pretrain key of the same slice, plus the test split, the normalisation and, unless it
     is the backbone's output, the embedding layer."""
     norm = cfg.backbone.get("normalize") or cfg.dataset.normalize
-    features = cfg.backbone.get("features") or "backbone"
     trained = plain(cfg)   # what the backbone was trained with: the slice less the features
     trained["backbone"] = {k: v for k, v in trained["backbone"].items() if k != "features"}
     out = {"pretrain": pretrain.key(OmegaConf.create(trained)),
            "dataset": key_of(cfg.dataset.loader), "normalize": key_of(norm)}
-    return out if features == "backbone" else {**out, "features": features}
+    return {**out, **without_defaults({"features": cfg.backbone.features}, "backbone.")}
 
 
 def _extractor(bcfg: DictConfig, backbone_dir: Path | None) -> tuple[nn.Module, int]:

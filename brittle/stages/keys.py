@@ -5,7 +5,8 @@ not matter, `EXCLUDES`. `select` copies exactly those paths out of the composed 
 without execution keys or display labels,
 into a read-only struct config: a stage that tries to read a setting it did not declare gets an
 error instead of a silently incomplete cache key. `key_of` names its `_target_`s by their stable
-names (brittle/runtime/names.py), so a key survives moving code.
+names (brittle/runtime/names.py), so a key survives moving code, and leaves out values equal to
+their defaults (brittle/runtime/defaults.py), so writing a default out in conf/ keeps a key.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from brittle.runtime.defaults import without_defaults
 from brittle.runtime.execution import DISPLAY_KEYS, plain, without_execution
 from brittle.runtime.names import with_stable_names
 
@@ -96,10 +98,16 @@ def select(cfg: DictConfig, depends_on: Iterable[str], excludes: Iterable[str] =
     return node
 
 
-def key_of(cfg: DictConfig) -> dict:
-    """The cache-key material of a selected slice (plain, JSON-ready): code named by what it
-    computes (stable names), not by the module it lives in."""
+def settings_of(cfg: DictConfig) -> dict:
+    """A selected slice as plain, JSON-ready settings, code named by what it computes (stable
+    names), not by the module it lives in."""
     return with_stable_names(OmegaConf.to_container(cfg, resolve=True))
+
+
+def key_of(cfg: DictConfig) -> dict:
+    """The cache-key material of a selected slice: its settings less the values equal to their
+    defaults (brittle/runtime/defaults.py), so a default written out or left out is one key."""
+    return without_defaults(settings_of(cfg))
 
 
 def key_digest(cfg: DictConfig) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 import pytest
 from hydra.utils import instantiate
 
+from brittle.cli.configs import groups
 from tests.helpers import CONF, make_cfg
 
-GROUPS = {str(g.relative_to(CONF)): sorted(p.stem for p in g.glob("*.yaml"))
-          for g in CONF.rglob("*") if g.is_dir()
-          and not str(g.relative_to(CONF)).startswith("hydra")}
+GROUPS = groups(CONF)
 OPTIONS = [(g, o) for g, opts in sorted(GROUPS.items()) for o in opts]
 
 

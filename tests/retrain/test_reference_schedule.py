@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
 from brittle.retrain import recipe_trainer, stacked
 from brittle.retrain.recipe import Recipe
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import run_identity
+from brittle.stages import reference
+from brittle.stages.keys import key_of, select
 from tests.helpers import make_cfg
 
 N_TRAIN = 50_000
@@ -102,16 +103,19 @@ def test_the_actual_schedule_spans_the_models_own_steps(monkeypatch):
     assert np.abs(np.array(lrs) - _reference_lrs(48_720)).max() > 0.01
 
 
-def test_recipes_other_than_the_papers_keep_their_cache_keys():
-    """Every cache key and run identity is built from the composed config (tests/stages/
-    test_cache_keys.py), never from Recipe's defaults: the default schedule, today's, is written in
-    no config but the paper presets', so no other config's keys change."""
+def test_the_default_schedule_is_written_out_and_leaves_every_key():
+    """Every recipe writes its schedule (conf/_common/recipe.yaml: actual); a key leaves the
+    default out (brittle/runtime/defaults.py), so every config but the paper presets' keeps the
+    keys it had before the setting existed."""
     for overrides in ([], ["arch=cnn"], ["arch=resnet9_ffcv"], ["trainer=cpu", "arch=vit"],
                       ["experiment=paper_imagenet", "dataset.root=/data/imagenet"]):
         cfg = make_cfg(overrides)
-        assert "schedule" not in OmegaConf.to_container(cfg.trainer.recipe, resolve=True)
-        assert "schedule: actual" not in OmegaConf.to_yaml(cfg)
+        assert cfg.trainer.recipe.schedule == cfg.arch.recipe.schedule == "actual"
+        key = key_of(select(cfg, reference.DEPENDS_ON))
+        assert not {"schedule"} & {*key["trainer"]["recipe"], *key["arch"]["recipe"]}
     paper = make_cfg(["trainer=paper"])
+    assert key_of(select(paper, reference.DEPENDS_ON))["trainer"]["recipe"]["schedule"] == \
+        "reference"
     assert run_identity(paper)["trainer"]["recipe"]["schedule"] == "reference"
     transfer = make_cfg(["experiment=paper_transfer", "dataset.root=/data/cifar10"])
     assert transfer.arch.recipe.schedule == transfer.source_arch.recipe.schedule == "reference"

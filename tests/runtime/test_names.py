@@ -134,13 +134,13 @@ def test_a_cache_of_an_earlier_schema_is_named_in_one_warning(tmp_path, caplog):
 def test_a_library_default_written_out_is_the_same_run():
     """conf/dataset/digits.yaml writes lightly's view defaults out; a recorded identity that left
     them to lightly is the same run, one with another value is not."""
-    from brittle.runtime.names import without_library_defaults
+    from brittle.runtime.defaults import without_defaults
 
     spec = run_identity(make_cfg([]))
     views = spec["dataset"]["ssl_transform"]
     assert views["sigmas"] == [0.1, 2.0] and views["rr_prob"] == 0.0   # written out in the config
     left_out = {**spec, "dataset": {**spec["dataset"], "ssl_transform": {
         k: v for k, v in views.items() if k not in ("sigmas", "rr_prob", "cj_hue")}}}
-    assert without_library_defaults(left_out) == without_library_defaults(spec)
+    assert without_defaults(left_out) == without_defaults(spec)
     changed = {**spec, "dataset": {**spec["dataset"], "ssl_transform": {**views, "rr_prob": 0.5}}}
-    assert without_library_defaults(changed) != without_library_defaults(spec)
+    assert without_defaults(changed) != without_defaults(spec)

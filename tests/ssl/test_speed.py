@@ -206,7 +206,7 @@ def test_backbone_compile_values():
 
 
 def test_backbone_compile_compiles_the_networks_views_and_loss(monkeypatch):
-    """++backbone.compile=true: torch.compile (static shapes) of the encoders, heads, views (with
+    """backbone.compile=true: torch.compile (static shapes) of the encoders, heads, views (with
     torch's own random draws) and MoCo's loss; the trained backbone leaves as a plain module."""
     from brittle.api import load_data
     from brittle.ssl.fit import fit_backbone
@@ -218,7 +218,7 @@ def test_backbone_compile_compiles_the_networks_views_and_loss(monkeypatch):
         return fn
     monkeypatch.setattr(torch, "compile", recording)
     cfg = make_cfg(["dataset.train_subset=60", "backbone.epochs=1", "backbone.batch_size=32",
-                    "backbone.knn_every=0", "++backbone.compile=true"])
+                    "backbone.knn_every=0", "backbone.compile=true"])
     fit = fit_backbone(cfg.backbone, cfg.dataset.ssl_transform, cfg.dataset.normalize,
                        load_data(cfg).train, 0, torch.device("cpu"), False)
     compiled = sorted(name for name, _ in calls)

@@ -35,11 +35,13 @@ def _embed_key(cfg):
 
 
 def test_features_enter_the_embed_key_only():
-    absent, explicit = make_cfg([]), make_cfg(["+backbone.features=backbone"])
-    projection = make_cfg(["+backbone.features=projection"])
-    assert _pretrain_key(absent) == _pretrain_key(explicit) == _pretrain_key(projection)
-    # the default written out keeps the keys made before the setting existed
-    assert _embed_key(absent) == _embed_key(explicit) != _embed_key(projection)
+    default, projection = make_cfg([]), make_cfg(["backbone.features=projection"])
+    assert default.backbone.features == "backbone"   # written out in conf/
+    assert _pretrain_key(default) == _pretrain_key(projection)
+    # the default layer leaves the key (brittle/runtime/defaults.py): the key it had before the
+    # setting existed
+    assert "features" not in embed_stage.key(select(default, embed_stage.DEPENDS_ON))
+    assert _embed_key(default) != _embed_key(projection)
 
 
 def _check_space(cfg, tmp_path):
@@ -59,7 +61,7 @@ def _saved_backbone(cfg, directory, with_head=True):
 
 
 def test_projection_features_are_the_heads_output_on_the_backbones(tmp_path):
-    cfg = make_cfg(["+backbone.features=projection", *SMALL], cache_dir=tmp_path / "cache")
+    cfg = make_cfg(["backbone.features=projection", *SMALL], cache_dir=tmp_path / "cache")
     data = load_data(cfg)
     net, head = _saved_backbone(cfg, tmp_path / "backbone")
     emb = embed(cfg, data, tmp_path / "backbone")
@@ -74,7 +76,7 @@ def test_projection_features_are_the_heads_output_on_the_backbones(tmp_path):
 
 
 def test_a_backbone_saved_without_its_head_is_one_clear_error(tmp_path):
-    cfg = make_cfg(["+backbone.features=projection"], cache_dir=tmp_path / "cache")
+    cfg = make_cfg(["backbone.features=projection"], cache_dir=tmp_path / "cache")
     _saved_backbone(cfg, tmp_path / "backbone", with_head=False)
     with pytest.raises(BrittleError, match=r"backbone.features=projection needs the projection "
                                            r"head saved with the pretrained backbone; .* has none"):
@@ -90,13 +92,13 @@ def test_a_backbone_saved_without_its_head_is_one_clear_error(tmp_path):
 def test_a_backbone_without_a_head_is_refused_before_pretraining(tmp_path, overrides, message):
     (tmp_path / "w.pth").write_bytes(b"")
     overrides = [o.format(weights=tmp_path / "w.pth") for o in overrides]
-    cfg = make_cfg([*overrides, "+backbone.features=projection"], cache_dir=tmp_path / "cache")
+    cfg = make_cfg([*overrides, "backbone.features=projection"], cache_dir=tmp_path / "cache")
     with pytest.raises(BrittleError, match=message):
         _check_space(cfg, tmp_path)
 
 
 def test_an_unknown_features_value_is_refused(tmp_path):
-    cfg = make_cfg(["+backbone.features=head"], cache_dir=tmp_path / "cache")
+    cfg = make_cfg(["backbone.features=head"], cache_dir=tmp_path / "cache")
     with pytest.raises(BrittleError, match=r"backbone.features=head is not valid; use one of "
                                            r"\['backbone', 'projection'\]"):
         _check_space(cfg, tmp_path)
@@ -105,7 +107,7 @@ def test_an_unknown_features_value_is_refused(tmp_path):
 @pytest.mark.xfail("head" not in {f.name for f in dataclasses.fields(Fit)}, strict=True,
                    reason="brittle/ssl/fit.py's Fit does not return the projection head yet")
 def test_pretraining_saves_the_head_that_projection_features_use(tmp_path):
-    cfg = make_cfg(["+backbone.features=projection", *SMALL, "backbone.epochs=1",
+    cfg = make_cfg(["backbone.features=projection", *SMALL, "backbone.epochs=1",
                     "backbone.knn_every=0"], cache_dir=tmp_path / "cache")
     data = load_data(cfg)
     directory = pretrain(cfg, data)
