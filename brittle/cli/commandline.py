@@ -55,7 +55,7 @@ def parser_for(line: CommandLine) -> Any:
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    roots = [config_dir(), *line.config_dirs, *searchpath_dirs(line.overrides)]
+    roots: list[Path | str] = [config_dir(), *line.config_dirs, *searchpath_dirs(line.overrides)]
     loader = SimpleNamespace(get_group_options=lambda g, *_, **__: groups(*roots).get(g, []))
     return OverridesParser.create(config_loader=cast(Any, loader))
 
