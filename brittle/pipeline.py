@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from brittle.counterfactual.budget import TrainingPlan, shard_size
-from brittle.counterfactual.searches import Search
+from brittle.counterfactual.searches import Checking, Search
 from brittle.counterfactual.tasks import Task
 from brittle.eval.lds import Evaluation, LinearDatamodelingScore
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
@@ -132,8 +132,8 @@ def _stages(cfg: DictConfig, ex: Execution, indices_named: str,
 
 
 def plan_models(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engine,
-                   source_engine: Engine, built: tuple[Scorer, Search, Evaluation],
-                   given: Any) -> TrainingPlan:
+                source_engine: Engine, built: tuple[Scorer, Search, Evaluation],
+                given: Any) -> TrainingPlan:
     """Log at most how many models the run trains (and, when timed here before, for how long),
     and give each engine the clock that times its models (refined in the log by the first)."""
     scorer, search_obj, evaluation = built
@@ -143,12 +143,8 @@ def plan_models(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engi
     engine.clock = ModelClock(ex.cache.root, key_digest(select(cfg, ENGINE_DEPENDS_ON)), ex.device)
     source_engine.clock = engine.clock if source_engine is engine else \
         ModelClock(ex.cache.root, key_digest(select(source, ENGINE_DEPENDS_ON)), ex.device)
-    plan, tests = TrainingPlan(), search_obj.max_tests()
-    done = _lines(ex.run_dir / "tests.jsonl")   # models a resumed search has already
-    if tests is not None:
-        plan.add("search", max(0, n * tests * int(search_obj.n_test) - done),
-                 f"{n} targets x {tests} tests x {search_obj.n_test}"
-                 + (f" - {done} done" if done else ""), engine.clock.known)
+    plan = TrainingPlan()
+    _plan_search(plan, search_obj, n, ex.run_dir, engine.clock.known)
     if ex.cache.lookup("reference", key_of(_on(source, reference))) is None:
         plan.add("reference", int(cfg.reference.n_models),
                  seconds_per_model=source_engine.clock.known)
@@ -160,6 +156,26 @@ def plan_models(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engi
     log.info("%s", plan.describe())
     engine.clock.planned = source_engine.clock.planned = plan.total
     return plan
+
+
+def _plan_search(plan: TrainingPlan, search_obj: Search, n: int, run_dir: Path,
+                 per_model: float | None) -> None:
+    """The search's models (targets x its most tests x n_test) and its checks' (targets x
+    verify + refine_budget x (n_test + verify)), less those a resumed run has logged."""
+    tests, n_test = search_obj.max_tests(), int(search_obj.n_test)
+    done = _lines(run_dir / "tests.jsonl")
+    if tests is not None:
+        plan.add("search", max(0, n * tests * n_test - done),
+                 f"{n} targets x {tests} tests x {n_test}" + (f" - {done} done" if done else ""),
+                 per_model)
+    checking = Checking.of(search_obj)
+    per_target = checking.models_per_target(n_test)
+    if per_target:
+        done = _lines(run_dir / "checks.jsonl")
+        plan.add("checks", max(0, n * per_target - done),
+                 f"{n} targets x ({checking.verify} + {checking.refine_budget} x "
+                 f"({n_test} + {checking.verify}))" + (f" - {done} done" if done else ""),
+                 per_model)
 
 
 def scorer_models(cfg: DictConfig, ex: Execution, engine: Engine, scorer: Scorer) -> ScorerModels:

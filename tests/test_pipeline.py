@@ -113,3 +113,30 @@ def test_esvm_backends_on_real_moco_embeddings(tiny_run):
                 data.test.labels[q], q, 50)
     overlap = [len(set(a) & set(b)) / 50 for a, b in zip(ref, fast)]
     assert np.mean(overlap) >= 0.99 and min(overlap) >= 0.96
+
+
+def test_checked_supports_are_recorded_in_every_output(tiny_run, caplog):
+    """search.verify and search.refine_budget on the TINY run: the plan counts the checks'
+    models up front, and the table, support.parquet, checks.parquet, refined.json and
+    summary.json carry what they found; the checks' models stay within the plan."""
+    base, _, first = tiny_run
+    caplog.set_level("INFO")
+    cfg = make_cfg(TINY + ["search.verify=3", "search.refine_budget=2"], cache_dir=base / "cache")
+    out = base / "run_checked"
+    summary = run(cfg, out)
+    plan = next(r.getMessage() for r in caplog.records if "models to train" in r.getMessage())
+    assert "checks 2 targets x (3 + 2 x (2 + 3)) = 26" in plan
+    support = pd.read_parquet(out / "support.parquet")
+    assert {"verified_flip_rate", "holds", "refined_support", "check_models"} <= set(support)
+    checks = pd.read_parquet(out / "checks.parquet")
+    assert set(checks["phase"]) <= {"verify", "refine", "refine_verify"}
+    assert len(checks) == support["check_models"].sum() <= 26
+    found = support[support["support"] >= 0]
+    assert (found["verified_flip_rate"].notna()).all() and len(checks[checks.phase == "verify"]) \
+        == 3 * len(found)
+    record = json.loads((out / "summary.json").read_text())["checks"]
+    assert record["n_found"] == len(found) and record["n_hold"] == int(support["holds"].sum())
+    assert summary.auc == first.auc   # the same search: checks change no prefix support
+    refined = json.loads((out / "refined.json").read_text())
+    for row in support[support["holds"]].itertuples():
+        assert len(refined[str(row.target)]["indices"]) == row.refined_support <= row.support

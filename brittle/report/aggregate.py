@@ -84,6 +84,10 @@ def load_run(run_dir: Path) -> tuple[dict, pd.DataFrame] | None:
         "score_seconds": cost.get("seconds"), "models_seconds": cost.get("models_seconds"),
         "bytes_stored": cost.get("bytes_stored"), "peak_bytes": cost.get("peak_bytes"),
         "not_converged": cost.get("not_converged", 0),
+        # search.verify / refine_budget: supports found and holding on fresh models
+        "n_found": (summary.checks or {}).get("n_found"),
+        "n_hold": (summary.checks or {}).get("n_hold"),
+        "median_refined_of_held": (summary.checks or {}).get("median_refined_of_held"),
         "shard": (spec.get("targets") or {}).get("shard"),
         "ranking": _digest(run_dir / "topk.npy"),
         "num_shards": (spec.get("targets") or {}).get("num_shards"),
@@ -110,6 +114,16 @@ def _with_lds(support: pd.DataFrame, lds_file: Path) -> pd.DataFrame:
         return support
     lds = pd.read_parquet(lds_file).rename(columns={"sign_alone": "lds_sign_alone"})
     return support.merge(lds, on="target", how="left")
+
+
+def merged_checks(supports: pd.DataFrame) -> dict:
+    """The checks' counts over the merged shards' targets (support.parquet's columns)."""
+    if "holds" not in supports.columns:
+        return {}
+    holds = supports["holds"].fillna(False).astype(bool)
+    return {"n_found": int((supports["support"] >= 0).sum()), "n_hold": int(holds.sum()),
+            "median_refined_of_held": (float(supports.loc[holds, "refined_support"].median())
+                                       if holds.any() else None)}
 
 
 def merged_lds(supports: pd.DataFrame) -> dict:
@@ -203,7 +217,7 @@ def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFram
                    fraction_flipped=merged["fraction_flipped"],
                    median_support=str(merged["median_support"]),
                    search_models=int(first["search_models"].sum()), shards_missing=len(missing),
-                   **merged_lds(supports))
+                   **merged_lds(supports), **merged_checks(supports))
         merged_rows.append(row)
         keep_runs += list(first["run"])
         tidy.loc[tidy["run"].isin(first["run"]), ["run", "ranking"]] = [row["run"], ranking]

@@ -80,6 +80,7 @@ class RunSummary(RunDetails):
     cdf: list[list[float]] = field(default_factory=list)
     lds_sign_alone: float | None = None   # the LDS of the sign rule alone (brittle/eval/lds.py)
     lds_sign_alone_ci: list[float] | None = None
+    checks: dict[str, Any] | None = None   # search.verify / refine_budget's outcome (checks_record)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +90,7 @@ class RunSummary(RunDetails):
         """The record of a summary.json; ValueError when it is not one (an earlier schema's)."""
         raw = json.loads(Path(path).read_text())
         missing = [f.name for f in fields(cls) if f.name not in raw
-                   and not f.name.startswith("lds")]
+                   and not f.name.startswith("lds") and f.name != "checks"]
         if missing or not isinstance(raw.get("names"), dict):
             raise ValueError(f"{path} lacks {missing or ['names']}")
         known = {f.name for f in fields(cls)}
@@ -113,6 +114,28 @@ def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
     }
 
 
+def checks_record(support: pd.DataFrame, max_support: int) -> dict[str, Any] | None:
+    """With checks (support.parquet's `holds` column): how many found supports hold on fresh
+    models, the headline and CDF of the verified supports (one that does not hold counts as not
+    found) and of the refined ones, and over the targets whose support holds the median prefix
+    and refined sizes; None without checks."""
+    if "holds" not in support.columns:
+        return None
+    found = support["support"].to_numpy() >= 0
+    holds = support["holds"].to_numpy(bool)
+    verified = np.where(holds, support["support"], NOT_FOUND)
+    refined = np.where(holds, support["refined_support"], NOT_FOUND)
+    record: dict[str, Any] = {"n_found": int(found.sum()), "n_hold": int(holds.sum()),
+                              "check_models": int(support["check_models"].sum())}
+    for name, values in (("verified", verified), ("refined", refined)):
+        record[name] = {**headline(values, max_support),
+                        "cdf": [[k, f] for k, f in support_cdf(values, max_support)]}
+    if holds.any():
+        record["median_prefix_of_held"] = float(np.median(support["support"][holds]))
+        record["median_refined_of_held"] = float(np.median(support["refined_support"][holds]))
+    return record
+
+
 def run(run_dir: Path, support: pd.DataFrame, max_support: int, details: RunDetails) -> RunSummary:
     """Write summary.json and cdf.png; return the record."""
     s = support["support"].to_numpy()
@@ -121,7 +144,8 @@ def run(run_dir: Path, support: pd.DataFrame, max_support: int, details: RunDeta
                          **headline(s, max_support),
                          cdf=[[k, f] for k, f in support_cdf(s, max_support)],
                          lds_sign_alone=None if alone is None else alone[0],
-                         lds_sign_alone_ci=None if alone is None else list(alone[1]))
+                         lds_sign_alone_ci=None if alone is None else list(alone[1]),
+                         checks=checks_record(support, max_support))
     save_json(run_dir / "summary.json", summary.to_json())
     plot_cdf(run_dir / "cdf.png", summary)
     return summary
@@ -132,9 +156,16 @@ def plot_cdf(path: Path, summary: RunSummary) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ks, fs = zip(*summary.cdf)
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    ax.step(ks, fs, where="post", label=f"{summary.names.method} (AUC {summary.auc:.3f})")
+    curves = [("prefix (the paper's)" if summary.checks else summary.names.method,
+               summary.cdf, summary.auc)]
+    if summary.checks:
+        curves += [(f"{name} on fresh models" if name == "verified" else name,
+                    summary.checks[name]["cdf"], summary.checks[name]["auc"])
+                   for name in ("verified", "refined")]
+    for name, cdf, auc in curves:
+        ks, fs = zip(*cdf)
+        ax.step(ks, fs, where="post", label=f"{name} (AUC {auc:.3f})")
     ax.set_xlim(0, summary.max_support)
     ax.set_ylim(0, 1)
     ax.set_xlabel(f"support size k ({summary.task})")
@@ -151,17 +182,21 @@ def plot_cdf(path: Path, summary: RunSummary) -> None:
 
 def format_table(support: pd.DataFrame, summary: RunSummary, classes: list[str]) -> str:
     """The human-readable end-of-run report: one line per target, then the headline numbers."""
-    lines = [f"{'target':>7} {'label':>10} {'flip':>10} {'support':>8} {'models':>7}"]
+    checked = summary.checks is not None
+    lines = [f"{'target':>7} {'label':>10} {'flip':>10} {'support':>8} {'models':>7}"
+             + (f" {'verified':>9} {'refined':>8}" if checked else "")]
     for row in support.itertuples():
         flip = classes[row.flip_class] if "flip_class" in support.columns else "-"
         sup = f"{row.support}" if row.support != NOT_FOUND else f">{summary.max_support}"
         lines.append(f"{row.target:>7} {classes[row.label]:>10} {flip:>10} {sup:>8} "
-                     f"{row.n_models:>7}")
+                     f"{row.n_models:>7}" + (_checked_cells(row) if checked else ""))
     lo, hi = summary.auc_ci
     lines.append(
         f"AUC {summary.auc:.3f} (95% CI {lo:.3f}..{hi:.3f})   flipped {summary.n_flipped}/"
         f"{summary.n_targets} within {summary.max_support}   median support "
         f"{summary.median_support} (all targets; >K: not flipped)")
+    if summary.checks:
+        lines.append(_checks_line(summary.checks))
     if summary.lds is not None and summary.lds_ci:
         lo, hi = summary.lds_ci
         lines.append(f"LDS {summary.lds:.3f} (95% CI {lo:.3f}..{hi:.3f}), top "
@@ -171,3 +206,20 @@ def format_table(support: pd.DataFrame, summary: RunSummary, classes: list[str])
         lines.append(f"LDS of sign estimation alone {summary.lds_sign_alone:.3f} (95% CI "
                      f"{lo:.3f}..{hi:.3f}; the same bank and targets without a method)")
     return "\n".join(lines)
+
+
+def _checked_cells(row: Any) -> str:
+    """The verified flip rate (`-` where nothing was checked) and the refined support."""
+    if np.isnan(row.verified_flip_rate):
+        return f" {'-':>9} {'-':>8}"
+    refined = f"{row.refined_support}" if row.refined_support >= 0 else "-"
+    return f" {row.verified_flip_rate:>9.2f} {refined:>8}"
+
+
+def _checks_line(checks: dict[str, Any]) -> str:
+    line = (f"checks: {checks['n_hold']}/{checks['n_found']} supports found hold on fresh models "
+            f"(verified AUC {checks['verified']['auc']:.3f})")
+    if "median_refined_of_held" in checks:
+        line += (f"; refined median {checks['median_refined_of_held']:g} against prefix median "
+                 f"{checks['median_prefix_of_held']:g} over those")
+    return line + f"; {checks['check_models']} models"
