@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -14,6 +17,25 @@ from omegaconf import OmegaConf
 from brittle.cli.commandline import jobs_to_check, parse_command_line, sweep_jobs
 from brittle.cli.validate import check_choices, check_targets
 from tests.helpers import CONF, ROOT
+
+
+def python_blocks(text: str) -> list[str]:
+    """The ```python blocks of a page, in order."""
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def page_modules(text: str, into: Path) -> None:
+    """Write a page's module blocks (first line `# name.py`) into directory `into`."""
+    for block in python_blocks(text):
+        first = block.splitlines()[0]
+        if re.fullmatch(r"# \w+\.py", first):
+            (into / first[2:]).write_text(block)
+
+
+# the modules docs/your-model.md defines (my_model.py) are what its commands name: importable here
+_MODULES = Path(tempfile.mkdtemp(prefix="brittle-docs-"))
+page_modules((ROOT / "docs" / "your-model.md").read_text(), _MODULES)
+sys.path.insert(0, str(_MODULES))
 
 
 def readme_commands(text: str) -> list[str]:
@@ -167,3 +189,22 @@ def test_every_setting_the_docs_and_help_name_is_in_the_config():
     missing = sorted(f"{name}: {key}" for name, key in named if key not in settings
                      and key.replace("source_arch.", "arch.", 1) not in settings)
     assert not missing, f"named but in no option's composed config: {missing}"
+
+
+@pytest.mark.heavy
+def test_the_your_model_page_runs_as_written(tmp_path, monkeypatch):
+    """docs/your-model.md's Python, block after block in one namespace (its modules importable),
+    in a scratch working directory: its searches find supports and resume from their log."""
+    monkeypatch.chdir(tmp_path)
+    text = (ROOT / "docs" / "your-model.md").read_text()
+    scope: dict = {}
+    for block in python_blocks(text):
+        if not re.fullmatch(r"# \w+\.py", block.splitlines()[0]):
+            exec(compile(block, "docs/your-model.md", "exec"), scope)  # noqa: S102
+    assert (scope["found"].table["support"] >= 0).any()
+    assert "holds" in scope["relabelled"].table.columns
+    again = scope["find_supports"](scope["train_and_judge"], scope["targets"], scope["y_train"],
+                                   scope["y_test"][scope["targets"]], rankings=scope["topk"],
+                                   budget=3, n_test=3, max_support=128,
+                                   directory="supports/torch")
+    assert again.trained == 0 and again.table.equals(scope["found"].table)
