@@ -32,6 +32,11 @@ def _overrides(group: str, option: str) -> list[str]:
         overrides.append("dataset.root=/data/cifar10")
     if (group, option) == ("scorer", "precomputed"):
         overrides.append("scorer.path=scores.npz")   # required (???): the file to evaluate
+    # required (???): your own network and loop (docs/your-model.md); brittle's stand in
+    if (group, option) == ("arch", "custom"):
+        overrides.append("arch.model._target_=brittle.retrain.arches.MLP")
+    if (group, option) == ("trainer", "custom"):
+        overrides.append("trainer.fit=brittle.retrain.custom.CustomTrainer")
     return overrides
 
 
