@@ -103,6 +103,21 @@ def lds_readings(records: Records) -> list[str]:
     return _wrapped(text)
 
 
+def fresh_run(records: Records) -> list[str]:
+    """What a fresh clone's `make run` took, and the extras' packages its environment held."""
+    record = records.get("fresh_run")
+    if record is None:
+        return _absent("fresh_run", "python bench/fresh_run.py")
+    figures = record["figures"]
+    found = ", ".join(figures["extras_present"]) or "none"
+    return _wrapped([
+        f"A fresh clone's `make run` took {figures['make_run_seconds'] / 60:.1f} minutes here "
+        "(clone, venv, torch, brittle's core dependencies from the machine's package mirror, and "
+        f"the default job with {figures['job_torch_threads']} torch thread); of the extras' "
+        f"packages (traker, dattri, ray, pytest, ...) its environment held {found} "
+        f"({source_line(record)}).", ""])[:-1]
+
+
 def _status(records: Records) -> list[str]:
     from bench.docgen.ledger import status_line
     return _wrapped([status_line(records)])
@@ -111,7 +126,7 @@ def _status(records: Records) -> list[str]:
 RENDERERS: dict[str, Callable[[Records], list[str]]] = {
     "default-run": default_run, "default-run-table": default_run_table,
     "progress-line": progress_line,
-    "lds-readings": lds_readings, "reproduction-status": _status}
+    "lds-readings": lds_readings, "reproduction-status": _status, "fresh-run": fresh_run}
 
 
 def fill(text: str, records: Records) -> str:
