@@ -26,8 +26,8 @@ def test_every_form_expands_as_hydra_expands_it():
     assert [j[0] for j in _jobs("-m", "scorer=glob(l*)")] == ["scorer=l2"]
     assert [j[0] for j in _jobs("-m", "scorer=glob(*,exclude=[esvm,l2])")] == [
         "scorer=cosine", "scorer=datamodels", "scorer=dattri", "scorer=esvm_other_classes_zero",
-        "scorer=gradcos", "scorer=influence", "scorer=precomputed", "scorer=random",
-        "scorer=tracin", "scorer=trak"]
+        "scorer=gradcos", "scorer=influence", "scorer=magic", "scorer=precomputed",
+        "scorer=random", "scorer=tracin", "scorer=trak"]
     # every value
     assert [j[0] for j in _jobs("-m", "seed=range(3)")] == ["seed=0", "seed=1", "seed=2"]
     assert len(_jobs("-m", "scorer=esvm,l2", "task=remove,mislabel")) == 4
@@ -36,8 +36,8 @@ def test_every_form_expands_as_hydra_expands_it():
                       for s in ("esvm", "l2")]
     assert _jobs("-m", "+x=1", "~debug") == [["+x=1", "~debug=null"]]  # appended and deleted keys
     # an experiment's own sweep (hydra.sweeper.params) is part of the jobs, as the sweeper reads it
-    assert len(_jobs("-m", "experiment=digits_compare")) == 18
-    assert len(_jobs("-m", "experiment=digits_compare", "task=remove")) == 9
+    assert len(_jobs("-m", "experiment=digits_compare")) == 20
+    assert len(_jobs("-m", "experiment=digits_compare", "task=remove")) == 10
 
 
 def test_a_sweep_of_no_job_is_one_line():

@@ -30,3 +30,18 @@ def test_magic_lds_bench_runs_at_its_smoke_size(tmp_path):
     assert set(probe) == {"eps 1", "eps 0.1", "eps 0.01", "eps 0.001", "eps 0.0001", "eps 1e-06"}
     assert probe["eps 1e-06"] < 1e-3   # the metagradient is the derivative: exact in float64
     assert "seed 5: recipe arch.recipe.lr=0.02: same_order a=0.99: MAGIC (1)" in figures
+
+
+@pytest.mark.heavy
+def test_magic_runs_bench_runs_at_its_smoke_size(tmp_path):
+    """bench/magic_runs.py: scorer=magic's default run per task, with MAGIC's cost recorded."""
+    bench = [sys.executable, str(ROOT / "bench" / "magic_runs.py"), "--smoke",
+             "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "runs.json")]
+    done = subprocess.run(bench, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads((tmp_path / "runs.json").read_text())["figures"]
+    for task in ("remove", "mislabel"):
+        run = figures[task]
+        assert run["command"].startswith(f"python run.py scorer=magic task={task}")
+        assert run["magic_n_models"] == 2 and 0 <= run["auc"] <= 1
+        assert run["magic_seconds"] > run["magic_models_seconds"] > 0
