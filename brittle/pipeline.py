@@ -26,6 +26,7 @@ from brittle.counterfactual.tasks import Task
 from brittle.eval.lds import Evaluation, LinearDatamodelingScore
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
+from brittle.retrain.replayable import check_engine
 from brittle.runtime.execution import Execution, activate, execution_of, run_identity
 from brittle.runtime.faults import check_writable
 from brittle.runtime.files import check_run_dir
@@ -151,11 +152,26 @@ def plan_models(cfg: DictConfig, source: DictConfig, ex: Execution, engine: Engi
     request = scorer.models_needed()
     if request is not None and not scorer.needs_features:
         plan.add("scorer", request.n_models, seconds_per_model=source_engine.clock.known)
+    own = _weighted_runs(cfg, source, engine, source_engine, built)
+    if own is not None:
+        plan.add("scorer", own, seconds_per_model=source_engine.clock.known)
     if isinstance(evaluation, LinearDatamodelingScore) and lds.recorded(ex.run_dir) is None:
         plan.add("LDS bank", int(evaluation.n_models), seconds_per_model=engine.clock.known)
     log.info("%s", plan.describe())
     engine.clock.planned = source_engine.clock.planned = plan.total
     return plan
+
+
+def _weighted_runs(cfg: DictConfig, source: DictConfig, engine: Engine, source_engine: Engine,
+                   built: tuple[Scorer, Search, Evaluation]) -> int | None:
+    """Before any training, the checks of the weighted runs (brittle/retrain/replayable.py) of
+    eval=lds_same_order and of a scorer that trains its own runs (scorer=magic: its memory is
+    logged); the trainings of that scorer, else None."""
+    scorer, _, evaluation = built
+    if getattr(evaluation, "order", None) == "same_order":
+        check_engine(engine, "eval=lds_same_order", cfg.arch.get("name"))
+    own = getattr(scorer, "plan_models", None)
+    return None if own is None else int(own(source_engine, source.arch.get("name")))
 
 
 def _plan_search(plan: TrainingPlan, search_obj: Search, n: int, run_dir: Path,
@@ -193,13 +209,14 @@ def scorer_models(cfg: DictConfig, ex: Execution, engine: Engine, scorer: Scorer
 
 def _evaluate(cfg: DictConfig, ex: Execution, engine: Engine, evaluation: Evaluation, ids: Any,
               scored: score.Scored, default_sparsity: float) -> lds.LdsResult | None:
-    """The LDS of the scorer's attributions on the 'lds' bank (trained unless already scored)."""
+    """The LDS of the scorer's attributions on the 'lds' bank, or the 'lds_same_order' bank
+    of eval=lds_same_order (trained unless already scored)."""
     if not isinstance(evaluation, LinearDatamodelingScore):
         return None
     held_out = None
     if lds.recorded(ex.run_dir) is None:
         held_out = bank.run(_on(cfg, bank), ex, engine, int(evaluation.n_models),
-                            float(evaluation.alpha), "lds")
+                            float(evaluation.alpha), evaluation.purpose)
     labels = (engine.train_y, engine.test_y)   # for sign estimation alone, beside the LDS
     return lds.run(ex, evaluation, held_out, ids, scored.attributions, default_sparsity, labels)
 
@@ -226,7 +243,8 @@ def _names(cfg: DictConfig, scorer: Scorer, task: str) -> summarize.RunNames:
     backbone = cfg.backbone.get("name") if scorer.needs_features else None
     # where a model-based scorer's models came from
     source = (cfg.source_arch.get("name")
-              if cfg.get("source_arch") is not None and scorer.models_needed() is not None
+              if cfg.get("source_arch") is not None
+              and (scorer.models_needed() is not None or hasattr(scorer, "plan_models"))
               else None)
     return summarize.RunNames(method=scorer.display_name(backbone), backbone=backbone, task=task,
                                source=source, arch=cfg.arch.get("name"),

@@ -143,7 +143,7 @@ def check_job(overrides: list[str], extra: list[str], multirun: bool, first: boo
     # a user's config directory may hold any target: then every node is checked
     touched = None if extra else [o.lstrip("+~").partition("=")[0] for o in overrides]
     return (check_targets(cfg, touched) or check_values(cfg) or check_target_indices(cfg)
-            or check_normalize(cfg))
+            or check_normalize(cfg) or check_replay(cfg))
 
 
 # groups whose objects judge their own values and build without torch (tests/cli/test_app.py
@@ -171,6 +171,14 @@ def check_values(cfg: DictConfig) -> str | None:
                 return str(cause)
             # anything else is the run's to report, with its context
     return None
+
+
+def check_replay(cfg: DictConfig) -> str | None:
+    """A trainer or recipe setting that the weighted runs of scorer=magic or eval=lds_same_order
+    cannot replay, as one line (the arch is checked once built, before any model trains)."""
+    from brittle.retrain.replayable import config_problem
+
+    return config_problem(cfg)
 
 
 def check_target_indices(cfg: DictConfig) -> str | None:

@@ -19,10 +19,11 @@ from omegaconf import DictConfig
 
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
+from brittle.retrain.weighted import same_order_trainer
 from brittle.runtime.cache import StageCache
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import Execution
-from brittle.runtime.seeds import model_seed, stream
+from brittle.runtime.seeds import model_seed, single_run_seed, stream
 from brittle.runtime.stagetimes import timed_stage
 from brittle.stages.keys import key_of
 
@@ -52,7 +53,9 @@ def key(cfg: DictConfig, n_models: int, alpha: float, purpose: str) -> dict:
 def run(cfg: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha: float,
         purpose: str = "datamodels") -> Bank:
     """Train (or load) `n_models` models on random `alpha`-subsets; `purpose` picks an
-    independent seed stream ('datamodels' to fit on, 'lds' to evaluate on)."""
+    independent seed stream ('datamodels' to fit on, 'lds' to evaluate on). 'lds_same_order':
+    every model is the run's single seeded run with the images outside its subset weighted 0
+    (MAGIC's single-model setting, brittle/retrain/weighted.py)."""
     if not 0 < alpha < 1:
         raise BrittleError(f"bank alpha={alpha} is out of range; use 0 < alpha < 1")
     if n_models < 2:
@@ -65,13 +68,16 @@ def run(cfg: DictConfig, ex: Execution, engine: Engine, n_models: int, alpha: fl
         masks = np.zeros((n_models, n), dtype=bool)
         margins = np.zeros((n_models, len(engine.test_y)), dtype=np.float32)
         start = time.perf_counter()
+        same_order = (same_order_trainer(engine, single_run_seed(seed))
+                      if purpose == "lds_same_order" else None)
         for j in range(n_models):
             model_rng_seed = model_seed(seed, bank_stream, j)
             rng = np.random.default_rng(model_rng_seed)
             keep = np.sort(rng.choice(n, size=int(round(alpha * n)), replace=False))
             masks[j, keep] = True
-            model = engine.train(torch.as_tensor(keep, device=engine.train_x.device),
-                                 engine.train_y, model_rng_seed)
+            kept = torch.as_tensor(keep, device=engine.train_x.device)
+            model = (same_order(kept) if same_order is not None
+                     else engine.train(kept, engine.train_y, model_rng_seed))
             margins[j] = margins_of(engine.logits(model, engine.test_x), test_y).cpu().numpy()
             if (j + 1) % max(1, n_models // 10) == 0:
                 log.info("subset bank: %d/%d models (%.1f s)", j + 1, n_models,
