@@ -79,8 +79,8 @@ def _stages(cfg: DictConfig, ex: Execution, indices_named: str,
     search_obj: Search = instantiate(cfg.search)
     evaluation: Evaluation = instantiate(cfg.eval)
     check_writable(ex.cache.root, "cache_dir", locks=True)
-    check_writable(ex.run_dir, "hydra.run.dir")
     ex.cache.warn_earlier_schema()
+    check_writable(ex.run_dir, "hydra.run.dir")
     check_run_dir(ex.run_dir, run_identity(cfg))
     dataset = data.run(_on(cfg, data), ex)
     targets.check_indices(cfg.targets, dataset, indices_named)   # before any model trains
