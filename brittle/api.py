@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from brittle.counterfactual.callables import TrainingJob
+from brittle.counterfactual.your_model import Supports, find_supports
 from brittle.data.datasets import Dataset
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
 from brittle.retrain.engine import Engine
@@ -36,7 +37,6 @@ from brittle.stages import embed as embed_stage
 from brittle.stages import pretrain as pretrain_stage
 from brittle.stages.embed import Embeddings
 from brittle.stages.keys import select
-from brittle.your_model import Supports, find_supports
 
 __all__ = ["rank", "find_supports", "Supports", "TrainingJob", "load_data", "build_engine",
            "pretrain", "embed", "scorer_models", "bank"]

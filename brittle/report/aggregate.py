@@ -189,7 +189,7 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 def merge_shards(summary: pd.DataFrame, tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join the shards of one logical run (same config but targets.shard) into one row; warn
     about missing shards and drop duplicates (the first directory of a shard wins)."""
-    from brittle.stages.summarize import headline
+    from brittle.counterfactual.metrics import headline
 
     merged_rows, keep_runs = [], []
     for logical, group in summary.groupby("logical_run", sort=False):

@@ -17,8 +17,6 @@ import contextlib
 import importlib.util
 import inspect
 import logging
-import math
-import numbers
 import os
 import re
 import socket
@@ -30,15 +28,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from brittle.runtime.errors import BrittleError
+from brittle.runtime.tracked_values import CREDENTIAL, flat_params, is_number, summary_metrics
 
 log = logging.getLogger(__name__)
 
 # Lightning's logger class -> the package it needs: also the name of the extra and the option
 NEEDS = {"TensorBoardLogger": "tensorboard", "MLFlowLogger": "mlflow", "WandbLogger": "wandb"}
-# setting names whose values are never logged (and never accepted under `logger`)
-CREDENTIAL = re.compile(r"api_?key|token|secret|passw(or)?d|credential", re.IGNORECASE)
-# summary.json entries that are not numbers of the run (config, names, the CDF's points)
-NOT_METRICS = ("cdf", "search", "choices", "names")
 # seconds to wait for a tracking server to accept a connection before giving it up
 CONNECT_SECONDS = 5.0
 _OFFLINE_MODES = ("offline", "disabled", "dryrun")
@@ -50,50 +45,6 @@ def missing_extra(package: str | None) -> str | None:
     if package not in NEEDS.values() or importlib.util.find_spec(str(package)) is not None:
         return None
     return f"logger={package} needs the {package} package: pip install 'brittle[{package}]'"
-
-
-def flat_params(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """The composed config as flat dotted keys (`dataset.name`), without Hydra's node, the tracker's
-    own settings and any credential-like setting; lists become their text."""
-    tree = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-    out: dict[str, Any] = {}
-
-    def walk(node: Mapping[Any, Any], prefix: str) -> None:
-        for key, value in node.items():
-            path = f"{prefix}{key}"
-            if CREDENTIAL.search(str(key)) or path in ("hydra", "logger"):
-                continue
-            if isinstance(value, Mapping):
-                walk(value, path + ".")
-            else:
-                out[path] = value if value is None or isinstance(value, (bool, int, float, str)) \
-                    else str(value)
-
-    walk(tree if isinstance(tree, Mapping) else {}, "")
-    return out
-
-
-def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers of a summary.json record by its names (`auc`, `median_support`, `lds`), a
-    nested record's as `score_cost/seconds`, an interval's ends as `auc_ci/low` and `/high`. Text
-    (a median of ">K": fewer than half flipped) and the search's config are left out."""
-    out: dict[str, float] = {}
-    for key, value in summary.items():
-        if key in NOT_METRICS:
-            continue
-        if isinstance(value, Mapping):
-            out.update({f"{key}/{k}": float(v) for k, v in value.items() if _number(v)})
-        elif isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_number, value)):
-            out[f"{key}/low"], out[f"{key}/high"] = float(value[0]), float(value[1])
-        elif _number(value):
-            out[key] = float(value)
-    return out
-
-
-def _number(value: Any) -> bool:
-    """A finite real number (numpy's included), not a bool."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(float(value)))
 
 
 class Tracker:
@@ -140,7 +91,7 @@ class Tracker:
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         """Numbers at `step` (None and non-finite values are left out)."""
-        values = {str(k): float(v) for k, v in metrics.items() if _number(v)}
+        values = {str(k): float(v) for k, v in metrics.items() if is_number(v)}
         if values:
             self._safely("logging", lambda logger: logger.log_metrics(values, step=int(step)))
 

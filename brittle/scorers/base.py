@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+# the ranking a top-k matrix is, re-exported for scorers' users
+from brittle.counterfactual.rankings import rank_from_scores  # noqa: F401
 from brittle.runtime.errors import BrittleError
 from brittle.scorers.magnitude import PAPER, magnitude
 
@@ -205,11 +207,6 @@ def candidate_pool(train_labels: np.ndarray, label: int, pool: str) -> np.ndarra
     if pool == "same_class":
         return np.flatnonzero(train_labels == label)
     return np.arange(len(train_labels))
-
-
-def rank_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
-    """Top-k matrix int64 [T, k] of scores [T, N]: highest first, ties in index order."""
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
 
 
 def check_pool_sizes(train_labels: np.ndarray, target_labels: np.ndarray, k: int,

@@ -6,12 +6,8 @@ and kNN curves. The pretrain stage (brittle/stages/pretrain.py) caches what it p
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ from brittle.data.datasets import ImageSet, balanced_subset, normalized
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import plain
 from brittle.runtime.precision import lightning_precision
+from brittle.ssl.lightning import lightning_device, quiet_lightning, restored_determinism
 from brittle.ssl.networks import batch_multiple
 from brittle.ssl.resume import EpochCheckpoint, resume_from
 from brittle.ssl.speed import compile_mode, uncompile
@@ -152,55 +149,6 @@ def fit_backbone(bcfg: DictConfig, transform_cfg: DictConfig, normalize: DictCon
              model.epoch_losses[-1] if model.epoch_losses else float("nan"))
     return Fit(net, list(model.epoch_losses), list(model.knn_accuracies), seconds, epochs.seconds,
                head=getattr(model, "projection_head", None))
-
-
-def lightning_device(device: torch.device) -> dict[str, Any]:
-    """Lightning's accelerator and devices for a torch device: cuda:N is GPU N, not GPU 0."""
-    if device.type == "cuda":
-        return {"accelerator": "gpu", "devices": [device.index if device.index is not None else 0]}
-    return {"accelerator": "cpu", "devices": 1}
-
-
-# Lightning's INFO lines (accelerator summary, an advertisement for its cloud logger, "fit stopped")
-# and a deprecation torch raises inside Lightning's own code are not the user's business
-_LIGHTNING_LOGGERS = ("pytorch_lightning.utilities.rank_zero",
-                      "lightning_fabric.utilities.rank_zero")
-_LIGHTNING_DEPRECATION = r".*isinstance\(treespec, LeafSpec\)` is deprecated"
-
-
-@contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """A pretraining log of brittle's lines and real warnings only, restored afterwards."""
-    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LIGHTNING_DEPRECATION)
-        for logger in loggers:
-            logger.setLevel(logging.WARNING)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def restored_determinism() -> Iterator[None]:
-    """Lightning's `deterministic=True` switches deterministic algorithms on for the whole process
-    (and cuDNN's benchmark off) and leaves them so; the retraining after pretraining would then
-    fail on CUDA ops without a deterministic kernel. Restore what was set before the fit."""
-    flags = (torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
-             torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = flags[2], flags[3]
-        if flags[4] is None:
-            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-        else:
-            os.environ["CUBLAS_WORKSPACE_CONFIG"] = flags[4]
 
 
 def _check_batch(net: Any, batch: int, n_train: int) -> None:

@@ -17,14 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brittle.counterfactual.metrics import (
-    fraction_flipped,
-    median_support,
-    support_auc,
-    support_cdf,
-)
+from brittle.counterfactual.metrics import checks_record, headline, support_cdf
 from brittle.counterfactual.searches import NOT_FOUND
-from brittle.eval.stats import bootstrap_ci
 from brittle.runtime.files import atomic_path, save_json
 from brittle.stages.lds import recorded_sign_alone
 
@@ -97,43 +91,6 @@ class RunSummary(RunDetails):
         values = {k: v for k, v in raw.items() if k in known}
         names = RunNames(**{f.name: raw["names"].get(f.name) for f in fields(RunNames)})
         return cls(**{**values, "names": names})
-
-
-def headline(supports: np.ndarray, max_support: int) -> dict[str, Any]:
-    """AUC, fraction flipped (each with a 95% bootstrap CI over targets) and the median."""
-    s = np.asarray(supports)
-    return {
-        "auc": support_auc(s, max_support),
-        "auc_ci": list(bootstrap_ci(s, lambda x: support_auc(x, max_support))),
-        "n_targets": int(len(s)),
-        "n_flipped": int(((s >= 0) & (s <= max_support)).sum()),
-        "fraction_flipped": fraction_flipped(s, max_support),
-        "fraction_flipped_ci": list(bootstrap_ci(s, lambda x: fraction_flipped(x, max_support))),
-        "median_support": median_support(s, max_support),
-        "max_support": int(max_support),
-    }
-
-
-def checks_record(support: pd.DataFrame, max_support: int) -> dict[str, Any] | None:
-    """With checks (support.parquet's `holds` column): how many found supports hold on fresh
-    models, the headline and CDF of the verified supports (one that does not hold counts as not
-    found) and of the refined ones, and over the targets whose support holds the median prefix
-    and refined sizes; None without checks."""
-    if "holds" not in support.columns:
-        return None
-    found = support["support"].to_numpy() >= 0
-    holds = support["holds"].to_numpy(bool)
-    verified = np.where(holds, support["support"], NOT_FOUND)
-    refined = np.where(holds, support["refined_support"], NOT_FOUND)
-    record: dict[str, Any] = {"n_found": int(found.sum()), "n_hold": int(holds.sum()),
-                              "check_models": int(support["check_models"].sum())}
-    for name, values in (("verified", verified), ("refined", refined)):
-        record[name] = {**headline(values, max_support),
-                        "cdf": [[k, f] for k, f in support_cdf(values, max_support)]}
-    if holds.any():
-        record["median_prefix_of_held"] = float(np.median(support["support"][holds]))
-        record["median_refined_of_held"] = float(np.median(support["refined_support"][holds]))
-    return record
 
 
 def run(run_dir: Path, support: pd.DataFrame, max_support: int, details: RunDetails) -> RunSummary:

@@ -17,7 +17,8 @@ import yaml
 from brittle.pipeline import run
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.execution import run_identity
-from brittle.runtime.tracking import Tracker, flat_params, summary_metrics
+from brittle.runtime.tracked_values import flat_params, summary_metrics
+from brittle.runtime.tracking import Tracker
 from tests.helpers import TINY, make_cfg, run_brittle
 
 # two pretraining epochs (two points of the loss curve), kNN measured after each

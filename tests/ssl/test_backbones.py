@@ -260,8 +260,9 @@ def test_pretraining_runs_on_the_gpu_it_is_given(monkeypatch, tmp_path):
                          0, torch.device("cuda:1"), False)
     assert (seen["accelerator"] == "gpu" and seen["devices"] == [1]
             and seen["deterministic"] is False)
-    assert fit.lightning_device(torch.device("cuda")) == {"accelerator": "gpu", "devices": [0]}
-    assert fit.lightning_device(torch.device("cpu")) == {"accelerator": "cpu", "devices": 1}
+    from brittle.ssl.lightning import lightning_device
+    assert lightning_device(torch.device("cuda")) == {"accelerator": "gpu", "devices": [0]}
+    assert lightning_device(torch.device("cpu")) == {"accelerator": "cpu", "devices": 1}
 
 
 def test_pretraining_leaves_the_determinism_flags_as_it_found_them(tmp_path):

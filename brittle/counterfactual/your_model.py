@@ -22,14 +22,13 @@ import pandas as pd
 
 from brittle.counterfactual.callables import CallableRunner, TrainFn
 from brittle.counterfactual.lockstep import SearchTarget
-from brittle.counterfactual.metrics import support_cdf
+from brittle.counterfactual.metrics import checks_record, headline, support_cdf
+from brittle.counterfactual.rankings import rank_from_scores
 from brittle.counterfactual.searches import Bisection, Grid, Parallel, Search
 from brittle.counterfactual.supports import Logs, search_supports, support_row
 from brittle.counterfactual.tasks import Mislabel, Remove
 from brittle.runtime.errors import BrittleError
 from brittle.runtime.files import save_json
-from brittle.scorers.base import rank_from_scores
-from brittle.stages.summarize import checks_record, headline
 
 SEARCHES = {"bisection": Bisection, "grid": Grid, "parallel": Parallel}
 
