@@ -69,14 +69,16 @@ def git_commit() -> str | None:
 def git_dirty() -> bool | None:
     """Whether tracked files differ from the commit (None outside a git checkout), or the configs
     brittle composes are not this checkout's (an editable install of another checkout finds its
-    own `brittle.conf`)."""
+    own `brittle.conf`). What benches write (bench/results, the docs and their figures) does not
+    count: an earlier bench of the same session changes no code."""
     from brittle.cli.configs import config_dir
     if not config_dir().resolve().is_relative_to(ROOT):
         print(f"warning: brittle reads its configs from {config_dir()}, not this checkout's: "
               "the figures are recorded as dirty", file=sys.stderr)
         return True
     try:
-        return bool(_git("status", "--porcelain", "--untracked-files=no"))
+        return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                         ":(exclude)bench/results", ":(exclude)docs"))
     except (OSError, subprocess.CalledProcessError):
         return None
 

@@ -31,7 +31,7 @@ def _output(record: dict[str, Any], table_only: bool) -> list[str]:
     """The default run's printed lines, abridged: its progress lines (first target only) and the
     table's first rows."""
     lines = record.get("output") or []
-    table = next(i for i, line in enumerate(lines) if line.lstrip().startswith("target "))
+    table = next(i for i, line in enumerate(lines) if re.match(r"\s*target\s+label\s", line))
     head = ("device ", "dataset ", "at most ", "reference models:", "pretrained ", "embedded ",
             "scored ")
     shown = [] if table_only else [line for line in lines[:table] if line.startswith(head)]
@@ -48,7 +48,8 @@ def default_run(records: Records) -> list[str]:
     if record is None:
         return _absent("default_run", "python bench/default_run.py")
     return ["```", *_output(record, table_only=False), "```", "",
-            f"*Printed by `python run.py` in an empty folder ({source_line(record)}).*"]
+            *_wrapped([f"*Printed by `python run.py` in an empty folder "
+                       f"({source_line(record)}).*"])]
 
 
 def default_run_table(records: Records) -> list[str]:
@@ -56,7 +57,7 @@ def default_run_table(records: Records) -> list[str]:
     if record is None:
         return _absent("default_run", "python bench/default_run.py")
     return ["```", *_output(record, table_only=True), "```", "",
-            f"*The default run's table ({source_line(record)}).*"]
+            *_wrapped([f"*The default run's table ({source_line(record)}).*"])]
 
 
 def progress_line(records: Records) -> list[str]:
@@ -68,7 +69,7 @@ def progress_line(records: Records) -> list[str]:
              if re.match(r"target \d+/\d+ \(test #\d+\)", line)]
     line = found[min(3, len(found) - 1)]
     return ["```", *_wrapped([f"[...][brittle.stages.search][INFO] - {line}"]), "```", "",
-            f"*From the default run's log ({source_line(record)}).*"]
+            *_wrapped([f"*From the default run's log ({source_line(record)}).*"])]
 
 
 def _mean(record: dict[str, Any], row: str, key: str = "mean") -> float:
