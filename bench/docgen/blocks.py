@@ -24,7 +24,9 @@ def _absent(bench: str, command: str) -> list[str]:
 
 def _wrapped(lines: list[str], width: int = 100) -> list[str]:
     return [part for line in lines
-            for part in (textwrap.wrap(line, width, break_on_hyphens=False) or [""])]
+            for part in (textwrap.wrap(line, width, break_on_hyphens=False,
+                                       subsequent_indent="  " if line.startswith("- ") else "")
+                         or [""])]
 
 
 def _output(record: dict[str, Any], table_only: bool) -> list[str]:
