@@ -51,6 +51,7 @@ bench: $(DEV_STAMP)
 	$(PY) bench/startup.py
 	$(PY) bench/default_run.py
 	$(PY) bench/digits_compare.py
+	$(PY) bench/checks.py
 
 # the docs' generated parts from bench/results/*.json: docs/benchmarks.md, reproduction.md,
 # digits-compare.md and the generated blocks of README.md and docs/*.md (bench/docs.py --check

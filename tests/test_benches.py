@@ -10,7 +10,8 @@ import pytest
 
 from tests.helpers import ROOT
 
-BENCHES = ["pretrain", "esvm", "retrain", "search", "startup", "default_run", "digits_compare"]
+BENCHES = ["pretrain", "esvm", "retrain", "search", "startup", "default_run", "digits_compare",
+           "checks"]
 
 
 def test_make_bench_runs_exactly_these_benches():

@@ -49,11 +49,11 @@ from brittle.scorers.base import (
 METHODS = {"tracin": "TracIn", "grad-dot": "Grad-Dot", "grad-cos": "Grad-Cos", "if-cg": "IF (CG)",
            "if-arnoldi": "IF (Arnoldi)", "if-ekfac": "IF (EK-FAC)", "trak": "TRAK"}
 UNSUPPORTED = {
-    "if-explicit": "dattri 0.3's explicit Hessian did not finish within 120 s even restricted "
+    "if-explicit": "dattri 0.3's explicit Hessian does not finish in minutes even restricted "
                    "to the digits MLP's last layer (2,570 parameters), where if-cg scores all "
-                   "19,210 in 14 s",
-    "if-datainf": "dattri 0.3's DataInf did not finish within 120 s on the digits MLP's last "
-                  "layer, where if-cg scores every parameter in 14 s",
+                   "19,210 in seconds",
+    "if-datainf": "dattri 0.3's DataInf does not finish in minutes on the digits MLP's last "
+                  "layer, where if-cg scores every parameter in seconds",
     "if-lissa": "dattri 0.3's LiSSA samples its Hessian batches with a float index "
                 "tensor and fails (RuntimeError: gather() expects int64)",
     "rps": "RPS fine-tunes the last layer on the model's own predicted labels through a "

@@ -162,10 +162,12 @@ class Scorer(ABC):
         """e.g. 'ESVM MoCo', 'TRAK', 'TRAK (pool same_class)': the method as tables name it."""
         name = f"{self.method} {backbone}" if self.needs_features and backbone else self.method
         zero = " (other classes 0)" if self.other_classes == "zero" else ""
-        # a reading of "inverse distance" other than the scorer's default changes its LDS
-        reading = (f" (magnitude {self.magnitude})" if self.magnitude != self.default_magnitude
-                   else "")
-        return name + self._protocol_suffix() + zero + reading
+        return name + self._protocol_suffix() + zero + self._reading_suffix()
+
+    def _reading_suffix(self) -> str:
+        """Marks an LDS reading of "inverse distance" other than the scorer's default."""
+        return (f" (magnitude {self.magnitude})" if self.magnitude != self.default_magnitude
+                else "")
 
     def _protocol_suffix(self) -> str:
         """Marks a run whose pool departs from the one the paper ranks for this method."""

@@ -218,11 +218,15 @@ def test_paper_imagenet_retrains_resnet18_with_the_papers_imagenet_recipe():
 
 @pytest.mark.parametrize("preset", ["paper_cifar10", "paper_imagenet"])
 def test_paper_presets_read_the_esvms_lds_as_section_3_does(preset):
-    """An SVM against every training image, 1 / the unsigned distance to its hyperplane; under
-    the preset a sweep over scorers keeps it (TRAK takes no such setting); the default reads the
-    ranking's SVM."""
+    """An SVM against every training image, 1 / the unsigned distance to its hyperplane (also
+    the paper's comparison on digits); under the preset a sweep over scorers keeps it (TRAK
+    takes no such setting); the default reads the ranking's SVM."""
     esvm = instantiate(make_cfg([f"experiment={preset}"]).scorer)
     assert (esvm.lds_negatives, esvm.magnitude) == ("all", "inverse_unsigned")
+    assert esvm.display_name("MoCo") == "ESVM MoCo (LDS: SVM against all, inverse_unsigned)"
     assert "lds_negatives" not in make_cfg([f"experiment={preset}", "scorer=trak"]).scorer
     default = instantiate(make_cfg([]).scorer)
     assert (default.lds_negatives, default.magnitude) == ("pool", "inverse_clipped")
+    assert default.display_name("MoCo") == "ESVM MoCo"
+    digits = instantiate(make_cfg(["experiment=digits_compare"]).scorer)
+    assert (digits.lds_negatives, digits.magnitude) == ("all", "inverse_unsigned")

@@ -1,13 +1,9 @@
 """Exemplar SVM scorer (the paper's method): one linear SVM per target, it the only positive and
-its pool (its class, with `pool: same_class`) negative. The scores of a training image is its
-decision value under that hyperplane, a linear function defined on every training image; the
-search ranks the pool by it, highest first, and LDS uses the inverse distance to the hyperplane
-(the nearest the most influential), signed by label as the paper's sign estimation says: the
-target's class positive, every other class negative (`other_classes="zero"`: other classes left
-out). `lds_negatives: all` takes the LDS magnitudes from a second SVM per target trained against
-every training image (section 3: "treating all other samples as negative"), the ranking's
-restriction to the pool being the appendix's (A.4); `magnitude: inverse_unsigned` reads the
-distance as the geometric |decision| / ||w||.
+its pool (`pool: same_class`: its class) negative; a training image's score is its decision
+value, defined on every training image. The search ranks the pool by it; the LDS takes the
+inverse distance to a hyperplane, signed by the paper's sign estimation (other classes negative;
+`other_classes="zero"`: 0), from the ranking's SVM or (`lds_negatives: all`, section 3's text)
+one trained against every training image; `magnitude: inverse_unsigned`: |decision| / ||w||.
 
 Backends:
   sklearn  the paper's reference recipe, unchanged: LinearSVC(C=0.1, class_weight='balanced',
@@ -107,6 +103,12 @@ class ExemplarSVM(Scorer):
         if self.magnitude == "inverse_unsigned":
             return np.abs(decision) / norms[:, None]
         return -decision
+
+    def _reading_suffix(self) -> str:
+        """The LDS reading when not the default: its SVM's negatives and magnitude."""
+        if (self.lds_negatives, self.magnitude) == ("pool", self.default_magnitude):
+            return ""
+        return f" (LDS: SVM against {self.lds_negatives}, {self.magnitude})"
 
     def _solve(self, targets: TargetSet, pool: str) -> tuple[np.ndarray, np.ndarray]:
         """Decision values float64 [T, N] of every training image under each target's SVM
