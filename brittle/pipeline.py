@@ -166,7 +166,7 @@ def _weighted_runs(cfg: DictConfig, source: DictConfig, engine: Engine, source_e
                    built: tuple[Scorer, Search, Evaluation]) -> int | None:
     """Before any training, the checks of the weighted runs (brittle/retrain/replayable.py) of
     eval=lds_same_order and of a scorer that trains its own runs (scorer=magic: its memory is
-    logged); the trainings of that scorer, else None."""
+    logged); the training runs of that scorer, else None."""
     scorer, _, evaluation = built
     if getattr(evaluation, "order", None) == "same_order":
         check_engine(engine, "eval=lds_same_order", cfg.arch.get("name"))

@@ -176,7 +176,7 @@ class Parallel(Search):
     """k-ary search: after the test at max_support, each round tests `width` evenly spaced sizes
     inside the current bracket at once (they can train concurrently), until the bracket is as
     narrow as bisection's resolution ceil(max_support / 2^budget). Fewer sequential rounds than
-    bisection for width > 1, at the price of more trainings."""
+    bisection for width > 1, at the price of more models."""
     width: int = 3
     budget: int = 7
     n_test: int = 5

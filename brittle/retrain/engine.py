@@ -1,7 +1,7 @@
 """The retraining engine: the configured arch and trainer bound to device-resident data.
 
 Built once per run; counterfactual tests and reference models reuse its tensors, so a test costs
-only its trainings. Seeds of individual models derive from (run seed, target, k, replicate), so
+only its models. Seeds of individual models derive from (run seed, target, k, replicate), so
 every model is reproducible on its own and a resumed search retrains exactly what is missing.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Seconds per trained model, remembered across runs, and a run's cost stated before it starts.
 
-A run's cost is its trainings. `ModelClock` times every model an engine trains (a CUDA device is
-synchronised once per call, so the time is the work's, not its launch) and keeps the mean per
-engine and device in `cache_dir/timings.json`: an engine is its arch, trainer and data (the
+A run's cost is the models it trains. `ModelClock` times every model an engine trains (a CUDA
+device is synchronised once per call, so the time is the work's, not its launch) and keeps the
+mean per engine and device in `cache_dir/timings.json`: an engine is its arch, trainer and data (the
 stable key of their config slice), a device its name (`NVIDIA H200`, `cpu`). Before the first
 stage the pipeline logs at most how many models the run trains and, when this engine was timed
 on this device before, the hours that implies; the first models trained refine it in the log.

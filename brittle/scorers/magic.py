@@ -17,7 +17,7 @@ The first seed is the run's single model (brittle/runtime/seeds.py SINGLE_RUN), 
 runs are the same-order LDS bank (`eval=lds_same_order`): with `n_models: 1` that bank measures
 MAGIC in its paper's single-model setting. The others come from MAGIC's own stream.
 
-Cost: `n_models` trainings (their forward passes, timed as `models_seconds`) and, per chunk of
+Cost: `n_models` training runs (their forward passes, timed as `models_seconds`) and, per chunk of
 targets, one replay and one backward pass per seed, batched over the targets. Memory: the
 checkpoints and one segment's states, plus per target its cotangents and the batched step's
 work; `plan_models` logs both before any training. Archs with dropout or batch statistics,
@@ -73,7 +73,7 @@ class Magic(Scorer):
 
     def plan_models(self, engine: Engine, arch: str | None = None) -> int:
         """Before any training: refuse what the replay cannot follow (one error line), log the
-        memory the backward passes take, and return the trainings this scorer runs."""
+        memory the backward passes take, and return the training runs this scorer makes."""
         recipe = check_engine(engine, WHO, arch)
         shared, per_target = memory_bytes(engine.build, recipe, engine.train_x,
                                           self.checkpoint_every)

@@ -45,12 +45,12 @@ class Targets:
 
 
 @timed_stage("targets")
-def run(subset: DictConfig, ex: Execution, data: Dataset, probs: np.ndarray,
+def run(cfg: DictConfig, ex: Execution, data: Dataset, probs: np.ndarray,
         given: np.ndarray | None = None) -> Targets:
     """Select (or read back) this run's targets from the reference models' test softmax
     [R, M, C] (eligibility by their mean, flips by their average rank), or take those of a
     score file (`given`, test indices [T])."""
-    ids = select_targets(subset.targets, data, probs.mean(0), given)
+    ids = select_targets(cfg.targets, data, probs.mean(0), given)
     flips = flip_classes(probs[:, ids], data.test.labels[ids])
     id_path, flip_path = ex.run_dir / "targets.npy", ex.run_dir / "flips.npy"
     recorded_ids, recorded_flips = load_npy(id_path), load_npy(flip_path)
