@@ -41,8 +41,10 @@ def _cfg(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def one_case(task: str, seed: int, args: argparse.Namespace, work: Path) -> pd.DataFrame:
-    """support.parquet of one checked run, with its task and seed."""
+def one_case(task: str, seed: int, args: argparse.Namespace, work: Path
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """support.parquet of one checked run, with its task and seed, and its refinement's candidate
+    tests (one row each: the fraction of its models still correct, its verification's or NaN)."""
     from brittle.pipeline import run
     overrides = [f"task={task}", f"seed={seed}", f"cache_dir={work / 'cache'}",
                  f"search.verify={args.verify}", f"search.refine_budget={args.refine_budget}",
@@ -50,7 +52,21 @@ def one_case(task: str, seed: int, args: argparse.Namespace, work: Path) -> pd.D
     out = work / f"{task}-{seed}"
     run(_cfg(overrides), out)
     support = pd.read_parquet(out / "support.parquet")
-    return support.assign(task=task, seed=seed)
+    checks = pd.read_parquet(out / "checks.parquet")
+    tried = (checks[checks["phase"] == "refine"].groupby(["target", "k"])["correct"].mean()
+             .rename("correct").reset_index())
+    fresh = (checks[checks["phase"] == "refine_verify"].groupby(["target", "k"])["correct"]
+             .mean().rename("fresh").reset_index())
+    return support.assign(task=task, seed=seed), tried.merge(fresh, how="left")
+
+
+def candidates(tried: pd.DataFrame) -> dict[str, int]:
+    """What the refinements tried: candidate tests, those whose every model still classified the
+    target correctly, those that flipped, and those accepted (flipped, then held on fresh
+    models)."""
+    return {"candidates": len(tried), "candidates_all_correct": int((tried["correct"] == 1).sum()),
+            "candidates_flipped": int((tried["correct"] <= 0.5).sum()),
+            "candidates_accepted": int((tried["fresh"] < 0.5).sum())}
 
 
 def figures(rows: pd.DataFrame) -> dict[str, float]:
@@ -78,15 +94,17 @@ def main() -> None:
     record.add(verify=args.verify, refine_budget=args.refine_budget, seeds=args.seeds)
     seeds = args.seeds[:1] if args.smoke else args.seeds
     with tempfile.TemporaryDirectory(prefix="brittle-bench-checks-") as tmp:
-        all_rows = []
+        all_rows, all_tried = [], []
         for task in ("remove", "mislabel"):
-            rows = pd.concat([one_case(task, s, args, Path(tmp)) for s in seeds])
+            cases = [one_case(task, s, args, Path(tmp)) for s in seeds]
+            rows, tried = pd.concat([c[0] for c in cases]), pd.concat([c[1] for c in cases])
             all_rows.append(rows)
-            found = figures(rows)
+            all_tried.append(tried)
+            found = {**figures(rows), **candidates(tried)}
             record.add(**{f"{task}_{k}": v for k, v in found.items()})
             print(f"{task:<9} " + "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else
                                             f"{k} {v}" for k, v in found.items()), flush=True)
-        pooled = figures(pd.concat(all_rows))
+        pooled = {**figures(pd.concat(all_rows)), **candidates(pd.concat(all_tried))}
         record.add(**{f"pooled_{k}": v for k, v in pooled.items()})
     print(f"refined_over_prefix={pooled['refined_over_prefix']:.3f} "
           f"models_over_default={pooled['models_over_default']:.2f} "

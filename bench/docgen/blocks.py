@@ -135,10 +135,15 @@ def checks(records: Records) -> list[str]:
 
     seeds = ", ".join(str(s) for s in f["seeds"])
     goal = (f["pooled_refined_over_prefix"] <= 0.75 and f["pooled_models_over_default"] <= 3)
+    tried = ("" if "pooled_candidates" not in f else
+             f"- the refinements' candidate sets (a support that holds less a chunk): "
+             f"{f['pooled_candidates']} tested, {f['pooled_candidates_all_correct']} with every "
+             f"model still classifying the target correctly, {f['pooled_candidates_flipped']} "
+             f"flipped, {f['pooled_candidates_accepted']} held on fresh models and accepted;")
     return _wrapped([
         f"The default run's targets, seeds {seeds}, `search.verify={f['verify']}` "
         f"`search.refine_budget={f['refine_budget']}`:", "",
-        line("remove"), line("mislabel"), line("pooled"), "",
+        line("remove"), line("mislabel"), line("pooled"), *([tried] if tried else []), "",
         "The goal (a refined median at most 0.75 of the prefix median, within three times the "
         f"default run's models) is {'met' if goal else 'not met'} here.", "",
         f"*{source_line(record)}.*"])
