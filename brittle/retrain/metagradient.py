@@ -24,9 +24,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from brittle.retrain.batchstats import BatchStats
 from brittle.retrain.loop import step_count
 from brittle.retrain.recipe import Recipe
-from brittle.retrain.weighted import State, WeightedRun
+from brittle.retrain.weighted import WeightedRun
+from brittle.retrain.weighted_state import State
 
 
 def checkpoint_every(steps: int, every: int | None) -> int:
@@ -70,15 +72,21 @@ def margins(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def margin_cotangent(run: WeightedRun, state: State, x: torch.Tensor, y: torch.Tensor) -> State:
-    """d margin_t / d state for targets x [T, ...] with labels y int64 [T]: per parameter
-    [T, ...]; zero for the momentum buffers (the margin reads the parameters alone)."""
+    """d margin_t / d state for targets x [T, ...] with labels y int64 [T], the trained model read
+    out in eval mode: per parameter and running statistic [T, ...]; zero for the momentum
+    buffers (the margin does not read them)."""
     params = tuple(p.detach().requires_grad_() for p in state.params)
-    m = margins(run.logits(params, x), y)
+    running = tuple(r.detach().requires_grad_() for r in state.running or ())
+    m = margins(run.readout(State(params, state.momenta, running or None), x), y)
     eye = torch.eye(len(y), dtype=m.dtype, device=m.device)
-    grads = torch.autograd.grad(m, params, grad_outputs=eye, is_grads_batched=True)
+    grads = torch.autograd.grad(m, (*params, *running), grad_outputs=eye, is_grads_batched=True,
+                                allow_unused=True)
+    grads = tuple(torch.zeros(len(y), *t.shape, dtype=t.dtype, device=t.device) if g is None
+                  else g for g, t in zip(grads, (*params, *running)))
+    k = len(params)
     momenta = None if state.momenta is None else tuple(
-        torch.zeros_like(g) for g in grads)
-    return State(tuple(grads), momenta)
+        torch.zeros_like(g) for g in grads[:k])
+    return State(tuple(grads[:k]), momenta, tuple(grads[k:]) or None)
 
 
 def metagradients(run: WeightedRun, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
@@ -110,7 +118,8 @@ def memory_bytes(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor
     with torch.random.fork_rng(devices=[]):   # the caller's random stream stays as it was
         model = build().to(device=x.device, dtype=x.dtype)
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    state = 2 * params if recipe.momentum != 0 else params
+    running = sum(t.numel() * t.element_size() for t in BatchStats(model).initial())
+    state = (2 * params if recipe.momentum != 0 else params) + running
     shared = (math.ceil(steps / k) + k) * state
     per_target = 2 * state + 4 * activation_bytes(model, x[:bs]) + x.shape[0] * x.element_size()
     return shared, per_target

@@ -4,12 +4,14 @@ same-order LDS bank (`eval=lds_same_order`, whose models are that run with weigh
 
 Supported: the recipe trainer (trainer=arch_recipe, paper or cpu) with the sgd optimizer in fp32
 (momentum, Nesterov and weight decay as torch.optim.SGD computes them), any augmentation of
-brittle/retrain/augment.py, and an arch without dropout and without batch statistics. Refused:
+brittle/retrain/augment.py, and an arch without dropout. BatchNorm is followed: its running
+statistics are part of the replayed state (brittle/retrain/batchstats.py); a weight scales an
+image's loss, so an image of weight 0 still enters its batches' statistics (MAGIC's data
+weights: weight 0 removes the image from the loss, not from the normalisation). Refused:
 
 - dropout: its masks are draws of the global generator that the replay would have to repeat;
-- batch statistics (BatchNorm; InstanceNorm with running statistics): a weight-0 image still
-  enters its batch's mean and variance, so weight 0 is not removal; and the running statistics
-  are updated in place inside the module, outside the functional state the replay differentiates;
+- BatchNorm without running statistics or with a cumulative average (momentum None), and
+  InstanceNorm with running statistics;
 - fp16/bf16 (autocast and the fp16 loss scaler are not part of the replay), adamw, progressive
   resizing (`trainer.recipe.resolution`) and trainer=fast (its own optimiser, schedule and
   whitening).
@@ -71,17 +73,21 @@ def arch_problem(model: Any, who: str, arch: str | None = None) -> str | None:
     statistics), or None."""
     from torch import nn
 
+    from brittle.retrain.batchstats import statistics_problem
+
     name = f"arch={arch}" if arch else f"the arch ({type(model).__name__})"
     for module in model.modules():
         kind = type(module).__name__
-        stats = isinstance(module, nn.modules.batchnorm._BatchNorm) or (
-            isinstance(module, nn.modules.instancenorm._InstanceNorm)
-            and module.track_running_stats)
+        stats = (isinstance(module, nn.modules.instancenorm._InstanceNorm)
+                 and module.track_running_stats)
         drops = "Drop" in kind and float(getattr(module, "p", getattr(module, "drop_prob", 0.0))
                                          or 0.0) > 0
         if stats or drops:
-            return (f"{who} needs an arch without dropout or batch statistics; {name} has "
-                    f"{kind}: use arch=mlp")
+            return (f"{who} needs an arch without dropout or running instance statistics; {name} "
+                    f"has {kind}: use arch=mlp or cnn")
+    problem = statistics_problem(model)
+    if problem:
+        return f"{who} follows BatchNorm's running averages; {name} has {problem}: use arch=cnn"
     return None
 
 

@@ -29,10 +29,16 @@ from torch import nn
 from torch.func import functional_call
 
 from brittle.retrain.augment import augment
+from brittle.retrain.batchstats import BatchStats
 from brittle.retrain.loop import batches, seeded
 from brittle.retrain.recipe import Recipe, lr_at, schedule_steps
-
-Tensors = tuple[torch.Tensor, ...]
+from brittle.retrain.weighted_state import (
+    State,
+    before,
+    sgd_update,
+    weighted_loss,
+    zero_if_none,
+)
 
 
 @dataclass(frozen=True)
@@ -43,53 +49,6 @@ class Drawn:
     index: torch.Tensor
     lr: float
     rng: torch.Tensor | None
-
-
-@dataclass(frozen=True)
-class State:
-    """The run before a step: parameters (the model's order) and SGD momentum buffers (None
-    before the first step, as torch.optim.SGD has none yet, and always without momentum)."""
-    params: Tensors
-    momenta: Tensors | None
-
-    def detached(self) -> State:
-        return State(tuple(p.detach() for p in self.params),
-                     None if self.momenta is None else tuple(v.detach() for v in self.momenta))
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.params) * (
-            1 if self.momenta is None else 2)
-
-
-def weighted_loss(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor,
-                  smoothing: float) -> torch.Tensor:
-    """mean_i w_i * CE_smoothed(out_i, y_i) of logits out [B, C], labels y [B], weights w [B],
-    written as torch's mean cross-entropy computes it (log-softmax, the target's term, the
-    smoothing term over every class), so at w = 1 its gradient is F.cross_entropy's, bit for
-    bit."""
-    lp = torch.log_softmax(out, 1)
-    b = out.shape[0]
-    nll = -(w * lp.gather(1, y[:, None]).squeeze(1)).sum() / b
-    if smoothing == 0:
-        return nll
-    smooth = -(w * lp.sum(1)).sum() / b
-    return (1 - smoothing) * nll + smooth * (smoothing / out.shape[1])
-
-
-def sgd_update(state: State, grads: Sequence[torch.Tensor], lr: float, recipe: Recipe) -> State:
-    """The state after torch.optim.SGD's step (its single-tensor arithmetic, out of place, so
-    autograd can differentiate it) with the loss gradients `grads`."""
-    params, momenta = [], []
-    for i, (p, g) in enumerate(zip(state.params, grads)):
-        if recipe.weight_decay != 0:
-            g = g.add(p, alpha=recipe.weight_decay)
-        if recipe.momentum != 0:
-            buf = g.clone() if state.momenta is None else \
-                state.momenta[i].mul(recipe.momentum).add(g, alpha=1)
-            momenta.append(buf)
-            g = g.add(buf, alpha=recipe.momentum) if recipe.nesterov else buf
-        params.append(p.add(g, alpha=-lr))
-    return State(tuple(params), tuple(momenta) if momenta else None)
 
 
 class WeightedRun:
@@ -103,10 +62,12 @@ class WeightedRun:
         with seeded(seed, x.device) as gen:
             model = build().to(device=x.device, dtype=x.dtype)
             self.steps = self._draw(gen)
-        self.model = model.train()   # train mode, as fit_steps trains (no dropout, no batch stats)
+        self.model = model.train()   # train mode, as fit_steps trains (no dropout)
         self.names = [name for name, _ in model.named_parameters()]
         self.buffers = dict(model.named_buffers())
-        self.start = State(tuple(p.detach().clone() for p in model.parameters()), None)
+        self.stats = BatchStats(model)
+        self.start = State(tuple(p.detach().clone() for p in model.parameters()), None,
+                           self.stats.initial() if self.stats else None)
 
     def _draw(self, gen: torch.Generator) -> list[Drawn]:
         """The whole data order, drawn from the model's generator as fit_steps draws it: each
@@ -135,9 +96,20 @@ class WeightedRun:
         return xb, self.labels[drawn.index]
 
     def logits(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """The model's logits [M, C] of x [M, ...] with parameters `params`."""
-        return functional_call(self.model, ({**dict(zip(self.names, params)), **self.buffers}),
-                               (x,))
+        """The model's logits [M, C] of x [M, ...] with parameters `params`, in train mode (a
+        BatchNorm layer normalises with the batch's statistics, updating copies of its own)."""
+        buffers = {k: v.clone() for k, v in self.buffers.items()}
+        return functional_call(self.model, ({**dict(zip(self.names, params)), **buffers}), (x,))
+
+    def readout(self, state: State, x: torch.Tensor) -> torch.Tensor:
+        """The trained model's logits [M, C] of x [M, ...] in eval mode, differentiable in the
+        state's parameters and running statistics."""
+        self.model.eval()
+        try:
+            with self.stats.reading(state.running or ()):
+                return self.logits(state.params, x)
+        finally:
+            self.model.train()
 
     def _loss(self, params: Sequence[torch.Tensor], wb: torch.Tensor, s: int) -> torch.Tensor:
         xb, yb = self.batch(s)
@@ -146,9 +118,13 @@ class WeightedRun:
     def step(self, state: State, w: torch.Tensor, s: int) -> State:
         """The (detached) state after step s with weights w [N]."""
         params = tuple(p.detach().requires_grad_() for p in state.params)
-        grads = torch.autograd.grad(self._loss(params, w[self.steps[s].index], s), params)
+        with self.stats.recording() as seen:
+            loss = self._loss(params, w[self.steps[s].index], s)
+        grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
-            return sgd_update(State(params, state.momenta), grads, self.steps[s].lr, self.recipe)
+            after = sgd_update(State(params, state.momenta), grads, self.steps[s].lr, self.recipe)
+            running = None if state.running is None else self.stats.updated(state.running, seen)
+        return State(after.params, after.momenta, running)
 
     def run(self, w: torch.Tensor, stop: int | None = None, state: State | None = None,
             start: int = 0, keep: int | None = None) -> tuple[State, dict[int, State]]:
@@ -170,37 +146,37 @@ class WeightedRun:
         [T, B], from the cotangents `adjoint` of the state after it ([T, ...] per tensor: one per
         target). One vector-Jacobian product of the whole step (the loss's gradient, created
         differentiably, through weight decay, momentum and the update), batched over targets."""
-        params = tuple(p.detach().requires_grad_() for p in state.params)
-        momenta = None if state.momenta is None else \
-            tuple(v.detach().requires_grad_() for v in state.momenta)
+        params, momenta, running = (None if part is None else
+                                    tuple(t.detach().requires_grad_() for t in part)
+                                    for part in (state.params, state.momenta, state.running))
+        assert params is not None
         wb = w[self.steps[s].index].detach().requires_grad_()
-        grads = torch.autograd.grad(self._loss(params, wb, s), params, create_graph=True)
+        with self.stats.recording() as seen:
+            loss = self._loss(params, wb, s)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
         after = sgd_update(State(params, momenta), grads, self.steps[s].lr, self.recipe)
         outs, cots = list(after.params), list(adjoint.params)
         if after.momenta is not None and adjoint.momenta is not None:
             outs += after.momenta
             cots += adjoint.momenta
-        inputs = [*params, *(momenta or ()), wb]
+        if running is not None and adjoint.running is not None:
+            outs += self.stats.updated(running, seen)
+            cots += adjoint.running
+        inputs = [*params, *(momenta or ()), *(running or ()), wb]
         back = torch.autograd.grad(outs, inputs, grad_outputs=cots, is_grads_batched=True,
                                    allow_unused=True)
-        k = len(params)
-        before_p = tuple(_zero_if_none(g, c) for g, c in zip(back[:k], adjoint.params))
-        before_v = None if momenta is None else tuple(
-            _zero_if_none(g, c) for g, c in zip(back[k:-1], adjoint.params))
-        return State(before_p, before_v), _zero_if_none(back[-1], wb.expand(len(cots[0]), -1))
+        return before(back, params, momenta, running, adjoint), \
+            zero_if_none(back[-1], wb.expand(len(cots[0]), -1))
 
     def module(self, state: State) -> nn.Module:
-        """A module of the run's arch holding `state`'s parameters, in eval mode."""
+        """A module of the run's arch holding `state`'s parameters and running statistics, in
+        eval mode."""
         model = copy.deepcopy(self.model)
         with torch.no_grad():
             for p, value in zip(model.parameters(), state.params):
                 p.copy_(value)
+            BatchStats(model).load(state.running or ())
         return model.eval()
-
-
-def _zero_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """A cotangent autograd leaves out (an input the outputs do not depend on) as zeros."""
-    return torch.zeros_like(like) if grad is None else grad
 
 
 def train_weighted(build: Callable[[], nn.Module], recipe: Recipe, x: torch.Tensor,

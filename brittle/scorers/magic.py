@@ -20,8 +20,9 @@ MAGIC in its paper's single-model setting. The others come from MAGIC's own stre
 Cost: `n_models` training runs (their forward passes, timed as `models_seconds`) and, per chunk of
 targets, one replay and one backward pass per seed, batched over the targets. Memory: the
 checkpoints and one segment's states, plus per target its cotangents and the batched step's
-work; `plan_models` logs both before any training. Archs with dropout or batch statistics,
-other optimisers and precisions are refused (brittle/retrain/replayable.py).
+work; `plan_models` logs both before any training. Archs with dropout, other optimisers and
+precisions are refused (brittle/retrain/replayable.py); BatchNorm's running statistics are part
+of the replayed state (brittle/retrain/batchstats.py).
 """
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ CASES = [
     ("weights without a weight entry", ["scorer=datamodels", "scorer.weights={not_weights}"], "has no 'weight' entry"),
     ("weights missing", ["scorer=datamodels", "scorer.weights=/nonexistent.pt"], "does not exist"),
     ("magic with adamw", ["scorer=magic", "arch.recipe.optimizer=adamw"], "scorer=magic supports the sgd optimizer in fp32; trainer.recipe.optimizer=adamw: use sgd"),
-    ("magic with batch statistics", ["scorer=magic", "arch=cnn"], "scorer=magic needs an arch without dropout or batch statistics; arch=cnn has BatchNorm2d: use arch=mlp"),
+    ("magic with dropout", ["scorer=magic", "arch=mobilenetv2"], "scorer=magic needs an arch without dropout or running instance statistics; arch=mobilenetv2 has Dropout: use arch=mlp or cnn"),
     ("magic with the fast trainer", ["scorer=magic", "trainer=fast"], "scorer=magic replays the recipe trainer (trainer=arch_recipe, paper or cpu); trainer=fast: use trainer=arch_recipe"),
     ("same-order LDS in fp16", ["eval=lds_same_order", "arch.recipe.precision=fp16"], "eval=lds_same_order supports the sgd optimizer in fp32; trainer.recipe.precision=fp16: use fp32"),
 ]

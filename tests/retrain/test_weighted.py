@@ -12,7 +12,8 @@ from brittle.data.datasets import load_digits, normalized
 from brittle.retrain.arches import MLP
 from brittle.retrain.recipe import Recipe
 from brittle.retrain.recipe_trainer import train_one
-from brittle.retrain.weighted import WeightedRun, train_weighted, weighted_loss
+from brittle.retrain.weighted import WeightedRun, train_weighted
+from brittle.retrain.weighted_state import weighted_loss
 
 
 @pytest.fixture(scope="module")

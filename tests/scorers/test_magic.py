@@ -102,12 +102,15 @@ class _WithDropout(nn.Sequential):
 
 
 def test_the_replay_refuses_what_it_cannot_reproduce_one_line_each():
-    """Batch statistics, dropout, adamw, fp16/bf16 (and auto on a GPU), progressive resizing and
-    trainer=fast: one line naming the setting and what to use instead."""
+    """BatchNorm without running averages, dropout, adamw, fp16/bf16 (and auto on a GPU),
+    progressive resizing and trainer=fast: one line naming the setting and what to use instead;
+    BatchNorm with its running averages is replayed (tests/retrain/test_batchstats.py)."""
     who = "scorer=magic"
-    bn = arch_problem(SmallCNN([1, 8, 8], 10), who, "cnn")
-    assert bn == ("scorer=magic needs an arch without dropout or batch statistics; arch=cnn has "
-                  "BatchNorm2d: use arch=mlp")
+    assert arch_problem(SmallCNN([1, 8, 8], 10), who, "cnn") is None
+    cumulative = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4, momentum=None))
+    assert arch_problem(cumulative, who) == (
+        "scorer=magic follows BatchNorm's running averages; the arch (Sequential) has "
+        "BatchNorm2d with momentum=None or track_running_stats=False: use arch=cnn")
     assert "has Dropout: use arch=mlp" in arch_problem(_WithDropout(), who)
     assert arch_problem(TINY_MLP(), who) is None
     assert arch_problem(nn.Sequential(nn.Flatten(), nn.Dropout(0.0), nn.Linear(64, 10)),
