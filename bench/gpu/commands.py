@@ -6,7 +6,9 @@ command line, their figures read from the run's own records (records.py):
   task=mislabel ...`), with every stage's seconds;
 - paper_recipe: the paper presets' network and recipe (`experiment=paper_cifar10`: FFCV's
   ResNet-9, trainer=paper) as the run's reference models train it: seconds a model, accuracy;
-- search_bench: `bench/search.py`, its default case for one round.
+- search_bench: `bench/search.py`, its default case for one round;
+- magic_resnet9: `scorer=magic` on the paper preset's ResNet-9 (BatchNorm) and recipe in fp32,
+  shortened to two epochs: MAGIC's scoring seconds and memory on a GPU-sized arch.
 """
 from __future__ import annotations
 
@@ -32,6 +34,11 @@ DESIGN_CARD = ["experiment=cifar10_fast", "task=mislabel", "backbone.epochs=2", 
 # its reference model and the search's two models, FFCV's ResNet-9 with the paper's recipe
 PAPER_RECIPE = ["experiment=paper_cifar10", "scorer=random", "reference.n_models=1", "targets.n=1",
                 "search.budget=1", "search.n_test=1"]
+# MAGIC's metagradients through the paper preset's network (BatchNorm) and recipe, fp32 (the
+# replay's precision), two epochs: one run of the metagradients for two targets
+MAGIC_RESNET9 = ["experiment=paper_cifar10", "scorer=magic", "scorer.n_models=1",
+                 "trainer.recipe.precision=fp32", "trainer.recipe.epochs=2",
+                 "reference.n_models=1", "targets.n=2", "search.budget=1", "search.n_test=1"]
 TINY_PAPER = ["trainer.recipe.epochs=1", "trainer.recipe.batch_size=100", "arch.model.width=8",
               "source_arch.model.width=8", "targets.only_correct=false", "search.max_support=16"]
 
@@ -91,3 +98,14 @@ def search_bench(ctx: Context) -> tuple[dict, str]:
         f"{done.seconds:.1f} s; lockstep {figures[f'{key}_lockstep_seconds']:.2f} s, target after "
         f"target {figures[f'{key}_target_after_target_seconds']:.2f} s; the search adds "
         f"{figures[f'{key}_per_model_added_per_model']:+.4f} s a model")
+
+
+def magic_resnet9(ctx: Context) -> tuple[dict, str]:
+    over = [f"dataset.root={ctx.need_cifar()}"] + ([*TINY_SETS, *TINY_PAPER] if ctx.smoke else [])
+    figures = _run(ctx, "magic_resnet9", merged(MAGIC_RESNET9, over))
+    cost = figures.get("score_cost") or {}
+    per_target = (cost.get("seconds") or 0) / max(1, int(figures.get("n_targets") or 1))
+    figures["magic_seconds_per_target"] = per_target
+    peak = (cost.get("peak_bytes") or 0) / 2**30
+    return figures, (f"scorer=magic on FFCV's ResNet-9 (BatchNorm), fp32: "
+                     f"{per_target:.1f} s a target, peak {peak:.2f} GiB")

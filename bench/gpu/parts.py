@@ -43,6 +43,8 @@ PARTS: tuple[Part, ...] = (
          "python run.py experiment=paper_cifar10 scorer=random ...: FFCV ResNet-9, trainer=paper"),
     Part("search_bench", "bench.gpu.commands:search_bench", 75, 50, 240, (),
          "python bench/search.py --rounds 1 --cases mlp_remove"),
+    Part("magic_resnet9", "bench.gpu.commands:magic_resnet9", 180, 60, 420, ("cifar",),
+         "python run.py experiment=paper_cifar10 scorer=magic ... (BatchNorm, fp32, 2 epochs)"),
     Part("airbench", "bench.gpu.compare_airbench:airbench_part", 60, 0, 200, ("cifar", "cuda"),
          "airbench's train94 against trainer=fast arch=airnet, 3 seeds each"),
     Part("six_minutes", "bench.gpu.esvm_vs_random:six_minutes", 390, 45, 480, ("cifar",),

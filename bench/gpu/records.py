@@ -12,10 +12,11 @@ import numpy as np
 
 
 def run_figures(run_dir: Path) -> dict[str, Any]:
-    """A run's stage seconds and models, device, AUC with its interval, targets and models."""
+    """A run's stage seconds and models, device, AUC with its interval, targets and models, and
+    its scorer's cost."""
     summary = json.loads((Path(run_dir) / "summary.json").read_text())
     keys = ("stage_seconds", "models_trained", "device", "auc", "auc_ci", "n_targets",
-            "n_flipped", "search_models", "reference_accuracy")
+            "n_flipped", "search_models", "reference_accuracy", "score_cost")
     return {**{k: summary[k] for k in keys}, "method": summary["names"]["method"]}
 
 
