@@ -1,5 +1,5 @@
-"""The paper's comparison on digits, end to end: `python run.py -m experiment=digits_compare` (18
-jobs: 9 methods x 2 tasks, each method's LDS on one bank) from an empty cache, then its report.
+"""The paper's comparison on digits, end to end: `python run.py -m experiment=digits_compare` (20
+jobs: 10 methods x 2 tasks, each method's LDS on one bank) from an empty cache, then its report.
 
 Writes bench/results/digits_compare.json (every run's AUC with its interval, fraction flipped,
 median support, LDS and sign estimation alone, models, ranking digest and per-target supports;
