@@ -21,7 +21,6 @@ Figures also go to bench/results/lds_readings.json (bench/record.py) with machin
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.record import Record, add_arguments  # noqa: E402
+from bench.record import Record, add_arguments, add_cache_argument  # noqa: E402
 from brittle import api  # noqa: E402
 from brittle.eval.lds import lds, sign_alone, sparsify_top  # noqa: E402
 from brittle.eval.stats import bootstrap_ci  # noqa: E402
@@ -147,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--n-models", type=int, default=60)
     parser.add_argument("--targets", default="all", help="targets per seed: all (eligible) or N")
-    default_cache = os.environ.get("BRITTLE_CACHE", str(ROOT / ".cache/brittle"))
-    parser.add_argument("--cache", default=default_cache,
-                        help="brittle's cache (default: $BRITTLE_CACHE or .cache/brittle)")
+    add_cache_argument(parser)
     add_arguments(parser)   # --smoke: 1 pretraining epoch, 4 models, 20 targets; --out
     args = parser.parse_args(argv)
     record = Record("lds_readings", args)

@@ -25,7 +25,6 @@ Figures go to bench/results/magic_lds.json (bench/record.py) with machine, date,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.record import Record, add_arguments  # noqa: E402
+from bench.record import Record, add_arguments, add_cache_argument  # noqa: E402
 from brittle import api  # noqa: E402
 from brittle.eval.lds import LinearDatamodelingScore, sign_alone  # noqa: E402
 from brittle.eval.stats import bootstrap_ci  # noqa: E402
@@ -206,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smooth", default="arch.recipe.lr=0.02",
                         help="the other recipe of MAGIC's single-model check (an override)")
     parser.add_argument("--probe-targets", type=int, default=10)
-    default_cache = os.environ.get("BRITTLE_CACHE", str(ROOT / ".cache/brittle"))
-    parser.add_argument("--cache", default=default_cache,
-                        help="brittle's cache (default: $BRITTLE_CACHE or .cache/brittle)")
+    add_cache_argument(parser)
     add_arguments(parser)   # --smoke: toy sizes; --out
     args = parser.parse_args(argv)
     record = Record("magic_lds", args)

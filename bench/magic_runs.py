@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.record import Record, add_arguments  # noqa: E402
+from bench.record import Record, add_arguments, add_cache_argument  # noqa: E402
 
 SMOKE = ["targets.n=2", "search.budget=2", "search.n_test=2", "search.max_support=16",
          "reference.n_models=1", "arch.recipe.epochs=4", "scorer.n_models=2"]
@@ -59,9 +59,7 @@ def one_task(task: str, args: argparse.Namespace) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_cache = os.environ.get("BRITTLE_CACHE", str(ROOT / ".cache/brittle"))
-    parser.add_argument("--cache", default=default_cache,
-                        help="brittle's cache (default: $BRITTLE_CACHE or .cache/brittle)")
+    add_cache_argument(parser)
     add_arguments(parser)   # --smoke: toy sizes; --out
     args = parser.parse_args(argv)
     record = Record("magic_runs", args)

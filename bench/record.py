@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--smoke a temporary file)")
 
 
+def add_cache_argument(parser: argparse.ArgumentParser) -> None:
+    """--cache, for the benches that share brittle's cache with `python run.py`."""
+    default = os.environ.get("BRITTLE_CACHE", str(ROOT / ".cache/brittle"))
+    parser.add_argument("--cache", default=default,
+                        help="brittle's cache (default: $BRITTLE_CACHE or .cache/brittle)")
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
     try:

@@ -10,7 +10,7 @@ all of a round in one transfer to the host. A user's own training function is th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -26,16 +26,22 @@ class EngineRunner:
     """Trains with brittle's engine (its arch, trainer and device-resident data)."""
     engine: Engine
     task: Task
+    # the previous call's modified training sets by request (the request kept, so its id is not
+    # reused): a test's later rounds of models reuse its set
+    _built: dict[int, tuple[Request, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     def verdicts(self, models: Sequence[Model]) -> list[tuple[bool, float]]:
         """(classified correctly, margin) per model. A test's modified training set is built
-        once per call, shared by its models (the trainer groups models by that identity)."""
-        built: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        once, however many rounds its models take, and shared by its models (the trainer groups
+        models by that identity)."""
+        before, self._built = self._built, {}
         jobs = []
         for m in models:
-            if id(m.request) not in built:
-                built[id(m.request)] = self._modified(m.request)
-            keep, labels = built[id(m.request)]
+            key = id(m.request)
+            if key not in self._built:
+                self._built[key] = (before[key] if key in before else
+                                    (m.request, *self._modified(m.request)))
+            _, keep, labels = self._built[key]
             jobs.append(Job(keep, labels, m.seed))
         trained = self.engine.train_jobs(jobs)
         return verdicts_of(self.engine, trained, [int(m.request.target) for m in models])

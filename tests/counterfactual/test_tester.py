@@ -156,3 +156,21 @@ def test_a_digits_search_finds_the_same_supports_with_and_without_early_stopping
     keys = ["target", "k", "rep"]
     merged = early_tests.merge(full_tests, on=keys, suffixes=("", "_full"))
     assert len(merged) == len(early_tests) and (merged["correct"] == merged["correct_full"]).all()
+
+
+def test_a_tests_modified_training_set_is_built_once_however_many_rounds(tmp_path):
+    """The runner builds each test's training set once and hands it to every round of its
+    models (the trainer groups a test's models by that identity)."""
+    class Counting(Remove):
+        calls = 0
+
+        def apply(self, labels, prefix, flip_class=None):
+            Counting.calls += 1
+            return super().apply(labels, prefix, flip_class)
+
+    patterns = {(1, 8): (True, False, True, False, False), (3, 8): (True, False, False, True, True)}
+    engine = _Engine(_outcomes_by_seed(patterns))
+    tester = CounterfactualTester(EngineRunner(engine, Counting()), Log(tmp_path / "t.jsonl"),
+                                  seed=0, n_test=5, majority=True)
+    tester.accuracies([Request(t, np.arange(20), k, None) for t, k in patterns])
+    assert [len(c) for c in engine.calls] == [6, 2, 2] and Counting.calls == 2
