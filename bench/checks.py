@@ -11,11 +11,14 @@ search's (the default run's) and the checks', and the ratio of all to the defaul
     .venv/bin/python bench/checks.py [--seeds 0 1 2] [--verify 5] [--refine-budget 8]
     .venv/bin/python bench/checks.py --smoke      # seconds-sized, for tests
 
-Figures go to bench/results/checks.json (bench/record.py) with machine, date and commit.
+Figures go to bench/results/checks.json (bench/record.py) with machine, date and commit; the
+first seed's runs' cdf.png (the prefix, verified and refined CDFs) to
+docs/figures/checks_cdf_<task>.png.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +54,8 @@ def one_case(task: str, seed: int, args: argparse.Namespace, work: Path
                  "progress=false", *(SMOKE if args.smoke else [])]
     out = work / f"{task}-{seed}"
     run(_cfg(overrides), out)
+    if seed == args.seeds[0] and not args.smoke:   # the run's own figure, for docs/searches.md
+        shutil.copy(out / "cdf.png", ROOT / "docs" / "figures" / f"checks_cdf_{task}.png")
     support = pd.read_parquet(out / "support.parquet")
     checks = pd.read_parquet(out / "checks.parquet")
     tried = (checks[checks["phase"] == "refine"].groupby(["target", "k"])["correct"].mean()

@@ -34,7 +34,8 @@ FIGURES = ("support_cdf", "per_target_comparison", "auc_heatmap", "cost", "lds",
 RUN_COLUMNS = ("method", "task", "arch", "dataset", "auc", "auc_lo", "auc_hi", "fraction_flipped",
                "n_flipped", "n_targets", "median_support", "max_support", "lds", "lds_lo",
                "lds_hi", "lds_sign_alone", "lds_sign_alone_lo", "lds_sign_alone_hi",
-               "search_models", "scorer_models", "ranking")
+               "search_models", "scorer_models", "ranking", "score_seconds", "models_seconds",
+               "bytes_stored")
 
 
 def sweep(work: Path, smoke: bool) -> tuple[Path, str, float]:

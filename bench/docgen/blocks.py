@@ -149,6 +149,31 @@ def checks(records: Records) -> list[str]:
         f"*{source_line(record)}.*"])
 
 
+def magic_lds(records: Records) -> list[str]:
+    """MAGIC's and the others' LDS in both settings, means over the seeds, as a table."""
+    record = records.get("magic_lds")
+    if record is None:
+        return _absent("magic_lds", "python bench/magic_lds.py --seeds 0 1 2")
+    cells = [name.split(": ", 1)[1] for name in record["figures"]
+             if name.startswith("seed ") and name.count(": ") == 2
+             and name.split(": ")[1].startswith(("independent", "same_order"))]
+    columns = list(dict.fromkeys(c.rsplit(": ", 1)[0] for c in cells))
+    methods = list(dict.fromkeys(c.rsplit(": ", 1)[1] for c in cells))
+    lines = ["| LDS, mean of seeds | " + " | ".join(columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    lines += [f"| {m} | " + " | ".join(f"{_mean(record, f'{c}: {m}'):.3f}" for c in columns)
+              + " |" for m in methods]
+    smooth = [c for c in record["figures"] if "recipe" in c and c.endswith("MAGIC (1)")
+              and "same_order" in c]
+    note = (f"With the smoother recipe (`{smooth[0].split(': ')[1]}`), MAGIC (1) in the "
+            "single-model setting: " + ", ".join(
+                f"{s.split(': ')[2].split(' ')[1]} {_mean(record, s.split(': ', 1)[1]):.3f}"
+                for s in dict.fromkeys(
+                    n for n in smooth if n.startswith("seed 0:"))) + "." if smooth else "")
+    return [*lines, "", *_wrapped([note] if note else []), *([""] if note else []),
+            *_wrapped([f"*{source_line(record)}.*"])]
+
+
 def fresh_run(records: Records) -> list[str]:
     """What a fresh clone's `make run` took, and the extras' packages its environment held."""
     record = records.get("fresh_run")
@@ -173,7 +198,7 @@ RENDERERS: dict[str, Callable[[Records], list[str]]] = {
     "default-run": default_run, "default-run-table": default_run_table,
     "progress-line": progress_line,
     "lds-readings": lds_readings, "reproduction-status": _status, "fresh-run": fresh_run,
-    "checks": checks}
+    "checks": checks, "magic-lds": magic_lds}
 
 
 def fill(text: str, records: Records) -> str:

@@ -57,6 +57,23 @@ def _early_stop(record: dict[str, Any] | None) -> list[str]:
     return [*textwrap.wrap(text, 100), ""]
 
 
+def cost_markdown(runs: list[dict[str, Any]]) -> str:
+    """Per method (the remove task's run; both tasks' scores are the same work): the models it
+    trains for itself and their seconds, its scoring seconds, both per target, the bytes kept to
+    score new targets, and the search's models per target of each task."""
+    rows = {}
+    for r in runs:
+        n = max(1, int(r["n_targets"]))
+        row = rows.setdefault(r["method"], {"method": r["method"]})
+        row[f"search models per target ({r['task']})"] = round(int(r["search_models"]) / n, 1)
+        if r["task"] == "remove":
+            row.update({"its own models": int(r["scorer_models"]),
+                        "their training, s": round(float(r.get("models_seconds") or 0), 2),
+                        "scoring s per target": round(float(r.get("score_seconds") or 0) / n, 3),
+                        "MB kept": round(float(r.get("bytes_stored") or 0) / 1e6, 2)})
+    return pd.DataFrame(list(rows.values())).to_markdown(index=False)
+
+
 def page(record: dict[str, Any] | None, early_stop: dict[str, Any] | None) -> str:
     """The page, or a line saying how to make its file."""
     lines = [INTRO]
@@ -78,6 +95,8 @@ def page(record: dict[str, Any] | None, early_stop: dict[str, Any] | None) -> st
               "## AUC (Table 2 layout)", "", auc_markdown(summary)]
     if summary["lds"].notna().any():
         lines += ["## LDS and sign estimation alone", "", lds_markdown(summary)]
+    if all("score_seconds" in r for r in runs):
+        lines += ["## Cost per target (paper Fig 1)", "", cost_markdown(runs), ""]
     compared = comparisons(tidy, None)
     lines += ["## Per-target comparison against a baseline (two-sided sign test over targets)", "",
               compared.round(4).to_markdown(index=False), ""]
