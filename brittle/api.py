@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from brittle.counterfactual.callables import TrainingJob
+from brittle.counterfactual.rankings import rank_from_scores
 from brittle.counterfactual.your_model import Supports, find_supports
 from brittle.data.datasets import Dataset
 from brittle.retrain.engine import DEPENDS_ON as ENGINE_DEPENDS_ON
@@ -28,7 +29,6 @@ from brittle.scorers.base import (
     ScorerModels,
     TargetSet,
     TrainSet,
-    rank_from_scores,
     validate_features,
 )
 from brittle.stages import bank as bank_stage

@@ -33,8 +33,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-# the ranking a top-k matrix is, re-exported for scorers' users
-from brittle.counterfactual.rankings import rank_from_scores  # noqa: F401
 from brittle.runtime.errors import BrittleError
 from brittle.scorers.magnitude import PAPER, magnitude
 

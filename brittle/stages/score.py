@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from brittle.counterfactual.rankings import rank_from_scores
 from brittle.runtime.costs import Meter
 from brittle.runtime.execution import Execution
 from brittle.runtime.files import load_npy, save_json, save_npy
 from brittle.runtime.progress import Progress
 from brittle.runtime.stagetimes import timed_stage
-from brittle.scorers.base import Scorer, ScorerModels, TargetSet, TrainSet, rank_from_scores
+from brittle.scorers.base import Scorer, ScorerModels, TargetSet, TrainSet
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ import torch
 pytest.importorskip("dattri")
 
 from brittle.api import rank  # noqa: E402
+from brittle.counterfactual.rankings import rank_from_scores  # noqa: E402
 from brittle.runtime.errors import BrittleError  # noqa: E402
 from brittle.scorers.attributors import METHODS, UNSUPPORTED, Dattri  # noqa: E402
-from brittle.scorers.base import TargetSet, TrainSet, rank_from_scores  # noqa: E402
+from brittle.scorers.base import TargetSet, TrainSet  # noqa: E402
 from tests.helpers import DigitsModels, run_brittle  # noqa: E402
 
 QUERIES = np.array([3, 40, 77, 111, 150, 190])
